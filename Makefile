@@ -1,0 +1,43 @@
+# Two commands for a new user: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast browser bench bench-quick docs clean
+
+setup: $(STAMP)
+
+# requirements.txt holds the pins; constraints.txt freezes the whole resolved tree
+# so a fresh machine installs exactly what CI and the developers ran.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# Headless Chromium (Debian package) for the dashboard's browser tests.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+demo: setup
+	$(BIN)/python -m citycloud.demo
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python -m bench.run --full
+
+bench-quick: setup
+	$(BIN)/python -m bench.run --quick
+
+docs: setup
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && echo "serve with: cd dbt_project && ../$(BIN)/dbt docs serve --profiles-dir . --port 8081"
+
+clean:
+	rm -rf warehouse output demo dbt_project/target dbt_project/logs

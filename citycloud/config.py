@@ -1,0 +1,68 @@
+"""Paths and settings, from the project root with environment overrides.
+
+Every entry point (CLI, Airflow DAGs, dashboard, tests) resolves its paths here so
+that one environment variable moves a path everywhere at once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(os.environ.get("CITYCLOUD_HOME", Path(__file__).resolve().parents[1]))
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
+
+
+class CitycloudError(Exception):
+    """An error the user can act on: printed without a traceback by the CLI."""
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else default
+
+
+@dataclass
+class Settings:
+    landing: Path = field(default_factory=lambda: _env_path("CITYCLOUD_LANDING", PROJECT_ROOT / "landing"))
+    warehouse: Path = field(
+        default_factory=lambda: _env_path("CITYCLOUD_WAREHOUSE", PROJECT_ROOT / "warehouse" / "citycloud.duckdb")
+    )
+    contracts: Path = field(
+        default_factory=lambda: _env_path("CITYCLOUD_CONTRACTS", PROJECT_ROOT / "contracts" / "contracts.yml")
+    )
+    output: Path = field(default_factory=lambda: _env_path("CITYCLOUD_OUTPUT", PROJECT_ROOT / "output"))
+    # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
+    memory_limit: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "4GB"))
+    threads: int = field(default_factory=lambda: int(os.environ.get("CITYCLOUD_DUCKDB_THREADS", "0")))
+
+    @property
+    def spill_dir(self) -> Path:
+        return _env_path("CITYCLOUD_SPILL_DIR", self.warehouse.parent / ".spill")
+
+    @property
+    def published(self) -> Path:
+        """Read-only snapshot of the published marts, for readers (dashboard)."""
+        return published_path(self.warehouse)
+
+
+def published_path(warehouse: Path) -> Path:
+    warehouse = Path(warehouse)
+    return warehouse.with_name(warehouse.stem + ".published.duckdb")
+
+
+def pii_key(required: bool = True) -> bytes | None:
+    """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY)."""
+    key = os.environ.get("CITYCLOUD_PII_KEY", "")
+    if not key:
+        if required:
+            raise CitycloudError(
+                "CITYCLOUD_PII_KEY is not set: the pipeline refuses to run without a key for "
+                "pseudonymising personal data. Set it, e.g. `export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)` "
+                "(keep it secret and stable: changing it changes every user hash)."
+            )
+        return None
+    return key.encode("utf-8")
