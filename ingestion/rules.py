@@ -1,0 +1,230 @@
+"""The landing contract as SQL: parse each line, type it, give the first reason it breaks the
+contract (NULL when it doesn't), and shape the valid rows for `raw.*`.
+
+One statement per file, vectorised in DuckDB. The order of the checks fixes which reason a row
+gets when it breaks several rules: shape (CSV field count / JSON syntax), required fields,
+allowed values, timestamp parse, timestamp range, other field types.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from ingestion.pii import mask_sql
+
+TS_PARSE_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO cc_parse_ts(s, is_int) AS CASE
+    WHEN is_int THEN epoch_ms(TRY_CAST(s AS BIGINT))
+    -- no offset: local time, Asia/Shanghai (UTC+8, no daylight saving)
+    WHEN regexp_full_match(s, '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?')
+        THEN TRY_CAST(replace(s, 'T', ' ') AS TIMESTAMP) - INTERVAL 8 HOUR
+    WHEN regexp_full_match(s, '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)')
+        THEN TRY_CAST(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
+END;
+CREATE OR REPLACE TEMP MACRO cc_ts_problem(raw, ts, dt) AS CASE
+    WHEN ts IS NULL THEN 'unparseable event_time ''' || raw || ''''
+    WHEN ts < TIMESTAMP '2014-12-31 16:00:00' THEN 'event_time ' || raw || ' is before 2015-01-01'
+    WHEN ts >= CAST(dt AS TIMESTAMP) + INTERVAL 16 HOUR
+        THEN 'event_time ' || raw || ' is after the end of delivery day ' || CAST(dt AS VARCHAR)
+END;
+CREATE OR REPLACE TEMP MACRO cc_local_day(ts) AS CAST(ts + INTERVAL 8 HOUR AS DATE);
+CREATE OR REPLACE TEMP MACRO cc_phone_valid(s) AS
+    CASE WHEN s IS NULL THEN NULL ELSE regexp_full_match(s, '1[3-9]\d{9}') END;
+-- GB 11643-1999: weighted sum of the first 17 digits mod 11 picks the check character.
+CREATE OR REPLACE TEMP MACRO cc_id_valid(s) AS CASE
+    WHEN s IS NULL THEN NULL
+    WHEN NOT regexp_full_match(s, '\d{17}[\dX]') THEN false
+    ELSE substr('10X98765432', CAST(list_sum(list_transform(range(17), lambda i:
+            CAST(substr(s, i + 1, 1) AS INTEGER) * [7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2][i + 1])) % 11 AS BIGINT) + 1, 1)
+         = substr(s, 18, 1)
+END;
+"""
+
+
+@dataclass(frozen=True)
+class SourceRule:
+    format: str                      # 'csv' | 'jsonl'
+    fields: tuple[str, ...]          # delivered fields we keep (others are additive drift)
+    required: tuple[str, ...]
+    pii: tuple[str, ...]             # fields masked in rejected rows' raw text
+    checks: str                      # SQL CASE branches after the required-field checks
+    select: str                      # SQL select list of the valid rows (after the common columns)
+    typed: str = ""                  # extra typed columns computed before the checks
+
+
+RULES: dict[str, SourceRule] = {
+    "registrations": SourceRule(
+        format="csv",
+        fields=("event_id", "event_type", "user_id", "event_time", "channel", "phone", "id_number",
+                "auth_level", "district_code"),
+        required=("event_id", "event_type", "user_id", "event_time"),
+        pii=("phone", "id_number"),
+        typed="cc_parse_ts(f_event_time, false) AS ts",
+        checks="""
+            WHEN f_event_type NOT IN ('register', 'verify', 'cancel')
+                THEN 'unknown event_type ''' || f_event_type || ''''
+            WHEN cc_ts_problem(f_event_time, ts, $dt) IS NOT NULL THEN cc_ts_problem(f_event_time, ts, $dt)
+            WHEN coalesce(f_auth_level, '0') NOT IN ('0', '1', '2', '3')
+                THEN 'auth_level ''' || f_auth_level || ''' is outside 0–3'
+        """,
+        select="""
+            f_event_id AS event_id, f_event_type AS event_type,
+            pii_hash($city || ':' || f_user_id) AS user_key,
+            ts AS event_ts_utc, cc_local_day(ts) AS event_day, f_channel AS channel,
+            pii_hash(f_phone) AS phone_hash, cc_phone_valid(f_phone) AS phone_valid,
+            pii_hash(f_id_number) AS id_number_hash, cc_id_valid(f_id_number) AS id_number_valid,
+            TRY_CAST(coalesce(f_auth_level, '0') AS INTEGER) AS auth_level, f_district_code AS district_code
+        """,
+    ),
+    "service_access": SourceRule(
+        format="jsonl",
+        fields=("event_id", "user_id", "service_id", "event_time", "channel", "outcome", "duration_ms",
+                "client_ip"),
+        required=("event_id", "service_id", "event_time", "outcome"),
+        pii=("client_ip",),
+        typed="cc_parse_ts(f_event_time, t_event_time IN ('UBIGINT', 'BIGINT')) AS ts",
+        checks="""
+            WHEN f_outcome NOT IN ('success', 'failure', 'timeout')
+                THEN 'unknown outcome ''' || f_outcome || ''''
+            WHEN cc_ts_problem(f_event_time, ts, $dt) IS NOT NULL THEN cc_ts_problem(f_event_time, ts, $dt)
+            WHEN f_duration_ms IS NOT NULL AND (t_duration_ms NOT IN ('UBIGINT', 'BIGINT')
+                                                OR TRY_CAST(f_duration_ms AS BIGINT) < 0)
+                THEN 'duration_ms ''' || f_duration_ms || ''' is not an integer ≥ 0'
+        """,
+        select="""
+            f_event_id AS event_id, pii_hash($city || ':' || f_user_id) AS user_key,
+            f_service_id AS service_id, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
+            f_channel AS channel, f_outcome AS outcome, TRY_CAST(f_duration_ms AS BIGINT) AS duration_ms,
+            pii_hash(f_client_ip) AS client_ip_hash
+        """,
+    ),
+    "ratings": SourceRule(
+        format="jsonl",
+        fields=("event_id", "access_event_id", "user_id", "service_id", "score", "event_time", "comment"),
+        required=("event_id", "service_id", "score", "event_time"),
+        pii=("comment",),
+        typed="cc_parse_ts(f_event_time, false) AS ts",
+        checks="""
+            WHEN t_score NOT IN ('UBIGINT', 'BIGINT') OR TRY_CAST(f_score AS BIGINT) NOT BETWEEN 1 AND 5
+                THEN 'score ''' || f_score || ''' is not an integer 1–5'
+            WHEN cc_ts_problem(f_event_time, ts, $dt) IS NOT NULL THEN cc_ts_problem(f_event_time, ts, $dt)
+        """,
+        select="""
+            f_event_id AS event_id, f_access_event_id AS access_event_id,
+            pii_hash($city || ':' || f_user_id) AS user_key, f_service_id AS service_id,
+            TRY_CAST(f_score AS INTEGER) AS score, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
+            f_comment IS NOT NULL AS has_comment, pii_hash(f_comment) AS comment_hash
+        """,
+    ),
+    "service_catalog": SourceRule(
+        format="csv",
+        fields=("service_id", "service_name", "department", "category", "online_date", "offline_date"),
+        required=("service_id", "online_date"),
+        pii=(),
+        typed="TRY_STRPTIME(f_online_date, '%Y-%m-%d')::DATE AS online, "
+              "TRY_STRPTIME(f_offline_date, '%Y-%m-%d')::DATE AS offline",
+        checks="""
+            WHEN online IS NULL THEN 'unparseable online_date ''' || f_online_date || ''''
+            WHEN f_offline_date IS NOT NULL AND offline IS NULL
+                THEN 'unparseable offline_date ''' || f_offline_date || ''''
+        """,
+        select="""
+            f_service_id AS service_id, f_service_name AS service_name, f_department AS department,
+            f_category AS category, online AS online_date, offline AS offline_date
+        """,
+    ),
+}
+
+JSON_TYPED = {"service_access": ("event_time", "duration_ms"), "ratings": ("score",)}
+
+
+def parse_header(text: str) -> list[str]:
+    return [name.strip().lower() for name in next(csv.reader([text]))]
+
+
+def _csv_fields_sql(rule: SourceRule, header: list[str], con: duckdb.DuckDBPyConnection,
+                    lines: pa.Table) -> tuple[str, str]:
+    """Split CSV lines: plain lines by commas in SQL; lines with quotes by Python's csv module."""
+    quoted = [
+        (line, next(csv.reader([text])))
+        for line, text in zip(lines.column("line").to_pylist(), lines.column("text").to_pylist())
+        if '"' in text and line > 1
+    ] if pa.compute.any(pa.compute.match_substring(lines.column("text"), '"')).as_py() else []
+    con.register("_quoted", pa.table({
+        "line": pa.array([q[0] for q in quoted], pa.int64()),
+        "qfields": pa.array([q[1] for q in quoted], pa.list_(pa.string())),
+    }))
+    n = len(header)
+    pii_positions = [i + 1 for i, name in enumerate(header) if name in rule.pii]
+    cols = []
+    for field in rule.fields:
+        if field in header:
+            cols.append(f"nullif(trim(parts[{header.index(field) + 1}]), '') AS f_{field}")
+        else:
+            cols.append(f"NULL::VARCHAR AS f_{field}")
+    masked = "array_to_string(parts, ',')"
+    if pii_positions:
+        positions = ", ".join(map(str, pii_positions))
+        masked = (f"array_to_string(list_transform(parts, lambda x, i: "
+                  f"CASE WHEN i IN ({positions}) AND x <> '' THEN '***' ELSE x END), ',')")
+    return mask_sql(masked), f"""
+        SELECT line, parts,
+               CASE WHEN len(parts) <> {n}
+                    THEN 'malformed CSV row: expected {n} fields, found ' || len(parts) END AS parse_error,
+               {", ".join(cols)}
+        FROM (SELECT l.line, coalesce(q.qfields, string_split(l.text, ',')) AS parts
+              FROM _lines l LEFT JOIN _quoted q USING (line) WHERE l.line > $header_line)
+    """
+
+
+def _json_fields_sql(rule: SourceRule, source: str) -> tuple[str, str]:
+    paths = ", ".join(f"'$.\"{f}\"'" for f in rule.fields)
+    cols = [f"j[{i + 1}] ->> '$' AS f_{f}" for i, f in enumerate(rule.fields)]
+    cols += [f"json_type(j[{rule.fields.index(f) + 1}]) AS t_{f}" for f in JSON_TYPED.get(source, ())]
+    return mask_sql("text"), f"""
+        SELECT line, text, parse_error, {", ".join(cols)}
+        FROM (SELECT line, text,
+                     CASE WHEN NOT json_valid(text) THEN 'malformed JSON line'
+                          WHEN json_type(text) <> 'OBJECT' THEN 'line is not a JSON object' END AS parse_error,
+                     CASE WHEN json_valid(text) AND json_type(text) = 'OBJECT'
+                          THEN json_extract(text, [{paths}]) END AS j
+              FROM _lines)
+    """
+
+
+def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table) -> tuple[str, list[str] | None]:
+    """One file's lines (registered as `_lines`) → rows of (line, reason, raw, <raw.* columns>).
+
+    `reason` is NULL for a valid row; `raw` (masked) is filled only for rejected rows. Also
+    returns the CSV header (None for JSON lines) so the caller can reject a headerless file.
+    """
+    rule = RULES[source]
+    header = None
+    if rule.format == "jsonl":
+        raw_expr, fields = _json_fields_sql(rule, source)
+    else:
+        header = parse_header(lines.column("text")[0].as_py()) if lines.num_rows else []
+        raw_expr, fields = _csv_fields_sql(rule, header, con, lines)
+    required = "\n".join(f"WHEN f_{f} IS NULL THEN 'missing required field {f}'" for f in rule.required)
+    typed = f", {rule.typed}" if rule.typed else ""
+    return f"""
+        SELECT line, reason, CASE WHEN reason IS NOT NULL THEN {raw_expr} END AS raw, {rule.select}
+        FROM (SELECT *, coalesce(parse_error, CASE {required} {rule.checks} END) AS reason
+              FROM (SELECT *{typed} FROM ({fields})))
+    """, header
+
+
+def header_problem(source: str, header: list[str] | None) -> str | None:
+    if header is None:
+        return None
+    if not header:
+        return "empty file: no header row"
+    missing = [f for f in RULES[source].required if f not in header]
+    if missing:
+        return f"missing header row (no column {', '.join(missing)} in the first line)"
+    if len(set(header)) != len(header):
+        return "header names a column twice"
+    return None
