@@ -1,0 +1,17 @@
+{{ config(pre_hook="{{ delete_affected_days('ratings') }}") }}
+
+-- One row per rating: the copy from the latest delivery wins (see stg_landing__service_access).
+select
+    r.city_code,
+    r.event_id,
+    r.access_event_id,
+    r.user_key,
+    r.service_id,
+    r.score,
+    r.event_ts_utc,
+    r.event_day,
+    r.has_comment,
+    r.dt as delivered_dt
+from {{ source('landing', 'ratings') }} r
+{{ only_affected_days('ratings', 'r') }}
+qualify row_number() over (partition by r.city_code, r.event_id order by r.dt desc, r.file, r.line) = 1

@@ -1,0 +1,19 @@
+{{ config(pre_hook="{{ delete_affected_days('registrations') }}") }}
+
+-- One row per account event: the copy from the latest delivery wins.
+select
+    g.city_code,
+    g.event_id,
+    g.event_type,
+    g.user_key,
+    g.event_ts_utc,
+    g.event_day,
+    g.channel,
+    g.auth_level,
+    g.phone_valid,
+    g.id_number_valid,
+    g.district_code,
+    g.dt as delivered_dt
+from {{ source('landing', 'registrations') }} g
+{{ only_affected_days('registrations', 'g') }}
+qualify row_number() over (partition by g.city_code, g.event_id order by g.dt desc, g.file, g.line) = 1
