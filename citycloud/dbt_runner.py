@@ -43,9 +43,10 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
         if progress and _PROGRESS.search(line):
             progress("dbt " + line.split("  ", 1)[-1].strip())
     if proc.wait() != 0:
-        problems = [ln for ln in lines if re.search(r"(ERROR|FAIL|Error|error)", ln)][-15:]
+        start = next((i for i, ln in enumerate(lines) if "Completed with" in ln), max(len(lines) - 25, 0))
+        problems = [ln for ln in lines[start:] if ln.strip()][:25]
         raise CitycloudError(
-            f"dbt {args[0]} failed (exit {proc.returncode}):\n  " + "\n  ".join(problems or lines[-15:])
+            f"dbt {args[0]} failed (exit {proc.returncode}):\n  " + "\n  ".join(problems)
             + f"\nFull log: {dbt_env(settings)['DBT_LOG_PATH']}/dbt.log"
         )
     return lines

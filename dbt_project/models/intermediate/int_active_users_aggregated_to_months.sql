@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'month']) }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Monthly active users: distinct logged-in users with at least one successful access in the
 -- calendar month (exact). Incremental: only the months a new batch touched are recounted.

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- DAU, WAU (D-6..D) and MAU (D-29..D) per city and day, exact.
 --

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', pre_hook="{{ delete_affected_days('service_access') }}") }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Accesses per city, day and service (anonymous included); users = distinct logged-in
 -- users who opened the service that day, whatever the outcome.

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', pre_hook="{{ delete_affected_days('service_access') }}") }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per city, day and logged-in user with at least one successful access that day:
 -- the exact building block of DAU / WAU / MAU (no approximate sketches: these are paid on).

@@ -1,4 +1,5 @@
 {{ config(pre_hook="{{ delete_affected_days('service_access') }}") }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per access event: the copy from the latest delivery wins. A redelivered event
 -- keeps its id and event time, so its copies share an event day and the dedup can run

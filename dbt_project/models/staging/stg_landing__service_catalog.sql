@@ -1,4 +1,5 @@
 {{ config(pre_hook="{{ delete_affected_days('service_catalog', 'snapshot_dt') }}") }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Catalog snapshots as delivered: one row per service per snapshot (a service listed twice
 -- in one snapshot keeps its last line). A snapshot whose file was set aside has no rows
