@@ -36,8 +36,10 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python -m bench.run --quick
 
+# dbt docs of the demo warehouse (run `make demo` first); browse at http://localhost:8081
 docs: setup
-	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && echo "serve with: cd dbt_project && ../$(BIN)/dbt docs serve --profiles-dir . --port 8081"
+	cd dbt_project && CITYCLOUD_WAREHOUSE=$(CURDIR)/demo/warehouse/citycloud.duckdb ../$(BIN)/dbt docs generate --profiles-dir . \
+	  && CITYCLOUD_WAREHOUSE=$(CURDIR)/demo/warehouse/citycloud.duckdb ../$(BIN)/dbt docs serve --profiles-dir . --port 8081 --no-browser
 
 clean:
 	rm -rf warehouse output demo dbt_project/target dbt_project/logs
