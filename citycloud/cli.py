@@ -7,6 +7,7 @@ what went wrong and what to do, never a bare traceback (exit 2: bad input or usa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -32,6 +33,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             setattr(settings, name, Path(value))
+    if getattr(args, "warehouse", None) and not os.environ.get("CITYCLOUD_OUTPUT"):
+        # Reports (Data Docs, statements) go beside the warehouse they describe.
+        settings.output = Path(args.warehouse).parent / "output"
     return settings
 
 

@@ -1,0 +1,157 @@
+"""Where the dirt goes (a deterministic plan) and hand-made rows that break the contract."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._common import (DAY, F_EPOCH_MS, F_LOCAL_SPACE, F_LOCAL_T, F_OFFSET, F_Z, day_date, day_start,
+                      iso_local, rng_for)
+
+ACCESS_BAD = ("missing_field", "bad_timestamp", "unknown_outcome", "after_delivery_day", "before_2015",
+              "malformed_json")
+RATING_BAD = ("missing_field", "bad_timestamp", "bad_score", "after_delivery_day", "before_2015",
+              "malformed_json")
+REG_BAD = ("missing_field", "bad_timestamp", "unknown_event_type", "after_delivery_day", "before_2015",
+           "bad_auth_level")
+BAD_KINDS = {"registrations": REG_BAD, "service_access": ACCESS_BAD, "ratings": RATING_BAD}
+EVENT_SOURCES = ("registrations", "service_access", "ratings")
+
+
+@dataclass
+class Plan:
+    """Deterministic placement of the rare dirt: each file-level problem once in the whole area,
+    every kind of bad row at least once per city and source."""
+    dirt: bool
+    last_dn: int
+    truncated_gzip: tuple[str, int] | None = None      # (city, dt) of service_access
+    non_utf8: tuple[str, int] | None = None            # (city, dt) of registrations
+    no_header: tuple[str, int] | None = None           # (city, dt) of registrations
+    incomplete: tuple[str, str] | None = None          # (city, source) whose last dt lacks _SUCCESS
+    forced: dict = field(default_factory=dict)         # (city, source, dt) -> [bad kinds]
+    very_late: dict = field(default_factory=dict)      # (city, source) -> dt with a weeks-late event
+
+    def complete(self, city: str, source: str, dn: int) -> bool:
+        return not (self.incomplete == (city, source) and dn == self.last_dn)
+
+    def bad_kinds(self, rng: np.random.Generator, city: str, source: str, dn: int, rows: int) -> list[str]:
+        if not self.dirt:
+            return []
+        kinds = list(self.forced.get((city, source, dn), []))
+        extra = int(rng.poisson(0.25 + min(rows * 2e-6, 40)))
+        pool = BAD_KINDS[source]
+        kinds += [pool[int(i)] for i in rng.integers(0, len(pool), extra)]
+        return kinds
+
+
+def make_plan(seed: int, cities: list[str], start_dn: int, last_dn: int, dirt: bool) -> Plan:
+    rng = rng_for(seed, 7)
+    plan = Plan(dirt, last_dn)
+    days = last_dn - start_dn + 1
+    for city in cities:
+        for source in EVENT_SOURCES:
+            plan.very_late[(city, source)] = start_dn + int(rng.integers(min(15, days - 1), days))
+    if not dirt:
+        return plan
+    pick_city = lambda: cities[int(rng.integers(0, len(cities)))]  # noqa: E731
+    plan.incomplete = (pick_city(), EVENT_SOURCES[int(rng.integers(0, 3))])
+    # Complete folders only, where there is a choice.
+    usable = lambda c, s: [d for d in range(start_dn, last_dn + 1) if plan.complete(c, s, d)] or [last_dn]  # noqa
+    choose = lambda c, s: (lambda ds: ds[int(rng.integers(0, len(ds)))])(usable(c, s))  # noqa: E731
+    c = pick_city()
+    plan.truncated_gzip = (c, choose(c, "service_access"))
+    c = pick_city()
+    plan.non_utf8 = (c, choose(c, "registrations"))
+    c = pick_city()
+    plan.no_header = (c, choose(c, "registrations"))
+    for city in cities:
+        for source in EVENT_SOURCES:
+            for kind in BAD_KINDS[source]:
+                plan.forced.setdefault((city, source, choose(city, source)), []).append(kind)
+    return plan
+
+
+def _timestamp_for(rng, kind: str, dn: int, epoch: bool):
+    """An event_time value (JSON-ready Python value) for a bad row of the given kind, or a
+    valid one inside the delivery day."""
+    forms = [F_OFFSET, F_Z, F_LOCAL_T, F_LOCAL_SPACE] + ([F_EPOCH_MS] if epoch else [])
+    form = forms[int(rng.integers(0, len(forms)))]
+    if kind == "bad_timestamp":
+        d = day_date(dn)
+        return [f"{d:%Y-%m}-32T09:15:00+08:00", "yesterday", f"{d.year}-13-01 10:00:00", "N/A",
+                f"{d:%Y-%m-%d}T25:61:00", "#VALUE!", "0000-00-00 00:00:00"][int(rng.integers(0, 7))]
+    if kind == "after_delivery_day":
+        ts = day_start(dn + 1) + int(rng.integers(60, 3 * DAY))
+    elif kind == "before_2015":
+        ts = [0, 946_684_800, 1_388_534_400, 1_262_304_000][int(rng.integers(0, 4))]  # 1970, 2000, 2014, 2010
+    else:
+        ts = day_start(dn) + int(rng.integers(0, DAY))
+    text = iso_local(ts, form)
+    return int(text) if form == F_EPOCH_MS else text
+
+
+def access_bad_line(rng, kind: str, code: str, dn: int, event_id: str, service_id: str, user_id: str) -> str:
+    row = {"event_id": event_id, "user_id": user_id, "service_id": service_id,
+           "event_time": _timestamp_for(rng, kind, dn, True), "channel": "alipay_mini",
+           "outcome": "success", "duration_ms": int(rng.integers(50, 3000)),
+           "client_ip": f"116.{rng.integers(0, 256)}.{rng.integers(0, 256)}.{rng.integers(1, 255)}"}
+    if kind == "unknown_outcome":
+        row["outcome"] = ["ok", "error", "cancelled", "pending", "200"][int(rng.integers(0, 5))]
+    return _finish(rng, kind, row, ("event_id", "service_id", "event_time", "outcome"))
+
+
+def rating_bad_line(rng, kind: str, code: str, dn: int, event_id: str, service_id: str, user_id: str) -> str:
+    row = {"event_id": event_id, "access_event_id": None, "user_id": user_id, "service_id": service_id,
+           "score": int(rng.integers(1, 6)), "event_time": _timestamp_for(rng, kind, dn, False),
+           "comment": None}
+    if kind == "bad_score":
+        row["score"] = [0, 6, 10, -1, 99][int(rng.integers(0, 5))]
+    return _finish(rng, kind, row, ("event_id", "service_id", "score", "event_time"))
+
+
+def _finish(rng, kind: str, row: dict, required: tuple[str, ...]) -> str:
+    if kind == "missing_field":
+        key = required[int(rng.integers(0, len(required)))]
+        if rng.random() < 0.5:
+            del row[key]
+        else:
+            row[key] = None
+    line = json.dumps(row, ensure_ascii=False)
+    if kind == "malformed_json":
+        variants = [line[: int(len(line) * rng.uniform(0.3, 0.9))],              # cut off
+                    line.replace('"', "'"),                                         # single quotes
+                    line.replace(", ", " ", 1),                                     # missing comma
+                    line[:-1] + ', "extra": }']                                     # dangling key
+        line = variants[int(rng.integers(0, len(variants)))]
+        try:
+            json.loads(line)
+            line = line[:-2]
+        except ValueError:
+            pass
+    return line
+
+
+def registration_bad_row(rng, kind: str, dn: int, event_id: str, user_id: str) -> dict:
+    row = {"event_id": event_id, "event_type": "register", "user_id": user_id,
+           "event_time": str(_timestamp_for(rng, kind, dn, False)), "channel": "wechat_mini",
+           "phone": f"139{rng.integers(10**7, 10**8)}", "id_number": None, "auth_level": "1",
+           "district_code": None}
+    if kind == "missing_field":
+        row[("event_id", "event_type", "user_id", "event_time")[int(rng.integers(0, 4))]] = None
+    elif kind == "unknown_event_type":
+        row["event_type"] = ["upgrade", "delete", "merge", "login", "unregister"][int(rng.integers(0, 5))]
+    elif kind == "bad_auth_level":
+        row["event_type"] = "verify"
+        row["auth_level"] = ["5", "-1", "高", "9", "2.5"][int(rng.integers(0, 5))]
+    return row
+
+
+def catalog_bad_rows(code: str) -> list[dict]:
+    """A planned service without a date yet and a row that lost its id."""
+    return [
+        {"service_id": f"S{code}8001", "service_name": "智慧停车一件事", "department": "市交通委",
+         "category": "交通", "online_date": "待定", "offline_date": None, "handling_mode": "全程网办"},
+        {"service_id": None, "service_name": "临时测试服务", "department": "市大数据中心",
+         "category": "其他", "online_date": "2020-01-01", "offline_date": None, "handling_mode": None},
+    ]

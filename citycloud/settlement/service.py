@@ -1,0 +1,350 @@
+"""`settle()`: one month's settlement for every contract, as used by the CLI and the DAGs."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from citycloud import db, publish
+from citycloud.config import CitycloudError, Settings
+from citycloud.settlement import statements, versions
+from citycloud.settlement.compute import Computation, actual_text, compute
+from citycloud.settlement.contracts import KNOWN_KPIS, Contract, city_problems, load_contracts, raise_problems
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass
+class ContractResult:
+    contract_id: str
+    city_code: str
+    status: str  # provisional | final | restatement (of `version`), or skipped
+    version: int | None = None
+    payment: Decimal | None = None
+    written: bool = False  # a new version was written by this run
+    note: str = ""
+    restates_version: int | None = None
+    payment_delta: Decimal | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class SettleReport:
+    month: str
+    final: bool
+    computed_at: datetime
+    out_dir: Path
+    results: list[ContractResult] = field(default_factory=list)
+    summary_files: list[Path] = field(default_factory=list)
+    snapshot: Path | None = None
+
+    @property
+    def written(self) -> list[ContractResult]:
+        return [r for r in self.results if r.written]
+
+    @property
+    def settled(self) -> list[ContractResult]:
+        return [r for r in self.results if r.status != "skipped"]
+
+    @property
+    def total_payment(self) -> Decimal:
+        return sum((r.payment for r in self.settled if r.payment is not None), Decimal("0.00"))
+
+    def summary_line(self) -> str:
+        new = self.written
+        by_status: dict[str, int] = {}
+        for r in new:
+            by_status[r.status] = by_status.get(r.status, 0) + 1
+        parts = [f"{len(new)} new version{'s' if len(new) != 1 else ''}"]
+        if by_status:
+            parts[0] += " (" + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + ")"
+        unchanged = len(self.settled) - len(new)
+        if unchanged:
+            parts.append(f"{unchanged} unchanged")
+        skipped = len(self.results) - len(self.settled)
+        if skipped:
+            parts.append(f"{skipped} skipped (month outside the contract)")
+        return (
+            f"settled {self.month}: {len(self.results)} contract{'s' if len(self.results) != 1 else ''}, "
+            + ", ".join(parts)
+            + f"; payable {self.total_payment:,.2f} CNY; statements in {self.out_dir}"
+        )
+
+
+def parse_month(month: str) -> date:
+    m = _MONTH_RE.match(month or "") if isinstance(month, str) else None
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise CitycloudError(f"month {month!r} is not a month: write it YYYY-MM, e.g. --month 2026-02")
+    return date(int(m.group(1)), int(m.group(2)), 1)
+
+
+def next_month(d: date) -> date:
+    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+def _now(now: datetime | None) -> datetime:
+    """`now` as an aware Asia/Shanghai time (a naive `now` is read as Asia/Shanghai wall time)."""
+    if now is None:
+        return datetime.now(SHANGHAI)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=SHANGHAI)
+    return now.astimezone(SHANGHAI)
+
+
+def check_month_ended(month_start: date, now: datetime) -> None:
+    end = datetime(*next_month(month_start).timetuple()[:3], tzinfo=SHANGHAI)
+    if now < end:
+        raise CitycloudError(
+            f"month {month_start:%Y-%m} has not ended (it ends {end:%Y-%m-%d %H:%M} Asia/Shanghai; it is now "
+            f"{now:%Y-%m-%d %H:%M}): a month can be settled once it has ended. Settle an earlier month, or wait."
+        )
+
+
+def _fetch_actuals(con: duckdb.DuckDBPyConnection, city_code: str, month: date) -> list[dict]:
+    """The city's kpi_monthly row(s) for the month: the KPIs, plus `is_complete` (whether the
+    city's day series reaches the month's last day) when the model provides it."""
+    extra = [c for c in ("is_complete", "days_covered") if c in versions.columns(con, "marts", "kpi_monthly")]
+    cols = ", ".join(KNOWN_KPIS + tuple(extra))
+    cur = con.execute(f"SELECT {cols} FROM marts.kpi_monthly WHERE city_code = ? AND month = ?", [city_code, month])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _changed_kpis(con: duckdb.DuckDBPyConnection, contract: Contract, month: date, version: int, comp: Computation) -> str:
+    before = {
+        r[0]: r[1]
+        for r in con.execute(
+            f"SELECT kpi, actual_exact FROM {versions.LINES} WHERE contract_id = ? AND month = ? AND version = ?",
+            [contract.contract_id, month, version],
+        ).fetchall()
+    }
+    diffs = [
+        f"{ln.kpi} {before.get(ln.kpi) or 'null'} → {actual_text(ln.actual) or 'null'}"
+        for ln in comp.lines
+        if before.get(ln.kpi) != actual_text(ln.actual)
+    ]
+    return ", ".join(diffs) if diffs else "contract terms"
+
+
+def _snapshot_current(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
+    """Does the readers' snapshot hold every statement version the warehouse holds?"""
+    snap = settings.published
+    if not snap.exists():
+        return False
+    try:
+        con.execute(f"ATTACH '{snap.as_posix()}' AS settle_snapshot_check (READ_ONLY)")
+    except duckdb.Error:
+        return False
+    try:
+        sql = "SELECT count(*), max(computed_at) FROM {}.settlement_statements"
+        return (
+            con.execute(sql.format("settle_snapshot_check.marts")).fetchone()
+            == con.execute(sql.format("marts")).fetchone()
+        )
+    except duckdb.Error:
+        return False
+    finally:
+        con.execute("DETACH settle_snapshot_check")
+
+
+def settle(
+    settings: Settings,
+    month: str,
+    final: bool = False,
+    out_dir: Path | None = None,
+    contracts_path: Path | None = None,
+    now: datetime | None = None,
+) -> SettleReport:
+    """Settle `month` (YYYY-MM) for every contract, record statement versions, write the files.
+
+    Raises CitycloudError (nothing written) for: a month not ended, a contracts file that breaks
+    a rule, a missing warehouse or kpi_monthly, a contract whose city has no kpi_monthly row for
+    the month, stored versions altered outside this module.
+    """
+    month_start = parse_month(month)
+    now_sh = _now(now)
+    check_month_ended(month_start, now_sh)
+
+    contracts_path = Path(contracts_path or settings.contracts)
+    # Static rules first: a bad file is refused before the warehouse is even opened...
+    contracts = load_contracts(contracts_path)
+    warehouse = Path(settings.warehouse)
+    if not warehouse.exists():
+        raise CitycloudError(f"warehouse {warehouse} does not exist: run `citycloud run` first")
+    out_dir = Path(out_dir) if out_dir is not None else Path(settings.output) / "statements" / month
+    report = SettleReport(month=month, final=final, computed_at=now_sh, out_dir=out_dir)
+
+    con = db.connect(warehouse, settings=settings)
+    try:
+        if not versions.table_exists(con, "marts", "kpi_monthly"):
+            raise CitycloudError(
+                f"warehouse {warehouse} has no marts.kpi_monthly: run `citycloud run` to build the KPIs first"
+            )
+        # ...then the rule that needs the warehouse: every city has data.
+        cities = {r[0] for r in con.execute("SELECT DISTINCT city_code FROM marts.kpi_monthly").fetchall()}
+        problems = city_problems(contracts, cities)
+        if problems:
+            raise_problems(f"contracts file {contracts_path}", problems)
+
+        covered = [c for c in contracts if c.covers(month)]
+        for c in contracts:
+            if not c.covers(month):
+                report.results.append(
+                    ContractResult(
+                        c.contract_id, c.city_code, "skipped",
+                        note=f"contract covers {c.start_month}..{c.end_month}; {month} is outside it: skipped",
+                    )
+                )
+
+        # Every covered contract needs its city's month row; refuse them all at once if not.
+        actuals: dict[str, dict] = {}
+        incomplete: dict[str, str] = {}
+        missing = []
+        for c in covered:
+            rows = _fetch_actuals(con, c.city_code, month_start)
+            if len(rows) != 1:
+                if rows:
+                    missing.append(
+                        f"contract {c.contract_id}: marts.kpi_monthly has {len(rows)} rows for city {c.city_code} "
+                        f"and {month}; it must have one. Rebuild the KPIs with `citycloud run`."
+                    )
+                else:
+                    missing.append(
+                        f"contract {c.contract_id}: city {c.city_code} has no marts.kpi_monthly row for {month} "
+                        "(no data for that month yet?): ingest its deliveries with `citycloud run`, or settle "
+                        "another month."
+                    )
+                continue
+            if rows[0].get("is_complete") is False:
+                if final:
+                    missing.append(
+                        f"contract {c.contract_id}: marts.kpi_monthly marks {month} incomplete for city {c.city_code} "
+                        f"(its data covers {rows[0].get('days_covered')} days, not the whole month): a final "
+                        "statement needs the whole month. Ingest the missing deliveries with `citycloud run`, "
+                        "or settle without --final for a provisional statement."
+                    )
+                    continue
+                incomplete[c.contract_id] = (
+                    f"kpi_monthly marks {month} incomplete for city {c.city_code} "
+                    f"({rows[0].get('days_covered')} days covered): provisional figures"
+                )
+            actuals[c.contract_id] = rows[0]
+        if missing:
+            raise_problems(f"settlement of {month}", missing)
+
+        computations = {c.contract_id: compute(c, actuals[c.contract_id]) for c in covered}
+
+        versions.ensure_tables(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for c in covered:
+                versions.verify_sealed(con, c.contract_id, month_start)
+                comp, warning = computations[c.contract_id], incomplete.get(c.contract_id)
+                report.results.append(_settle_one(con, c, month_start, comp, final, now_sh, warning))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+        # Readers (dashboard) see the settlement through the published snapshot: refresh it when
+        # this run wrote something, or when it lags behind (an earlier run stopped before it).
+        if report.written or not _snapshot_current(con, settings):
+            report.snapshot = publish.export_snapshot(con, settings)
+
+        # Files: each contract's current version, rendered from its stored rows on every run
+        # (so a run that writes nothing new still repairs missing or stale files).
+        views = []
+        for r in report.results:
+            if r.status == "skipped":
+                continue
+            view = versions.load_view(con, r.contract_id, month_start, r.version)
+            views.append(view)
+            r.files = statements.write_statement_files(view, out_dir)
+        report.summary_files = statements.write_month_summary(views, month, out_dir)
+    finally:
+        con.close()
+    order = {c.contract_id: i for i, c in enumerate(contracts)}
+    report.results.sort(key=lambda r: order[r.contract_id])
+    return report
+
+
+def _settle_one(
+    con: duckdb.DuckDBPyConnection,
+    c: Contract,
+    month: date,
+    comp: Computation,
+    final: bool,
+    now: datetime,
+    warning: str | None = None,
+) -> ContractResult:
+    figures = comp.figures()
+    fig_hash = versions.figures_hash(figures)
+    terms_hash = c.payment_terms_hash()
+    existing = versions.existing_versions(con, c.contract_id, month)
+    decision = versions.decide(existing, fig_hash, terms_hash, final)
+    label = f"{month:%Y-%m}"
+
+    if not decision.write:
+        latest = existing[-1]
+        finals = [v for v in existing if v.status == "final"]
+        note = f"nothing changed since version {latest.version} ({latest.status}): nothing new written"
+        if finals and finals[-1].version != latest.version:
+            note += f"; final version {finals[-1].version} stands, restated by version {latest.version}"
+        elif finals:
+            note += f"; {label} is final"
+        if final and finals:
+            note += " (already final: --final changes nothing)"
+        if warning:
+            note += f"; {warning}"
+        return ContractResult(
+            c.contract_id, c.city_code, latest.status, latest.version, latest.payment_cny, False, note
+        )
+
+    deliveries = versions.read_deliveries(con, c.city_code)
+    fingerprint = versions.input_fingerprint(c.city_code, month, deliveries, figures)
+    restated = None
+    changes = None
+    if decision.status == "restatement":
+        restated = versions.load_view(con, c.contract_id, month, decision.restates_version)
+        changes = versions.restatement_changes(comp, c, restated)
+
+    if decision.reason == "first settlement":
+        note = f"version 1 ({decision.status}) written"
+    elif decision.reason == "finalised":
+        note = f"version {decision.version} (final) written: figures as in version {decision.previous_version}"
+    elif decision.reason == "changed":
+        what = _changed_kpis(con, c, month, decision.previous_version, comp)
+        note = f"changed since version {decision.previous_version} ({what}): version {decision.version} ({decision.status}) written"
+    else:  # restatement
+        delta = Decimal(changes["payment_delta_cny"])
+        what = _changed_kpis(con, c, month, decision.restates_version, comp)
+        note = (
+            f"changed after final version {decision.restates_version} ({what}): restatement version "
+            f"{decision.version} written, payment {restated.statement['payment_cny']} → {comp.payment_cny} "
+            f"(delta {delta:+.2f} CNY)"
+        )
+    stored_notes = note
+    if warning:
+        stored_notes += f"; {warning}"
+    if not deliveries:
+        stored_notes += "; no deliveries listed for the city in audit.deliveries"
+
+    versions.write_version(
+        con,
+        versions.NewVersion(
+            contract=c, month=month, decision=decision, computation=comp, computed_at=now,
+            deliveries=deliveries, fingerprint=fingerprint, figures_hash=fig_hash, terms_hash=terms_hash,
+            notes=stored_notes, restated=restated, changes=changes,
+        ),
+    )
+    return ContractResult(
+        c.contract_id, c.city_code, decision.status, decision.version, comp.payment_cny, True, stored_notes,
+        restates_version=decision.restates_version,
+        payment_delta=None if changes is None else Decimal(changes["payment_delta_cny"]),
+    )

@@ -1,0 +1,210 @@
+"""Number, date and label formatting for Chinese operators (no Streamlit import).
+
+Counts get thousands separators (``1,234,567``), rates are shown as percentages with two
+decimals (``93.48%``), changes of a rate in percentage points (``+1.20个百分点``), money as
+``¥33,800.00`` with decimal arithmetic. Missing values show as ``—``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+MISSING = "—"
+
+# Administrative division codes of the cities the project serves.
+CITY_NAMES: dict[str, str] = {
+    "310000": "上海市",
+    "510100": "成都市",
+    "430100": "长沙市",
+    "411700": "驻马店市",
+    "460100": "海口市",
+}
+
+WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
+
+# KPI columns of marts.kpi_daily / kpi_monthly: label shown to operators, and kind.
+KPI_LABELS: dict[str, str] = {
+    "connected_services": "接入服务数",
+    "active_services": "活跃服务数",
+    "registered_users": "注册用户数",
+    "new_registrations": "新增注册",
+    "cancellations": "注销数",
+    "verified_users": "实名用户数",
+    "dau": "日活跃用户 DAU",
+    "wau": "周活跃用户 WAU",
+    "mau_30d": "30日活跃用户 MAU",
+    "mau": "月活跃用户 MAU",
+    "total_accesses": "访问次数",
+    "successful_accesses": "成功访问次数",
+    "success_rate": "访问成功率",
+    "ratings": "评价数",
+    "satisfaction_rate": "满意度（好评率）",
+    "activity_rate": "活跃率",
+}
+RATE_KPIS = frozenset({"success_rate", "satisfaction_rate", "activity_rate"})
+
+DAILY_KPIS = (
+    "registered_users",
+    "new_registrations",
+    "cancellations",
+    "verified_users",
+    "dau",
+    "wau",
+    "mau_30d",
+    "total_accesses",
+    "successful_accesses",
+    "success_rate",
+    "ratings",
+    "satisfaction_rate",
+    "connected_services",
+    "active_services",
+)
+
+STATUS_LABELS = {"provisional": "临时", "final": "最终", "restatement": "重述"}
+SEVERITY_LABELS = {"blocking": "阻断", "warning": "警告"}
+SOURCE_LABELS = {
+    "registrations": "注册日志 registrations",
+    "service_access": "访问日志 service_access",
+    "service_catalog": "服务目录 service_catalog",
+    "ratings": "好差评 ratings",
+}
+
+
+def city_label(code: str | None) -> str:
+    if code is None:
+        return "全部城市"
+    name = CITY_NAMES.get(str(code))
+    return f"{name}（{code}）" if name else str(code)
+
+
+def city_name(code: str | None) -> str:
+    if code is None:
+        return "全部城市"
+    return CITY_NAMES.get(str(code), str(code))
+
+
+def is_missing(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value) or (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+    except Exception:  # pandas.NA and friends
+        return True
+
+
+def fmt_int(value) -> str:
+    if is_missing(value):
+        return MISSING
+    return f"{int(round(float(value))):,}"
+
+
+def fmt_num(value, digits: int = 2) -> str:
+    if is_missing(value):
+        return MISSING
+    value = float(value)
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_pct(value, digits: int = 2) -> str:
+    if is_missing(value):
+        return MISSING
+    return f"{float(value) * 100:,.{digits}f}%"
+
+
+def fmt_kpi(kpi: str, value) -> str:
+    if kpi in RATE_KPIS or kpi.endswith("_rate") or kpi == "attainment":
+        return fmt_pct(value)
+    return fmt_int(value)
+
+
+def fmt_money(value) -> str:
+    if is_missing(value):
+        return MISSING
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        return str(value)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}¥{abs(amount):,.2f}"
+
+
+def fmt_signed_money(value) -> str:
+    if is_missing(value):
+        return MISSING
+    amount = Decimal(str(value))
+    return ("+" if amount > 0 else "") + fmt_money(amount)
+
+
+def fmt_delta(kpi: str, current, previous) -> str:
+    """Change from `previous` to `current`: counts as `+1,234（+2.5%）`, rates in points."""
+    if is_missing(current) or is_missing(previous):
+        return MISSING
+    current, previous = float(current), float(previous)
+    if kpi in RATE_KPIS or kpi.endswith("_rate"):
+        points = (current - previous) * 100
+        if abs(points) < 0.005:
+            return "持平"
+        return f"{points:+.2f}个百分点"
+    diff = current - previous
+    if diff == 0:
+        return "持平"
+    text = f"{int(round(diff)):+,}"
+    if previous:
+        text += f"（{diff / abs(previous) * 100:+.1f}%）"
+    return text
+
+
+def fmt_date(value) -> str:
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)[:10]
+
+
+def fmt_day(value) -> str:
+    """`2026-03-03（星期二）`."""
+    if is_missing(value):
+        return MISSING
+    day = to_date(value)
+    return f"{day.isoformat()}（{WEEKDAYS[day.weekday()]}）"
+
+
+def fmt_month(value) -> str:
+    if is_missing(value):
+        return MISSING
+    day = to_date(value)
+    return f"{day.year}年{day.month:02d}月"
+
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+def fmt_ts(value) -> str:
+    """A timestamp in Asia/Shanghai time; naive timestamps are shown as stored."""
+    if is_missing(value):
+        return MISSING
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(SHANGHAI)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def to_date(value) -> dt.date:
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])

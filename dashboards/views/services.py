@@ -1,0 +1,125 @@
+"""Services: connected vs active services, top and failing services, by department and category."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import fmt, ui
+
+st.title("服务 Services")
+sel = ui.selection()
+WINDOWS = {1: "当日", 7: "近 7 天", 30: "近 30 天"}
+top = st.container(horizontal=True, vertical_alignment="bottom")
+with top:
+    window = st.segmented_control("统计窗口 Window", list(WINDOWS), default=7, format_func=WINDOWS.get,
+                                  key="svc_window", required=True) or 7
+    threshold = st.slider("失败服务：成功率低于 Failing below", 0.5, 1.0, 0.9, 0.01, format="%.2f", key="svc_thr",
+                          width=320)
+end = sel["day"]
+start = max(sel["first_day"], end - dt.timedelta(days=window - 1))
+cities = tuple(sel["cities"])
+multi = len(cities) > 1
+trend = ui.load("load_trends", cities, max(sel["first_day"], end - dt.timedelta(days=29)), end)
+svc = ui.load("load_services", cities, start, end)
+ui.missing_tables_note(svc["missing"])
+st.caption(f"{fmt.city_label(sel['city'])} · {fmt.fmt_date(start)} 至 {fmt.fmt_date(end)}")
+
+# connected vs active
+if trend is not None and not trend.empty:
+    last = trend[trend["kpi_date"] == trend["kpi_date"].max()]
+    services = svc.get("services")
+    m = st.columns(5)
+    m[0].metric("接入服务数（期末）", fmt.fmt_int(last["connected_services"].sum()), border=True)
+    m[1].metric("活跃服务数（期末当日）", fmt.fmt_int(last["active_services"].sum()), border=True)
+    if services is not None:
+        tot = services["total_accesses"].sum()
+        ok = services["successful_accesses"].sum()
+        m[2].metric(f"有成功访问的服务（{WINDOWS[window]}）", fmt.fmt_int((services["successful_accesses"] > 0).sum()),
+                    border=True)
+        m[3].metric(f"访问次数（{WINDOWS[window]}）", fmt.fmt_int(tot), border=True)
+        m[4].metric(f"访问成功率（{WINDOWS[window]}）", fmt.fmt_pct(ok / tot if tot else None), border=True)
+    long = trend.melt(id_vars=["kpi_date", "city_code"], value_vars=["connected_services", "active_services"],
+                      var_name="kpi", value_name="value")
+    long["指标"] = long["kpi"].map(fmt.KPI_LABELS)
+    long["城市"] = long["city_code"].map(fmt.city_label)
+    st.markdown("**接入与活跃服务 · Connected vs active services**（近 30 天）")
+    if multi:
+        ui.line_chart(long, "kpi_date", "value", "城市", x_title="日期", y_title="服务数（个）", color_title="城市",
+                      dash="指标")
+    else:
+        ui.line_chart(long, "kpi_date", "value", "指标", x_title="日期", y_title="服务数（个）", color_title="指标")
+
+services = svc.get("services")
+if services is None:
+    st.info("快照中没有 `marts.service_daily`。 Run `citycloud run` first.")
+    st.stop()
+if services.empty:
+    st.info("所选窗口内没有服务访问记录。 No service accesses in the window.")
+    st.stop()
+
+services = services.copy()
+services["城市"] = services["city_code"].map(fmt.city_name)
+
+
+def service_table(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "服务名称": frame["service_name"],
+        "服务编码": frame["service_id"],
+        "部门": frame["department"],
+        "类别": frame["category"],
+        "访问次数": frame["total_accesses"].map(fmt.fmt_int),
+        "失败次数": frame["failed_accesses"].map(fmt.fmt_int),
+        "成功率": frame["success_rate"].map(fmt.fmt_pct),
+        "日均用户": frame["avg_daily_users"].map(lambda v: fmt.fmt_num(v, 1)),
+    })
+    if multi:
+        out.insert(0, "城市", frame["城市"].values)
+    return out
+
+
+st.markdown(f"**访问量前 10 的服务 · Top services**（{WINDOWS[window]}）")
+ui.table(service_table(services.sort_values(["total_accesses", "service_id"], ascending=[False, True]).head(10)))
+st.markdown(f"**失败服务 · Failing services**（成功率低于 {threshold:.0%}、访问至少 5 次，按失败次数）")
+failing = services[(services["success_rate"] < threshold) & (services["total_accesses"] >= 5)]
+if failing.empty:
+    st.success(f"没有成功率低于 {threshold:.0%} 的服务。", icon=":material/check_circle:")
+else:
+    ui.table(service_table(failing.sort_values(["failed_accesses", "service_id"], ascending=[False, True]).head(10)))
+
+
+def by(column: str, label: str) -> pd.DataFrame:
+    keys = ["城市", column] if multi else [column]
+    g = services.groupby(keys, as_index=False).agg(
+        services=("service_id", "nunique"),
+        active=("active_days", lambda s: int((s > 0).sum())),
+        total=("total_accesses", "sum"),
+        ok=("successful_accesses", "sum"),
+    )
+    g["rate"] = (g["ok"] / g["total"]).where(g["total"] > 0)
+    return g.sort_values("total", ascending=False)
+
+
+def group_table(g: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
+    out = pd.DataFrame({
+        label: g[column],
+        "服务数": g["services"].map(fmt.fmt_int),
+        "有成功访问的服务": g["active"].map(fmt.fmt_int),
+        "访问次数": g["total"].map(fmt.fmt_int),
+        "成功率": g["rate"].map(fmt.fmt_pct),
+    })
+    if multi:
+        out.insert(0, "城市", g["城市"].values)
+    return out
+
+
+for column, label, title in (("department", "部门", "按部门 · By department"), ("category", "类别", "按类别 · By category")):
+    st.markdown(f"**{title}**（{WINDOWS[window]}）")
+    g = by(column, label)
+    c1, c2 = st.columns([2, 3])
+    with c1:
+        ui.bar_chart(g.rename(columns={column: label}), "total", label, x_title="访问次数（次）", y_title=label,
+                     color="城市" if multi else None, color_title="城市")
+    with c2:
+        ui.table(group_table(g, column, label))

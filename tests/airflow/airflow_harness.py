@@ -1,0 +1,97 @@
+"""Airflow test harness, imported by conftest.py (so before any test module): a temporary
+AIRFLOW_HOME with the embedded SQLite metadata database.
+
+The environment is set when this module is imported, i.e. before any test module here imports
+Airflow (Airflow reads its configuration once, at import). `airflow db migrate` runs once per
+session (fixture `airflow_db`); the end-to-end tests run `airflow dags test` in subprocesses,
+each with its own landing/warehouse/output paths in the environment, like a worker would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+BIN = Path(sys.executable).parent
+POOL = "citycloud_warehouse"
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="citycloud-airflow-home-"))
+AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+}
+os.environ.update(AIRFLOW_ENV)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The environment of an Airflow subprocess: ours, without any CITYCLOUD_* leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYCLOUD_")}
+    env.update(AIRFLOW_ENV)
+    env["CITYCLOUD_DUCKDB_MEMORY_LIMIT"] = "2GB"
+    env.update(extra)
+    return env
+
+
+def airflow(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "airflow"), *args],
+        env=env or base_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=AIRFLOW_HOME,
+    )
+
+
+def migrate_db() -> Path:
+    """Migrate the SQLite metadata database once and create the single-writer pool."""
+    t0 = time.perf_counter()
+    for args in (("db", "migrate"), ("pools", "set", POOL, "1", "DuckDB allows one writing process per file")):
+        proc = airflow(*args)
+        assert proc.returncode == 0, f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    print(f"airflow db migrate + pool: {time.perf_counter() - t0:.1f}s")
+    return AIRFLOW_HOME / "airflow.db"
+
+
+@dataclass
+class DagTestResult:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, str]
+    output: str
+    seconds: float
+
+
+def dags_test(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | None = None) -> DagTestResult:
+    """`airflow dags test DAG DATE` and the resulting run's state and task states."""
+    args = ["dags", "test", dag_id, logical_date]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    t0 = time.perf_counter()
+    proc = airflow(*args, env=env)
+    seconds = time.perf_counter() - t0
+    output = proc.stdout + proc.stderr
+    con = sqlite3.connect(AIRFLOW_HOME / "airflow.db")
+    try:
+        row = con.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", [dag_id]
+        ).fetchone()
+        assert row, f"no dag run recorded for {dag_id}:\n{output[-5000:]}"
+        tasks = dict(
+            con.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dag_id, row[0]])
+        )
+    finally:
+        con.close()
+    print(f"airflow dags test {dag_id} {logical_date}: {seconds:.1f}s, run {row[1]}, tasks {tasks}")
+    return DagTestResult(dag_id, row[0], row[1], tasks, output, seconds)

@@ -1,0 +1,137 @@
+"""docker-compose.yml: no Docker engine here, so check what can be checked statically — it is
+YAML, it has the production services, and its volumes and environment match the DAGs."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import PurePosixPath
+
+import pytest
+import yaml
+
+from airflow_harness import POOL, REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
+CITYCLOUD_PATHS = ("CITYCLOUD_LANDING", "CITYCLOUD_WAREHOUSE", "CITYCLOUD_CONTRACTS", "CITYCLOUD_OUTPUT")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))  # resolves the x-airflow-common anchors
+
+
+def _mounts(service: dict) -> list[tuple[str, str, bool]]:
+    """(host source, container target, read_only) of each short-syntax volume."""
+    out = []
+    for spec in service.get("volumes", []):
+        parts = spec.split(":")
+        # ${VAR:-default} sources contain a colon: rejoin from the right
+        mode = parts[-1] if parts[-1] in ("ro", "rw") else None
+        body = parts[:-1] if mode else parts
+        target = body[-1]
+        source = ":".join(body[:-1])
+        out.append((source, target, mode == "ro"))
+    return out
+
+
+def _default(source: str) -> str:
+    """The default of a ${VAR:-default} path (what `docker compose` uses when VAR is unset)."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", source)
+
+
+def test_services_present(compose):
+    services = compose["services"]
+    assert {"postgres", "redis"} | AIRFLOW_SERVICES <= set(services)
+    assert services["airflow-worker"]["command"] == "celery worker"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    assert services["airflow-apiserver"]["command"] == "api-server"
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        assert "healthcheck" in services[name], name
+    assert {"postgres-db-volume", "citycloud-data"} <= set(compose["volumes"])
+
+
+def test_production_executor_and_metadata_db(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+
+
+def test_airflow_services_share_paths_and_settings(compose):
+    for name in AIRFLOW_SERVICES:
+        service = compose["services"][name]
+        env = service["environment"]
+        for var in (*CITYCLOUD_PATHS, "CITYCLOUD_PII_KEY", "CITYCLOUD_HOME", "PYTHONPATH"):
+            assert var in env, f"{name}: {var}"
+        mounts = _mounts(service)
+        targets = {t: (s, ro) for s, t, ro in mounts}
+        # every data path the DAGs read lies on a mounted volume
+        for var in CITYCLOUD_PATHS:
+            path = PurePosixPath(env[var])
+            assert any(path == PurePosixPath(t) or PurePosixPath(t) in path.parents for t in targets), (name, var)
+        # the DAGs folder is the repo's dags/, the code is the repo, on PYTHONPATH
+        assert _default(targets[env["AIRFLOW__CORE__DAGS_FOLDER"]][0]) in ("./dags", "dags", "${PWD}/dags")
+        assert _default(targets[env["CITYCLOUD_HOME"]][0]) == "."
+        assert env["CITYCLOUD_HOME"] in env["PYTHONPATH"].split(":")
+        # the warehouse is on the shared named volume, writable; the landing area is read-only
+        warehouse_mount = max((t for t in targets if env["CITYCLOUD_WAREHOUSE"].startswith(t + "/")), key=len)
+        assert targets[warehouse_mount] == ("citycloud-data", False)
+        landing_mount = max((t for t in targets if env["CITYCLOUD_LANDING"].startswith(t)), key=len)
+        assert targets[landing_mount][1] is True
+
+
+def test_mounted_host_folders_exist_in_the_repo(compose):
+    service = compose["services"]["airflow-scheduler"]
+    for source, target, _ in _mounts(service):
+        src = _default(source)
+        if src.startswith(".") and target in ("/opt/airflow/dags", "/opt/citycloud", "/data/contracts"):
+            assert (REPO / src).is_dir(), f"{src} -> {target}"
+    contracts = PurePosixPath(service["environment"]["CITYCLOUD_CONTRACTS"]).name
+    assert (REPO / "contracts" / contracts).is_file()
+
+
+def test_env_names_are_the_ones_the_code_reads(compose):
+    code = "".join(p.read_text(encoding="utf-8") for p in (REPO / "citycloud").glob("*.py"))
+    env = compose["x-airflow-common"]["environment"]
+    for var in env:
+        if var.startswith("CITYCLOUD_"):
+            assert f'"{var}"' in code, f"{var} is set in docker-compose.yml but no code reads it"
+    # and every tunable the DAGs read can be set in compose
+    for var in set(re.findall(r'"(CITYCLOUD_[A-Z_]+)"', (REPO / "citycloud" / "orchestration.py").read_text())):
+        if var not in ("CITYCLOUD_TASK_RETRIES", "CITYCLOUD_RETRY_DELAY_MINUTES", "CITYCLOUD_SETTLEMENT_POKE_MINUTES"):
+            assert var in env, var
+
+
+def test_init_creates_the_single_writer_pool(compose):
+    init = compose["services"]["airflow-init"]
+    script = "\n".join(init["command"])
+    assert re.search(rf"airflow pools set {POOL} 1\b", script)
+    assert "_AIRFLOW_DB_MIGRATE" in init["environment"]
+    # the PII key is not interpolated into the command line (it would show in `docker inspect`)
+    assert "$${CITYCLOUD_PII_KEY" in script and not re.search(r"(?<!\$)\$\{CITYCLOUD_PII_KEY", script)
+
+
+def _has_compose() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _has_compose(), reason="no `docker compose` here")
+def test_docker_compose_config_accepts_it():
+    proc = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "CITYCLOUD_PII_KEY": "x"},
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,38 @@
+"""Fixtures for the dashboard tests: a warehouse snapshot, a served dashboard, a browser."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dashboard_cdp import Browser, chromium_path  # noqa: E402
+from dashboard_support import Dashboard, build_warehouse_under_test  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def warehouse_under_test(tmp_path_factory) -> dict:
+    try:
+        facts = build_warehouse_under_test(tmp_path_factory.mktemp("dashboard-warehouse"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    print(f"\ndashboard tests use: {facts['note']}", file=sys.stderr)
+    return facts
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not chromium_path():
+        pytest.fail("chromium is not installed: run `make browser` (or scripts/install_chromium.sh)")
+    with Browser(width=1440, height=1000) as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def dashboard(warehouse_under_test, tmp_path_factory):
+    log = tmp_path_factory.mktemp("dashboard-log") / "streamlit.log"
+    d = Dashboard(warehouse_under_test["warehouse"], log)
+    yield d
+    d.stop()

@@ -1,0 +1,122 @@
+"""Helpers for the dashboard tests: the served dashboard, the warehouse under test, snapshot reads.
+
+The warehouse is the shared tiny example run through the real pipeline (`citycloud run`, then
+`citycloud settle` for February) when that works; otherwise (pipeline not there yet or
+failing) a hand-built warehouse with the documented tables (dashboard_handmade.py), which
+carries the same Changsha figures. CITYCLOUD_DASHBOARD_TEST_SOURCE=handmade|tiny forces one.
+Either way the tests read the values they expect from the snapshot itself.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import dashboard_handmade as handmade  # noqa: E402
+
+TINY = handmade.TINY
+CONTRACTS = TINY / "contracts.yml"
+CITYCLOUD = Path(sys.executable).with_name("citycloud")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dashboard:
+    """`python -m dashboards` as a subprocess on a free localhost port."""
+
+    def __init__(self, warehouse: Path, log: Path, contracts: Path | None = CONTRACTS):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "dashboards", "--warehouse", str(warehouse), "--port", str(self.port),
+               "--address", "127.0.0.1"]
+        if contracts:
+            cmd += ["--contracts", str(contracts)]
+        env = dict(os.environ, CITYCLOUD_DASHBOARD_TTL="30")
+        self.log = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dashboard exited {self.proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"dashboard did not start in 60s: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own process group: serve() and streamlit
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def _real_warehouse(folder: Path) -> tuple[Path | None, str]:
+    """Run the real pipeline over the tiny landing area; (warehouse, note)."""
+    if not (ROOT / "citycloud" / "pipeline.py").exists() or not CITYCLOUD.exists():
+        return None, "citycloud pipeline not available"
+    warehouse = folder / "tiny.duckdb"
+    env = dict(os.environ, CITYCLOUD_PII_KEY=os.environ.get("CITYCLOUD_PII_KEY") or "test")
+    run = subprocess.run(
+        [str(CITYCLOUD), "run", "--landing", str(TINY / "landing"), "--warehouse", str(warehouse),
+         "--contracts", str(CONTRACTS)],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )
+    snapshot = warehouse.with_name(warehouse.stem + ".published.duckdb")
+    if run.returncode != 0 or not snapshot.exists():
+        return None, f"`citycloud run` failed (exit {run.returncode}): {(run.stderr or run.stdout)[-600:]}"
+    settle = subprocess.run(
+        [str(CITYCLOUD), "settle", "--warehouse", str(warehouse), "--contracts", str(CONTRACTS),
+         "--month", "2026-02", "--out", str(folder / "statements")],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )
+    note = "tiny example through `citycloud run`"
+    if settle.returncode != 0:
+        note += f" (settle failed, exit {settle.returncode}: {(settle.stderr or settle.stdout)[-300:]})"
+    else:
+        note += " and `citycloud settle --month 2026-02`"
+    return warehouse, note
+
+
+def snapshot_query(warehouse: Path, sql: str, params=()):
+    path = warehouse.with_name(warehouse.stem + ".published.duckdb")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def build_warehouse_under_test(folder: Path) -> dict:
+    source = os.environ.get("CITYCLOUD_DASHBOARD_TEST_SOURCE", "auto")
+    warehouse, note = (None, "forced hand-built") if source == "handmade" else _real_warehouse(folder)
+    if warehouse is None:
+        if source == "tiny":
+            raise RuntimeError(f"CITYCLOUD_DASHBOARD_TEST_SOURCE=tiny but {note}")
+        warehouse = folder / "handmade.duckdb"
+        handmade.build(warehouse)
+        note = f"hand-built snapshot ({note})"
+    return {"warehouse": warehouse, "note": note, "kind": "tiny" if "citycloud run" in note else "handmade"}

@@ -1,0 +1,1 @@
+"""The quality tests build their own small warehouses (see quality_warehouse.py)."""
