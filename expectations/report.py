@@ -54,6 +54,7 @@ class QualityReport:
     seconds: float = 0.0
     suites: dict[str, int] = field(default_factory=dict)   # suite name → version checked
     since_batch: int = -1
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step: '<suite>.frame', '<suite>.gx', ...
 
     @property
     def blocking_failures(self) -> list[CheckResult]:

@@ -261,8 +261,11 @@ def run_checks(con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: st
     report = QualityReport(run_id=run_id, since_batch=since_batch,
                            suites={s.name: s.version for s in suites})
     ctx = FrameContext(con, since_batch, marts_schema, _window_start(con, since_batch))
+    t = time.perf_counter()
     validator = GxValidator(Path(settings.output) / "data_docs", run_id)
+    report.timings["gx_setup"] = time.perf_counter() - t
     for suite in suites:
+        t = time.perf_counter()
         try:
             frame = build_frame(suite, ctx)
         except Exception as exc:
@@ -273,10 +276,15 @@ def run_checks(con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: st
                 details=f"could not compute the frame to check: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                 reason="every expectation of the suite depends on this frame", suite_version=suite.version))
             continue
+        finally:
+            report.timings[f"{suite.name}.frame"] = time.perf_counter() - t
+        t = time.perf_counter()
         verdicts = validator.validate(suite, frame)
         for spec in suite.expectations:
             report.results.extend(interpret(suite, spec, frame, verdicts.get(spec.name)))
+        report.timings[f"{suite.name}.gx"] = time.perf_counter() - t
     _apply_waivers(report.results, waivers, datetime.now(timezone.utc).date())
+    t = time.perf_counter()
     try:
         report.docs_index = validator.build_docs()
     except Exception as exc:  # Data Docs are a view of the results, not a check: never block on them
@@ -284,6 +292,9 @@ def run_checks(con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: st
             suite="data_docs", expectation="site_built", severity=WARNING, success=False,
             details=f"Data Docs could not be built: {type(exc).__name__}: {exc}",
             reason="operators read the checks in Data Docs"))
+    report.timings["data_docs"] = time.perf_counter() - t
+    t = time.perf_counter()
     write_results(con, run_id, report.results)
+    report.timings["write_results"] = time.perf_counter() - t
     report.seconds = time.perf_counter() - t0
     return report

@@ -235,9 +235,10 @@ if kpis.empty:
     st.info("所选城市在所选日期及之前没有数据。 No data up to the chosen date.")
     st.stop()
 cities = [c for c in sel["cities"] if c in set(kpis["city_code"])]
-if len(sel["cities"]) > 1:
+if sel["city"] is None:  # all cities: one summary line each, then the details per city
     st.markdown("#### 各城市 · All cities")
     ui.table(pd.DataFrame([summary_row(c) for c in sel["cities"]]))
+if len(cities) > 1:
     tabs = st.tabs([fmt.city_label(c) for c in cities])
     for tab, city in zip(tabs, cities):
         with tab:
