@@ -106,3 +106,22 @@ def test_second_run_changes_nothing(tiny_run):
     assert report.ingest.deliveries == [] and not report.published
     assert table_fingerprints(settings.warehouse) == before
     assert settings.published.stat().st_mtime_ns == snapshot_before
+
+
+def test_settlement_february_matches_expected(tiny_run, tmp_path):
+    from decimal import Decimal
+
+    from citycloud.settlement import settle
+
+    settings, _ = tiny_run
+    report = settle(settings, "2026-02", contracts_path=TINY / "contracts.yml", out_dir=tmp_path)
+    expected = list(csv.DictReader((TINY / "expected" / "settlement_2026-02.csv").open()))
+    rows = query(settings.warehouse, "SELECT l.kpi, l.actual, l.factor, s.payment_cny, s.status, s.version "
+                                     "FROM marts.settlement_lines l JOIN marts.settlement_statements s "
+                                     "USING (contract_id, month, version) WHERE l.contract_id = 'CS-2026-003' "
+                                     "ORDER BY l.kpi")
+    assert [(r[0], Decimal(str(r[2])), r[3]) for r in rows] == [
+        (e["kpi"], Decimal(e["factor"]), Decimal(e["payment_cny"])) for e in expected]
+    assert all(_close(e["actual"], r[1]) for e, r in zip(expected, rows))
+    assert {r[4] for r in rows} == {"provisional"} and {r[5] for r in rows} == {1}
+    assert "33,800.00" in report.summary_line() or "33800.00" in report.summary_line()
