@@ -323,11 +323,11 @@ def _settle_one(
         note = f"changed since version {decision.previous_version} ({what}): version {decision.version} ({decision.status}) written"
     else:  # restatement
         delta = Decimal(changes["payment_delta_cny"])
-        what = _changed_kpis(con, c, month, decision.restates_version, comp)
+        what = _changed_kpis(con, c, month, decision.previous_version, comp)
         note = (
-            f"changed after final version {decision.restates_version} ({what}): restatement version "
-            f"{decision.version} written, payment {restated.statement['payment_cny']} → {comp.payment_cny} "
-            f"(delta {delta:+.2f} CNY)"
+            f"changed since version {decision.previous_version} ({what}) after final version "
+            f"{decision.restates_version}: restatement version {decision.version} written, payment against the "
+            f"final {restated.statement['payment_cny']} → {comp.payment_cny} (delta {delta:+.2f} CNY)"
         )
     stored_notes = note
     if warning:

@@ -103,6 +103,7 @@ def test_final_then_late_data_then_nothing(settings, feb):
     wh.kpi("430100", "2026-02", connected_services=38, satisfaction_rate=0.821917808219178)
     r5 = settle(settings, "2026-02", now=MARCH_5 + timedelta(days=3)).results[0]
     assert (r5.version, r5.status, r5.payment_delta) == (3, "restatement", Decimal("0.00"))
+    assert "changed since version 2 (connected_services 40 → 38) after final version 1" in r5.note
     assert version_bytes(wh, 1) == frozen
 
 
