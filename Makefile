@@ -17,9 +17,9 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-# Headless Chromium (Debian package) for the dashboard's browser tests.
+# Headless Chromium and CJK fonts (Debian packages) for the dashboard's browser tests.
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@bash scripts/install_chromium.sh
 
 demo: setup
 	$(BIN)/python -m citycloud.demo

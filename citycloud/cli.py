@@ -76,7 +76,8 @@ def cmd_settle(args: argparse.Namespace) -> str:
 def cmd_dashboard(args: argparse.Namespace) -> str:
     from dashboards import serve
 
-    code = serve(Path(args.warehouse), port=args.port)
+    code = serve(Path(args.warehouse), port=args.port, address=args.address,
+                 contracts=Path(args.contracts) if args.contracts else None)
     return f"dashboard: stopped (exit {code})"
 
 
@@ -115,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve the operators' dashboard (read-only)")
     d.add_argument("--warehouse", required=True)
     d.add_argument("--port", type=int, default=8501)
+    d.add_argument("--address", help="interface to listen on (default: Streamlit's)")
+    d.add_argument("--contracts", help="contract terms shown on the Settlement page")
     d.set_defaults(func=cmd_dashboard)
     return p
 

@@ -28,9 +28,6 @@ from citycloud.config import SOURCES, published_path
 
 from dashboards import fmt
 
-# How long after the start of its delivery day (`dt`, Asia/Shanghai) a delivery counts as late.
-DEFAULT_DEADLINE_HOURS = 48
-
 # Which landing source feeds which KPI (to point at a likely cause when a KPI moves).
 KPI_SOURCE = {
     "registered_users": "registrations",
@@ -294,12 +291,20 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         "audit.deliveries", "city_code", "source", "dt", "files", "rows_read", "rows_loaded", "rows_rejected",
         "ingested_at",
     ):
+        # the earliest ingestion of any later day's delivery of the city: a delivery that came
+        # after it arrived out of order (late)
+        if snap.has("audit.deliveries", "batch_id"):
+            later = ("(SELECT min(l.batch_id) FROM audit.deliveries l "
+                     "WHERE l.city_code = d.city_code AND l.dt > d.dt) < d.batch_id")
+        else:
+            later = ("(SELECT min(l.ingested_at) FROM audit.deliveries l "
+                     "WHERE l.city_code = d.city_code AND l.dt > d.dt) < d.ingested_at - INTERVAL 1 HOUR")
         out["deliveries"] = snap.df(
             f"""
-            SELECT city_code::VARCHAR AS city_code, source, dt, files, rows_read, rows_loaded, rows_rejected,
-                   ingested_at
-            FROM audit.deliveries
-            WHERE city_code IN ({_in(cities)}) AND dt BETWEEN ? AND ?
+            SELECT d.city_code::VARCHAR AS city_code, d.source, d.dt, d.files, d.rows_read, d.rows_loaded,
+                   d.rows_rejected, d.ingested_at, coalesce({later}, false) AS after_later_day
+            FROM audit.deliveries d
+            WHERE d.city_code IN ({_in(cities)}) AND d.dt BETWEEN ? AND ?
             ORDER BY city_code, source, dt
             """,
             [*cities, lo, hi],
@@ -514,13 +519,19 @@ def delivery_status(
     deliveries: pd.DataFrame | None, city: str, day: dt.date, days: int = 7,
     deadline_hours: float | None = None,
 ) -> pd.DataFrame | None:
-    """One row per (source, dt) over the `days` days up to `day`: delivered on time, late
-    (ingested more than `deadline_hours` after the start of `dt`, Asia/Shanghai), or missing.
-    A missing catalog snapshot is normal (catalogs are not delivered every day)."""
+    """One row per (source, dt) over the `days` days up to `day`: on time, late, or missing.
+
+    Late: the delivery was ingested after a later day's delivery of the same city (it arrived
+    out of order: a later ingestion batch), or — only when a deadline is set (argument or
+    CITYCLOUD_DELIVERY_DEADLINE_HOURS) — more than that many hours after the start of its `dt`
+    (Asia/Shanghai). No deadline by default: a backfill ingests old deliveries long after
+    their day, which is not lateness. A missing catalog snapshot is normal (catalogs are not
+    delivered every day)."""
     if deliveries is None:
         return None
     if deadline_hours is None:
-        deadline_hours = float(os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS", DEFAULT_DEADLINE_HOURS))
+        env = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
+        deadline_hours = float(env) if env else None
     d = deliveries[deliveries["city_code"] == city]
     index = {(r.source, r.dt): r for r in d.itertuples(index=False)}
     out = []
@@ -533,10 +544,11 @@ def delivery_status(
                 out.append({"source": source, "dt": when, "status": status, "files": None, "rows_read": None,
                             "rows_loaded": None, "rows_rejected": None, "ingested_at": None})
                 continue
+            late = bool(getattr(r, "after_later_day", False))
             ingested = _local_naive(r.ingested_at)
-            deadline = dt.datetime.combine(when, dt.time()) + dt.timedelta(hours=deadline_hours)
-            status = "late" if ingested is not None and ingested > deadline else "on_time"
-            out.append({"source": source, "dt": when, "status": status, "files": r.files,
+            if deadline_hours is not None and ingested is not None:
+                late = late or ingested > dt.datetime.combine(when, dt.time()) + dt.timedelta(hours=deadline_hours)
+            out.append({"source": source, "dt": when, "status": "late" if late else "on_time", "files": r.files,
                         "rows_read": r.rows_read, "rows_loaded": r.rows_loaded, "rows_rejected": r.rows_rejected,
                         "ingested_at": r.ingested_at})
     return pd.DataFrame(out)
@@ -603,10 +615,6 @@ def load_contracts(path: Path | str | None) -> tuple[list[dict], str | None]:
         return contracts, None
     except Exception as exc:  # a broken file is shown, not raised
         return [], f"contract file {path} could not be read: {exc}"
-
-
-def monthly_actual(row: dict, kpi: str):
-    return row.get(kpi)
 
 
 def tier_factor(tiers: list[dict], attainment: Decimal) -> Decimal:

@@ -32,14 +32,14 @@ if trend is not None and not trend.empty:
     services = svc.get("services")
     m = st.columns(5)
     m[0].metric("接入服务数（期末）", fmt.fmt_int(last["connected_services"].sum()), border=True)
-    m[1].metric("活跃服务数（期末当日）", fmt.fmt_int(last["active_services"].sum()), border=True)
+    m[1].metric("活跃服务数（当日）", fmt.fmt_int(last["active_services"].sum()), border=True)
     if services is not None:
         tot = services["total_accesses"].sum()
         ok = services["successful_accesses"].sum()
-        m[2].metric(f"有成功访问的服务（{WINDOWS[window]}）", fmt.fmt_int((services["successful_accesses"] > 0).sum()),
+        m[2].metric(f"有访问服务（{WINDOWS[window]}）", fmt.fmt_int((services["successful_accesses"] > 0).sum()),
                     border=True)
-        m[3].metric(f"访问次数（{WINDOWS[window]}）", fmt.fmt_int(tot), border=True)
-        m[4].metric(f"访问成功率（{WINDOWS[window]}）", fmt.fmt_pct(ok / tot if tot else None), border=True)
+        m[3].metric(f"访问（{WINDOWS[window]}）", fmt.fmt_int(tot), border=True)
+        m[4].metric(f"成功率（{WINDOWS[window]}）", fmt.fmt_pct(ok / tot if tot else None), border=True)
     long = trend.melt(id_vars=["kpi_date", "city_code"], value_vars=["connected_services", "active_services"],
                       var_name="kpi", value_name="value")
     long["指标"] = long["kpi"].map(fmt.KPI_LABELS)

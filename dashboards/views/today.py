@@ -14,7 +14,8 @@ sel = ui.selection()
 d = ui.load("load_today", tuple(sel["cities"]), sel["day"])
 kpis: pd.DataFrame = d["kpis"]
 
-DEADLINE_HOURS = float(os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS", data.DEFAULT_DEADLINE_HOURS))
+DEADLINE = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
+LATE_RULE = "迟到 = 在更晚交付日期的数据入库之后才到达" + (f"，或入库晚于交付日零点后 {DEADLINE} 小时" if DEADLINE else "")
 HEADLINE = ("registered_users", "dau", "total_accesses", "success_rate", "satisfaction_rate", "connected_services")
 
 
@@ -210,8 +211,7 @@ def city_detail(city: str) -> None:
                 ui.table(pd.DataFrame({"交付日期": mine["dt"].map(fmt.fmt_date), "来源": mine["source"],
                                        "文件": mine["file"], "原因": mine["reason"]}))
 
-    st.markdown("**交付 · Deliveries**（近 7 天，按交付日期 dt；迟到 = 入库晚于交付日后 "
-                f"{DEADLINE_HOURS:g} 小时）")
+    st.markdown(f"**交付 · Deliveries**（近 7 天，按交付日期 dt；{LATE_RULE}）")
     if status is None:
         st.caption("快照中没有 `audit.deliveries`。")
     else:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,24 @@ from dashboard_support import Dashboard, build_warehouse_under_test  # noqa: E40
 
 
 @pytest.fixture(scope="session")
-def warehouse_under_test(tmp_path_factory) -> dict:
+def warehouse_future(tmp_path_factory):
+    """Starts building the warehouse under test (the real pipeline takes a while) in the
+    background, so that a test that does not need it can run meanwhile."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(build_warehouse_under_test, tmp_path_factory.mktemp("dashboard-warehouse"))
+    yield future
+    executor.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def warehouse_under_test(warehouse_future) -> dict:
     try:
-        facts = build_warehouse_under_test(tmp_path_factory.mktemp("dashboard-warehouse"))
+        facts = warehouse_future.result(timeout=600)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     print(f"\ndashboard tests use: {facts['note']}", file=sys.stderr)
+    if facts["kind"] != "tiny":
+        warnings.warn(f"dashboard browser tests ran on a hand-built snapshot: {facts['note']}", stacklevel=1)
     return facts
 
 

@@ -71,6 +71,20 @@ def _shanghai_daily(days: list[dt.date]) -> list[dict]:
     return rows
 
 
+def _bulk(con: duckdb.DuckDBPyConnection, table: str, rows: list, columns: list[str] | None = None) -> None:
+    """Insert many rows at once (through a pandas frame; executemany is slow in DuckDB)."""
+    import pandas as pd
+
+    schema, name = table.split(".")
+    cols = columns or [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position", [schema, name]).fetchall()]
+    frame = pd.DataFrame([list(r) for r in rows], columns=cols).astype(object)
+    con.register("_bulk_rows", frame)
+    con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _bulk_rows")
+    con.unregister("_bulk_rows")
+
+
 def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> dict:
     """Write the warehouse and its published snapshot; return facts the tests check."""
     warehouse = Path(warehouse)
@@ -88,11 +102,8 @@ def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> 
         verified_users BIGINT, dau BIGINT, wau BIGINT, mau_30d BIGINT, total_accesses BIGINT,
         successful_accesses BIGINT, success_rate DOUBLE, ratings BIGINT, satisfaction_rate DOUBLE)"""
     )
-    for r in cs + sh:
-        con.execute(
-            f"INSERT INTO marts.kpi_daily VALUES ({', '.join('?' for _ in DAILY_COLS)})",
-            [None if r[c] == "" else r[c] for c in DAILY_COLS],
-        )
+    _bulk(con, "marts.kpi_daily", [[None if r[c] == "" else r[c] for c in DAILY_COLS] for r in cs + sh],
+          DAILY_COLS)
     # monthly: the tiny example's February, Shanghai's computed the same way
     con.execute(
         """CREATE TABLE marts.kpi_monthly (city_code VARCHAR, month DATE, connected_services BIGINT,
@@ -127,7 +138,7 @@ def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> 
                 sid = s["service_id"] if city == "430100" else "S31" + s["service_id"][3:]
                 rows.append((city, day, sid, s["service_name"], s["department"], s["category"], total, ok,
                              max(0, ok - rnd.randint(0, 2) * scale // 2)))
-    con.executemany("INSERT INTO marts.service_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    _bulk(con, "marts.service_daily", rows)
 
     # audit.deliveries from the tiny landing folders (complete ones), Shanghai every day
     con.execute(
@@ -143,19 +154,24 @@ def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> 
                 continue
             d = dt.date.fromisoformat(folder.name[3:])
             files = len([f for f in folder.iterdir() if f.name != "_SUCCESS"])
-            late = source == "ratings" and d == last  # the last ratings delivery came in late
-            ingested = dt.datetime.combine(d, dt.time(2, 30)) + dt.timedelta(days=3 if late else 1)
+            # one ingestion batch a day; the ratings of two days before the last came in with the last
+            late = source == "ratings" and d == last - dt.timedelta(days=2)
+            arrived = last if late else d
+            ingested = dt.datetime.combine(arrived, dt.time(2, 30)) + dt.timedelta(days=1)
+            batch = (arrived - days[0]).days + 1
             rows_read = 30 + (d.day % 7)
             rej = 2 if (source == "service_access" and d == last) else 0
-            deliveries.append(("430100", source, d, files, rows_read, rows_read - rej, rej, ingested, "x", 1, 0, 0))
+            deliveries.append(("430100", source, d, files, rows_read, rows_read - rej, rej, ingested, "x", batch,
+                               0, 0))
         for d in days:
             if source == "registrations" and d == last:
                 continue  # Shanghai's registrations for the last day never came
             if source == "service_catalog" and d.weekday() != 0:
                 continue
             deliveries.append(("310000", source, d, 4, 2_500_000, 2_499_990, 10,
-                               dt.datetime.combine(d, dt.time(1, 5)) + dt.timedelta(days=1), "y", 1, 0, 0))
-    con.executemany("INSERT INTO audit.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", deliveries)
+                               dt.datetime.combine(d, dt.time(1, 5)) + dt.timedelta(days=1), "y",
+                               (d - days[0]).days + 1, 0, 0))
+    _bulk(con, "audit.deliveries", deliveries)
     con.execute(
         """CREATE TABLE audit.rejected_rows (city_code VARCHAR, source VARCHAR, dt DATE, file VARCHAR,
         line BIGINT, reason VARCHAR, raw VARCHAR, batch_id BIGINT)"""
@@ -202,7 +218,7 @@ def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> 
                     if run == "run-2" and exp == "expect_all_sources_delivered" and city == "310000":
                         ok, observed, details = False, "registrations", "当日注册日志未交付"
                     q.append((run, suite, exp, city, last, sev, ok, observed, details, checked))
-        con.executemany("INSERT INTO audit.quality_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", q)
+        _bulk(con, "audit.quality_results", q)
     con.execute(
         """CREATE TABLE audit.builds (build_id BIGINT, batch_id BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP,
         status VARCHAR, message VARCHAR)"""

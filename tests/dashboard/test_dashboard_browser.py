@@ -51,6 +51,82 @@ def latest_day_values(warehouse: Path, city: str) -> dict:
     return dict(zip(cols, values))
 
 
+def tables_in(warehouse: Path) -> set[str]:
+    return {f"{s}.{t}" for s, t in snapshot_query(
+        warehouse, "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()")}
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import duckdb
+    from citycloud.config import Settings
+    from citycloud.publish import export_snapshot
+
+    warehouse, rounds = sys.argv[1], int(sys.argv[2])
+    settings = Settings(warehouse=__import__("pathlib").Path(warehouse))
+    con = duckdb.connect(warehouse)          # holds the warehouse for writing throughout
+    print("holding", flush=True)
+    for i in range(rounds):
+        con.execute("UPDATE marts.kpi_daily SET registered_users = registered_users + 1 "
+                    "WHERE city_code = '430100' AND kpi_date = (SELECT max(kpi_date) FROM marts.kpi_daily)")
+        export_snapshot(con, settings)       # temp file + atomic rename, as every publish does
+        time.sleep(0.15)
+    time.sleep(1.0)
+    con.close()
+    print("done", flush=True)
+    """
+)
+
+
+def test_keeps_rendering_while_a_writer_replaces_the_snapshot(browser, tmp_path, warehouse_future):
+    """Runs first, while `warehouse_future` builds the real warehouse for the next test."""
+    warehouse = tmp_path / "live.duckdb"
+    d = Dashboard(warehouse, tmp_path / "streamlit.log")
+    try:
+        # no snapshot yet: a clear message, no error
+        text = browser.open(f"{d.url}/?city={CITY}", ["citycloud run"])
+        assert_clean(text)
+        browser.screenshot(tmp_path / "no_snapshot.png", full_page=False)
+
+        facts = handmade.build(warehouse)
+        start = int(facts["changsha_last"]["registered_users"])
+        text = browser.open(f"{d.url}/?city={CITY}", ["全部指标", fmt.fmt_int(start)])
+        assert_clean(text)
+
+        rounds = 10
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse), str(rounds)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            assert writer.stdout.readline().strip() == "holding"
+            seen = set()
+            loads = 0
+            while writer.poll() is None:
+                for page, marker in (("", "全部指标"), ("trends", "区间变化"), ("services", "按部门"),
+                                     ("settlement", "结算单版本")):
+                    text = browser.open(f"{d.url}/{page}?city={CITY}", [marker], timeout=30)
+                    assert_clean(text)
+                    loads += 1
+                    if page == "":
+                        seen.add(browser.wait_row("注册用户数")[1])
+            out, err = writer.communicate(timeout=60)
+            assert writer.returncode == 0, err
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+        assert loads >= 4
+        # the page follows the published state: after the last publish it shows the last value
+        final = fmt.fmt_int(start + rounds)
+        text = browser.open(f"{d.url}/?city={CITY}", ["全部指标", final])
+        assert_clean(text)
+        assert browser.wait_row("注册用户数")[1] == final
+        print(f"\n{loads} page loads during {rounds} snapshot replacements; values seen: {sorted(seen)}",
+              file=sys.stderr)
+    finally:
+        d.stop()
+
+
 def test_pages_show_the_warehouse_figures(dashboard, browser, warehouse_under_test):
     wh = warehouse_under_test["warehouse"]
     v = latest_day_values(wh, CITY)
@@ -147,78 +223,3 @@ def test_pages_show_the_warehouse_figures(dashboard, browser, warehouse_under_te
     timings["settlement"] = time.monotonic() - t
     print(f"\npage timings (s): {', '.join(f'{k} {v:.1f}' for k, v in timings.items())} "
           f"on {warehouse_under_test['note']}", file=sys.stderr)
-
-
-def tables_in(warehouse: Path) -> set[str]:
-    return {f"{s}.{t}" for s, t in snapshot_query(
-        warehouse, "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()")}
-
-
-WRITER = textwrap.dedent(
-    """
-    import sys, time
-    import duckdb
-    from citycloud.config import Settings
-    from citycloud.publish import export_snapshot
-
-    warehouse, rounds = sys.argv[1], int(sys.argv[2])
-    settings = Settings(warehouse=__import__("pathlib").Path(warehouse))
-    con = duckdb.connect(warehouse)          # holds the warehouse for writing throughout
-    print("holding", flush=True)
-    for i in range(rounds):
-        con.execute("UPDATE marts.kpi_daily SET registered_users = registered_users + 1 "
-                    "WHERE city_code = '430100' AND kpi_date = (SELECT max(kpi_date) FROM marts.kpi_daily)")
-        export_snapshot(con, settings)       # temp file + atomic rename, as every publish does
-        time.sleep(0.15)
-    time.sleep(1.0)
-    con.close()
-    print("done", flush=True)
-    """
-)
-
-
-def test_keeps_rendering_while_a_writer_replaces_the_snapshot(browser, tmp_path):
-    warehouse = tmp_path / "live.duckdb"
-    d = Dashboard(warehouse, tmp_path / "streamlit.log")
-    try:
-        # no snapshot yet: a clear message, no error
-        text = browser.open(f"{d.url}/?city={CITY}", ["citycloud run"])
-        assert_clean(text)
-        browser.screenshot(SHOTS / "dashboard_no_snapshot.png", full_page=False)
-
-        facts = handmade.build(warehouse)
-        start = int(facts["changsha_last"]["registered_users"])
-        text = browser.open(f"{d.url}/?city={CITY}", ["全部指标", fmt.fmt_int(start)])
-        assert_clean(text)
-
-        rounds = 10
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse), str(rounds)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        try:
-            assert writer.stdout.readline().strip() == "holding"
-            seen = set()
-            loads = 0
-            while writer.poll() is None:
-                for page, marker in (("", "全部指标"), ("trends", "区间变化"), ("services", "按部门"),
-                                     ("settlement", "结算单版本")):
-                    text = browser.open(f"{d.url}/{page}?city={CITY}", [marker], timeout=30)
-                    assert_clean(text)
-                    loads += 1
-                    if page == "":
-                        seen.add(browser.wait_row("注册用户数")[1])
-            out, err = writer.communicate(timeout=60)
-            assert writer.returncode == 0, err
-        finally:
-            if writer.poll() is None:
-                writer.kill()
-                writer.wait()
-        assert loads >= 4
-        # the page follows the published state: after the last publish it shows the last value
-        final = fmt.fmt_int(start + rounds)
-        text = browser.open(f"{d.url}/?city={CITY}", ["全部指标", final])
-        assert_clean(text)
-        assert browser.wait_row("注册用户数")[1] == final
-        print(f"\n{loads} page loads during {rounds} snapshot replacements; values seen: {sorted(seen)}",
-              file=sys.stderr)
-    finally:
-        d.stop()
