@@ -44,9 +44,10 @@ def cmd_generate(args: argparse.Namespace) -> str:
 
     summary = generate(Path(args.out), cities=args.cities, start=args.start, days=args.days, users=args.users,
                        seed=args.seed, accesses_per_day=args.accesses_per_day, dirt=not args.clean,
-                       progress=_progress)
-    return f"generate: wrote {args.out}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
-                                                       if not isinstance(v, (dict, list)))
+                       progress=_progress, overwrite=args.overwrite)
+    rows = ", ".join(f"{source} {n:,}" for source, n in summary["rows"].items())
+    return (f"generate: wrote {summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) for "
+            f"{len(summary['cities'])} cities x {summary['days']} days to {args.out} in {summary['seconds']:.1f}s: {rows}")
 
 
 def cmd_run(args: argparse.Namespace) -> str:
@@ -94,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--accesses-per-day", type=int, default=None, help="access events per city-day (benchmarks)")
     g.add_argument("--clean", action="store_true", help="no contract-breaking dirt")
+    g.add_argument("--overwrite", action="store_true", help="replace the chosen cities' folders in --out")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("run", help="ingest new deliveries, build the marts, check, publish")

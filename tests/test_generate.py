@@ -85,18 +85,19 @@ def check_row(source: str, row: dict, dt_day: dt.date) -> tuple[str | None, str 
 class Area:
     """Everything in a landing area, read as the contract says."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, complete_only: bool = False):
         self.root = root
         self.folders = {}                      # (city, source, dt) -> complete?
         self.file_errors = {}                  # relative path -> reason
         self.rejects = Counter()               # (source, reason)
         self.rows = defaultdict(list)          # (city, source) -> [(dt, file, row, form)]
         self.headers = defaultdict(list)       # (city, source) -> [header of each CSV file]
-        self.raw_lines = Counter()             # (city, source, dt, file) -> lines
         for folder in sorted(root.glob("*/*/dt=*")):
             city, source, part = folder.relative_to(root).parts
             day = dt.date.fromisoformat(part[3:])
             self.folders[(city, source, day)] = (folder / "_SUCCESS").exists()
+            if complete_only and not self.folders[(city, source, day)]:
+                continue
             for f in sorted(p for p in folder.iterdir() if p.name != "_SUCCESS"):
                 self._read(city, source, day, f)
 
@@ -211,8 +212,10 @@ def test_layout_and_success_markers(dirty, clean):
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     kwargs = dict(cities=2, days=3, users=60, accesses_per_day=500)
-    generate(tmp_path / "a", seed=3, **kwargs)
+    said = []
+    generate(tmp_path / "a", seed=3, progress=said.append, **kwargs)
     generate(tmp_path / "b", seed=3, **kwargs)
+    assert any("dt=2026-01-03 (3/3)" in m for m in said) and said[-1].startswith("generated ")
     generate(tmp_path / "c", seed=4, **kwargs)
     a, b, c = (tree_digest(tmp_path / x) for x in "abc")
     assert a == b
@@ -246,6 +249,16 @@ def test_unreadable_files_when_dirty(dirty):
     legacy = next(p for p, r in area.file_errors.items() if r == "not utf-8")
     text = (area.root / legacy).read_bytes().decode("gb18030")  # a legacy export, readable as GB18030
     assert "event_id" in text.splitlines()[0]
+
+
+def test_summary_tells_what_a_reader_sets_aside(dirty):
+    summary, area = dirty
+    ingestible = Area(area.root, complete_only=True)
+    counted = defaultdict(dict)
+    for (source, reason), n in ingestible.rejects.items():
+        counted[source][reason] = n
+    assert summary["bad_rows"] == dict(counted)
+    assert set(summary["unreadable"]) == set(area.file_errors)
 
 
 def test_schema_drift_and_flagging_dirt(dirty):

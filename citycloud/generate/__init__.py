@@ -78,10 +78,29 @@ def _prepare(out: Path, codes: list[str], overwrite: bool) -> None:
     if existing and not overwrite:
         raise CitycloudError(
             f"generate: {out} already holds landing data for {', '.join(existing)}; remove it, choose another "
-            "--out, or ask to overwrite (generate(..., overwrite=True)) so no stale files mix with the new ones")
+            "--out, or overwrite it (--overwrite, overwrite=True) so no stale files mix with the new ones")
     for c in existing:
         shutil.rmtree(out / c)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _write(profiles, users, seed, start_dn, last_dn, accesses_per_day, dirt, plan, landing, say) -> None:
+    days = last_dn - start_dn + 1
+    for prof in profiles:
+        open_dn = max(min(day_number(prof.opened), start_dn - 365), FLOOR_DN + 1)
+        city = City(prof, seed, start_dn, last_dn, open_dn, dirt, plan)
+        say(f"{prof.code} {prof.name}: simulating accounts and services")
+        pop = simulate(prof.code, seed, max(1, round(users * prof.scale)), open_dn, start_dn, last_dn,
+                       [d for d, _ in prof.districts], dirt, very_late=days >= 16)
+        cat = build_catalog(prof.code, seed, prof.services, prof.districts, open_dn, start_dn, last_dn)
+        write_catalog(city, cat, landing)
+        write_registrations(city, pop, landing)
+        access = AccessWriter(city, pop, cat, landing, accesses_per_day, say)
+        ratings = RatingsWriter(city, pop, cat, landing)
+        for i, dn in enumerate(range(start_dn, last_dn + 1)):
+            ratings.add(access.deliver(dn), dn)
+            ratings.deliver(dn)
+            say(f"{prof.code} {prof.name}: dt={day_date(dn)} ({i + 1}/{days}) written")
 
 
 def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), days: int = 60,
@@ -102,29 +121,18 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
     out = Path(out)
     profiles = PROFILES[:cities]
     codes = [p.code for p in profiles]
-    _prepare(out, codes, overwrite)
     start_dn = day_number(start)
     last_dn = start_dn + days - 1
     plan = make_plan(seed, codes, start_dn, last_dn, dirt)
-    landing = Landing(out)
     try:
-        for prof in profiles:
-            open_dn = max(min(day_number(prof.opened), start_dn - 365), FLOOR_DN + 1)
-            city = City(prof, seed, start_dn, last_dn, open_dn, dirt, plan)
-            say(f"{prof.code} {prof.name}: simulating accounts and services")
-            pop = simulate(prof.code, seed, max(1, round(users * prof.scale)), open_dn, start_dn, last_dn,
-                           [d for d, _ in prof.districts], dirt, very_late=days >= 16)
-            cat = build_catalog(prof.code, seed, prof.services, prof.districts, open_dn, start_dn, last_dn)
-            write_catalog(city, cat, landing)
-            write_registrations(city, pop, landing)
-            access = AccessWriter(city, pop, cat, landing, accesses_per_day)
-            ratings = RatingsWriter(city, pop, cat, landing)
-            for i, dn in enumerate(range(start_dn, last_dn + 1)):
-                ratings.add(access.deliver(dn), dn)
-                ratings.deliver(dn)
-                say(f"{prof.code} {prof.name}: dt={day_date(dn)} ({i + 1}/{days}) written")
-    finally:
-        landing.close()
+        _prepare(out, codes, overwrite)
+        landing = Landing(out)
+        try:
+            _write(profiles, users, seed, start_dn, last_dn, accesses_per_day, dirt, plan, landing, say)
+        finally:
+            landing.close()
+    except OSError as exc:
+        raise CitycloudError(f"generate: cannot write the landing area under {out}: {exc}") from exc
     stats = landing.stats
     summary = {
         "out": str(out), "cities": codes, "start": start.isoformat(), "end": day_date(last_dn).isoformat(),
@@ -132,6 +140,8 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
         "rows": {s: stats.rows.get(s, 0) for s in SOURCES}, "bytes": stats.bytes,
         "seconds": round(time.perf_counter() - t0, 2),
         "incomplete": [f"{plan.incomplete[0]}/{plan.incomplete[1]}/dt={day_date(last_dn)}"] if plan.incomplete else [],
+        "unreadable": dict(sorted(stats.unreadable.items())),
+        "bad_rows": plan.bad_rows(),
     }
     say(f"generated {summary['files']} files, {sum(summary['rows'].values()):,} rows, "
         f"{summary['bytes'] / 1e6:,.1f} MB for {len(codes)} cities x {days} days in {summary['seconds']} s")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ._common import csv_bytes, day_date, rng_for
+from ._common import Sampler, csv_bytes, day_date, rng_for
 
 # category -> (owning department, services)
 VOCAB: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -70,9 +70,7 @@ class Catalog:
             live = np.flatnonzero((self.online <= d) & (self.offline > d) & (self.listed <= ref))
             if len(live) == 0:
                 live = np.arange(len(self.online))
-            cum = np.cumsum(self.pop[live])
-            out[rows] = live[np.minimum(np.searchsorted(cum, rng.random(len(rows)) * cum[-1], side="right"),
-                                        len(live) - 1)]
+            out[rows] = live[Sampler(np.cumsum(self.pop[live])).sample(rng, len(rows))]
         return out
 
 
@@ -144,6 +142,7 @@ def write_catalog(city, cat: Catalog, landing) -> None:
         if city.dirt and dn >= bad_from:
             from ._dirt import catalog_bad_rows
             bad = pl.DataFrame(catalog_bad_rows(city.code), schema={c: pl.Utf8 for c in cols})
+            city.plan.log += [(city.code, "service_catalog", dn, k) for k in ("bad_date", "missing_field")]
             snap = pl.concat([snap, bad.select(cols)])
         gz = bool(frng.random() < 0.25)
         landing.put(city.code, "service_catalog", dn, "catalog.csv" + (".gz" if gz else ""), csv_bytes(snap),

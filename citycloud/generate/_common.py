@@ -69,18 +69,47 @@ def rng_for(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, *[int(k) for k in keys]])
 
 
+class Sampler:
+    """Draws from a discrete distribution given by increasing cumulative weights, with a guide
+    table (much faster than searchsorted on random queries). ``draw(x)`` returns, for each x in
+    [0, cum[-1]), the i with cum[i-1] <= x < cum[i] (numpy.searchsorted side="right")."""
+
+    def __init__(self, cum: np.ndarray):
+        self.cum = np.asarray(cum, dtype=np.float64)
+        self.k = int(min(max(1024, 4 * len(self.cum)), 1 << 22))
+        self.scale = self.k / self.cum[-1] if len(self.cum) and self.cum[-1] > 0 else 0.0
+        self.guide = np.searchsorted(self.cum, np.arange(self.k) / self.scale if self.scale else
+                                     np.zeros(self.k), side="right")
+
+    def draw(self, x: np.ndarray) -> np.ndarray:
+        last = len(self.cum) - 1
+        idx = self.guide[np.clip((x * self.scale).astype(np.int64), 0, self.k - 1)].clip(0, last)
+        todo = np.flatnonzero(self.cum[idx] <= x)
+        while len(todo):
+            idx[todo] = np.minimum(idx[todo] + 1, last)
+            todo = todo[(self.cum[idx[todo]] <= x[todo]) & (idx[todo] < last)]
+        return idx
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.draw(rng.random(n) * self.cum[-1])
+
+
+_HOUR = Sampler(HOUR_CDF)
+_CHANNEL = Sampler(np.cumsum(CHANNEL_P))
+_FORMS = {True: Sampler(np.cumsum([0.36, 0.16, 0.12, 0.11, 0.25])),
+          False: Sampler(np.cumsum([0.48, 0.2, 0.17, 0.15]))}
+
+
 def seconds_of_day(rng: np.random.Generator, n: int) -> np.ndarray:
-    hour = np.searchsorted(HOUR_CDF, rng.random(n), side="right").clip(0, 23)
-    return hour * 3600 + rng.integers(0, 3600, n)
+    return _HOUR.sample(rng, n) * 3600 + rng.integers(0, 3600, n)
 
 
 def channel_idx(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.searchsorted(np.cumsum(CHANNEL_P), rng.random(n) * CHANNEL_P.sum()).clip(0, 4).astype(np.int8)
+    return _CHANNEL.sample(rng, n).astype(np.int8)
 
 
 def pick_forms(rng: np.random.Generator, n: int, epoch: bool) -> np.ndarray:
-    p = [0.36, 0.16, 0.12, 0.11, 0.25] if epoch else [0.48, 0.2, 0.17, 0.15, 0.0]
-    return rng.choice(5, n, p=p).astype(np.int8)
+    return _FORMS[epoch].sample(rng, n).astype(np.int8)
 
 
 _TOD: pl.Series | None = None
@@ -117,6 +146,23 @@ def format_ts(ts: np.ndarray, form: np.ndarray, json: bool) -> pl.Series:
     if json:
         expr = pl.when(pl.col("f") == F_EPOCH_MS).then(pl.col("ms").cast(pl.Utf8)).otherwise(expr)
     return pl.DataFrame(cols).select(expr.alias("ts")).to_series()
+
+
+_DAY_TABLE: dict = {}
+
+
+def format_ts_day(ts: np.ndarray, form: np.ndarray, dn: int) -> pl.Series:
+    """JSON tokens like format_ts for big, sorted arrays ending within day ``dn``: the rows of
+    day ``dn`` come from a per-day table of every second in every form (cached)."""
+    k = int(np.searchsorted(ts, day_start(dn)))
+    table = _DAY_TABLE.get(dn)
+    if table is None:
+        every = np.tile(day_start(dn) + np.arange(DAY, dtype=np.int64), 5)
+        table = format_ts(every, np.repeat(np.arange(5, dtype=np.int8), DAY), json=True)
+        _DAY_TABLE.clear()
+        _DAY_TABLE[dn] = table
+    on = table.gather(pl.Series(form[k:].astype(np.int64) * DAY + (ts[k:] - day_start(dn))))
+    return pl.concat([format_ts(ts[:k], form[:k], json=True), on]) if k else on
 
 
 def iso_local(ts: int, form: int = F_OFFSET) -> str:
@@ -164,6 +210,7 @@ class Stats:
     files: int = 0
     bytes: int = 0
     rows: dict = field(default_factory=dict)
+    unreadable: dict = field(default_factory=dict)  # relative path -> why a reader must set it aside
 
 
 class Landing:
@@ -174,7 +221,7 @@ class Landing:
     def __init__(self, root: Path):
         self.root = root
         self.stats = Stats()
-        self._q: queue.Queue = queue.Queue(maxsize=3)
+        self._q: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="citycloud-generate-writer", daemon=True)
         self._thread.start()
@@ -182,13 +229,17 @@ class Landing:
     def folder(self, city: str, source: str, dn: int) -> Path:
         return self.root / city / source / f"dt={day_date(dn).isoformat()}"
 
-    def put(self, city: str, source: str, dn: int, name: str, data: bytes, *, rows: int, gz: bool = False,
-            level: int = 6, bom: bool = False, truncate: float | None = None) -> str:
+    def put(self, city: str, source: str, dn: int, name: str, data: bytes | pl.Series, *, rows: int,
+            gz: bool = False, level: int = 6, bom: bool = False, truncate: float | None = None,
+            unreadable: str | None = None) -> str:
+        """Queue one file; ``data`` is bytes or a Series of text lines (joined on the writer thread)."""
         if self._error:
             raise self._error
         self.stats.files += 1
         self.stats.rows[source] = self.stats.rows.get(source, 0) + rows
         path = self.folder(city, source, dn) / name
+        if unreadable:
+            self.stats.unreadable[str(path.relative_to(self.root))] = unreadable
         self._q.put(("file", path, data, gz, level, bom, truncate))
         return str(path.relative_to(self.root))
 
@@ -204,13 +255,19 @@ class Landing:
                 continue
             try:
                 _, path, data, gz, level, bom, truncate = item
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(data, pl.Series):
+                    if not (gz or bom or truncate) and len(data):  # straight from polars to the file
+                        pl.DataFrame({"l": data}).write_csv(path, include_header=False, quote_style="never")
+                        self.stats.bytes += path.stat().st_size
+                        continue
+                    data = lines_bytes(data)
                 if bom:
                     data = BOM + data
-                if gz:
-                    data = zlib.compress(data, level=level, wbits=31)  # gzip, mtime 0, no file name
+                if gz:  # gzip with mtime 0 and no file name; big files fast rather than small
+                    data = zlib.compress(data, level=level if len(data) < 8 << 20 else 1, wbits=31)
                 if truncate is not None:
                     data = data[: max(20, int(len(data) * truncate))]
-                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
                 self.stats.bytes += len(data)
             except BaseException as exc:  # surfaced on the generating thread

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import (DAY, F_EPOCH_MS, F_LOCAL_SPACE, F_LOCAL_T, F_OFFSET, F_Z, day_date, day_start,
+from ._common import (CHANNELS, DAY, F_EPOCH_MS, F_LOCAL_SPACE, F_LOCAL_T, F_OFFSET, F_Z, day_date, day_start,
                       iso_local, rng_for)
 
 ACCESS_BAD = ("missing_field", "bad_timestamp", "unknown_outcome", "after_delivery_day", "before_2015",
@@ -31,6 +31,7 @@ class Plan:
     incomplete: tuple[str, str] | None = None          # (city, source) whose last dt lacks _SUCCESS
     forced: dict = field(default_factory=dict)         # (city, source, dt) -> [bad kinds]
     very_late: dict = field(default_factory=dict)      # (city, source) -> dt with a weeks-late event
+    log: list = field(default_factory=list)            # (city, source, dt, kind) of every bad row written
 
     def complete(self, city: str, source: str, dn: int) -> bool:
         return not (self.incomplete == (city, source) and dn == self.last_dn)
@@ -39,10 +40,20 @@ class Plan:
         if not self.dirt:
             return []
         kinds = list(self.forced.get((city, source, dn), []))
-        extra = int(rng.poisson(0.25 + min(rows * 2e-6, 40)))
+        extra = int(rng.poisson(0.12 + min(rows * 2e-6, 40)))
         pool = BAD_KINDS[source]
         kinds += [pool[int(i)] for i in rng.integers(0, len(pool), extra)]
+        self.log += [(city, source, dn, kind) for kind in kinds]
         return kinds
+
+    def bad_rows(self) -> dict:
+        """Bad rows written into complete folders: {source: {reason: count}}."""
+        out: dict = {}
+        for city, source, dn, kind in self.log:
+            if self.complete(city, source, dn):
+                out.setdefault(source, {}).setdefault(kind, 0)
+                out[source][kind] += 1
+        return out
 
 
 def make_plan(seed: int, cities: list[str], start_dn: int, last_dn: int, dirt: bool) -> Plan:
@@ -55,7 +66,8 @@ def make_plan(seed: int, cities: list[str], start_dn: int, last_dn: int, dirt: b
     if not dirt:
         return plan
     pick_city = lambda: cities[int(rng.integers(0, len(cities)))]  # noqa: E731
-    plan.incomplete = (pick_city(), EVENT_SOURCES[int(rng.integers(0, 3))])
+    # With a single day, leave the big sources complete (benchmarks ingest them).
+    plan.incomplete = (pick_city(), EVENT_SOURCES[int(rng.integers(0, 3))] if days > 1 else "ratings")
     # Complete folders only, where there is a choice.
     usable = lambda c, s: [d for d in range(start_dn, last_dn + 1) if plan.complete(c, s, d)] or [last_dn]  # noqa
     choose = lambda c, s: (lambda ds: ds[int(rng.integers(0, len(ds)))])(usable(c, s))  # noqa: E731
@@ -72,6 +84,10 @@ def make_plan(seed: int, cities: list[str], start_dn: int, last_dn: int, dirt: b
     return plan
 
 
+def _channel(rng) -> str:
+    return CHANNELS[int(rng.integers(0, len(CHANNELS)))]
+
+
 def _timestamp_for(rng, kind: str, dn: int, epoch: bool):
     """An event_time value (JSON-ready Python value) for a bad row of the given kind, or a
     valid one inside the delivery day."""
@@ -84,7 +100,8 @@ def _timestamp_for(rng, kind: str, dn: int, epoch: bool):
     if kind == "after_delivery_day":
         ts = day_start(dn + 1) + int(rng.integers(60, 3 * DAY))
     elif kind == "before_2015":
-        ts = [0, 946_684_800, 1_388_534_400, 1_262_304_000][int(rng.integers(0, 4))]  # 1970, 2000, 2014, 2010
+        ts = [0, 946_684_800, int(rng.integers(1_262_304_000, 1_420_041_600))][int(rng.integers(0, 3))]  # 1970,
+        # 2000 (default values of broken clients) or some time in 2010-2014
     else:
         ts = day_start(dn) + int(rng.integers(0, DAY))
     text = iso_local(ts, form)
@@ -93,7 +110,7 @@ def _timestamp_for(rng, kind: str, dn: int, epoch: bool):
 
 def access_bad_line(rng, kind: str, code: str, dn: int, event_id: str, service_id: str, user_id: str) -> str:
     row = {"event_id": event_id, "user_id": user_id, "service_id": service_id,
-           "event_time": _timestamp_for(rng, kind, dn, True), "channel": "alipay_mini",
+           "event_time": _timestamp_for(rng, kind, dn, True), "channel": _channel(rng),
            "outcome": "success", "duration_ms": int(rng.integers(50, 3000)),
            "client_ip": f"116.{rng.integers(0, 256)}.{rng.integers(0, 256)}.{rng.integers(1, 255)}"}
     if kind == "unknown_outcome":
@@ -134,7 +151,7 @@ def _finish(rng, kind: str, row: dict, required: tuple[str, ...]) -> str:
 
 def registration_bad_row(rng, kind: str, dn: int, event_id: str, user_id: str) -> dict:
     row = {"event_id": event_id, "event_type": "register", "user_id": user_id,
-           "event_time": str(_timestamp_for(rng, kind, dn, False)), "channel": "wechat_mini",
+           "event_time": str(_timestamp_for(rng, kind, dn, False)), "channel": _channel(rng),
            "phone": f"139{rng.integers(10**7, 10**8)}", "id_number": None, "auth_level": "1",
            "district_code": None}
     if kind == "missing_field":

@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from ._cities import MIGRANT_REGIONS
-from ._common import DAY, WEEKDAY_FACTOR, channel_idx, day_start, local_day, rng_for, seconds_of_day
+from ._common import DAY, WEEKDAY_FACTOR, Sampler, channel_idx, day_start, local_day, rng_for, seconds_of_day
 
 REGISTER, VERIFY, CANCEL = 0, 1, 2
 NEVER = np.iinfo(np.int64).max // 4
+UNREG_POOL = 5000  # user ids seen at the gateway that never registered (dirt)
 
 PHONE_PREFIXES = np.array([130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 150, 151, 152, 153, 155, 156,
                            157, 158, 159, 166, 172, 173, 175, 176, 177, 178, 180, 181, 182, 183, 184, 185,
@@ -40,12 +42,15 @@ def id_check_index(base17: np.ndarray) -> np.ndarray:
     return total % 11
 
 
+def id_check_char(body17: str) -> str:
+    return ID_CHECK[sum(int(c) * w for c, w in zip(body17, ID_WEIGHTS)) % 11]
+
+
 def id_number_ok(value: str) -> bool:
     """Format and check digit of an 18-character resident identity number (GB 11643-1999)."""
     if not value or not _ID_RE.fullmatch(value):
         return False
-    total = sum(int(c) * w for c, w in zip(value[:17], ID_WEIGHTS))
-    return ID_CHECK[total % 11] == value[17]
+    return id_check_char(value[:17]) == value[17]
 
 
 def id_bases(rng: np.random.Generator, n: int, local_codes: list[str]) -> np.ndarray:
@@ -75,6 +80,26 @@ class Population:
     ev: dict                   # event columns: user, type, ts, auth, auth_blank, chan, phone, idb,
                                # district, delivery, bad_phone, bad_id (all numpy, one entry per event)
 
+    _sampler: Sampler | None = None
+    _tokens: dict | None = None
+
+    def tokens(self, before: str = "", after: str = "") -> pl.Series:
+        """JSON tokens for user_id, by index: 0..n-1 the accounts, n anonymous (null),
+        n+1+k one of UNREG_POOL ids that never registered; wrapped in ``before``/``after``."""
+        if self._tokens is None:
+            self._tokens = {}
+        key = (before, after)
+        if key not in self._tokens:
+            serial = pl.Series(np.arange(1, self.n + 1)).cast(pl.Utf8).str.zfill(6)
+            never = pl.Series(np.arange(UNREG_POOL)).cast(pl.Utf8).str.zfill(8)
+            quoted = pl.concat([
+                (f'{before}"U{self.code}' + serial + f'"{after}'),
+                pl.Series([f"{before}null{after}"]),
+                (f'{before}"U{self.code}9' + never + f'"{after}'),
+            ])
+            self._tokens[key] = quoted
+        return self._tokens[key]
+
     @property
     def n(self) -> int:
         return len(self.first_reg)
@@ -89,10 +114,12 @@ class Population:
         n = len(event_dn)
         if n == 0 or self.n == 0:
             return np.full(n, -1, dtype=np.int64)
+        if self._sampler is None:
+            self._sampler = Sampler(self.cumw)
         lo = int(event_dn.min())
         nreg = self.registered_by(np.arange(lo, int(event_dn.max()) + 1))[event_dn - lo]
         top = np.where(nreg > 0, self.cumw[np.maximum(nreg - 1, 0)], 0.0)
-        idx = np.searchsorted(self.cumw, rng.random(n) * top, side="right")
+        idx = self._sampler.draw(rng.random(n) * top)
         idx = np.minimum(idx, nreg - 1)
         closed = (self.cancel_day[idx] <= event_dn) & (self.rereg_day[idx] > event_dn)
         return np.where((nreg > 0) & ~closed, idx, -1)

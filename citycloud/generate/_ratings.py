@@ -83,6 +83,7 @@ class RatingsWriter:
             svc = svc.scatter(int(a), self.cat.ghost_ids()[int(rng.integers(0, 5))])
             user = user.scatter(int(b), f'"U{self.city.code}9{int(rng.integers(0, 10**6)):08d}"')
             user_null[b] = False
+            acc_null[[a, b]] = True  # reviews left from the service page, not linked to an access
             self.forced = True
         frame = pl.DataFrame({
             "seq": np.arange(n), "acc": df["acc"], "user": user, "svc": svc, "score": score,

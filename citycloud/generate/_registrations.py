@@ -9,7 +9,7 @@ import polars as pl
 
 from ._common import CHANNELS, ODD_CHANNELS, csv_bytes, day_start, format_ts, insert_rows, pick_forms, rng_for, ymd
 from ._dirt import registration_bad_row
-from ._people import ID_CHECK, Population, id_check_index
+from ._people import ID_CHECK, Population, id_check_char, id_check_index
 
 COLUMNS = ["event_id", "event_type", "user_id", "event_time", "channel", "phone", "id_number", "auth_level",
            "district_code"]
@@ -29,38 +29,45 @@ def _frame(city, pop: Population, sel: np.ndarray, rng, dn: int, seq0: int, dist
         if len(odd):
             chan = chan.scatter(odd, [ODD_CHANNELS[i % len(ODD_CHANNELS)] for i in odd])
     idb = ev["idb"]
-    check = id_check_index(idb)
     chars = np.array(list(ID_CHECK))
-    good_check, wrong_check = chars[check], chars[(check + rng.integers(1, 11, n)) % 11]
     df = pl.DataFrame({
-        "seq": np.arange(seq0, seq0 + n), "type": ev["type"].astype(np.int64), "user": ev["user"] + 1,
-        "phone": ev["phone"], "bad_phone": ev["bad_phone"], "idb": idb, "bad_id": ev["bad_id"],
-        "check": good_check, "wrong": wrong_check, "auth": ev["auth"], "blank": ev["auth_blank"],
-        "district": ev["district"],
+        "seq": np.arange(seq0, seq0 + n), "user": ev["user"] + 1, "phone": ev["phone"], "idb": idb,
+        "check": chars[id_check_index(idb)], "auth": ev["auth"], "blank": ev["auth_blank"],
     })
-    ph = pl.col("phone").cast(pl.Utf8)
-    ids = pl.col("idb").cast(pl.Utf8)
     out = df.select(
         event_id=pl.concat_str([pl.lit(f"R{city.code}-{ymd(dn)}-"), pl.col("seq").cast(pl.Utf8).str.zfill(7)]),
         event_type=TYPES.gather(pl.Series(ev["type"].astype(np.int64))),
         user_id=pl.concat_str([pl.lit(f"U{city.code}"), pl.col("user").cast(pl.Utf8).str.zfill(6)]),
         event_time=format_ts(ev["ts"], pick_forms(rng, n, epoch=False), json=False),
         channel=chan,
-        phone=pl.when(pl.col("phone") == 0).then(None)
-        .when(pl.col("bad_phone") == 1).then(ph.str.slice(0, 10))
-        .when(pl.col("bad_phone") == 2).then(pl.concat_str([pl.lit("021"), ph.str.slice(3, 8)]))
-        .when(pl.col("bad_phone") == 3).then(pl.concat_str([ph, pl.lit("8")]))
-        .otherwise(ph),
-        id_number=pl.when(pl.col("idb") == 0).then(None)
-        .when(pl.col("bad_id") == 1).then(pl.concat_str([ids, pl.col("wrong")]))
-        .when(pl.col("bad_id") == 2).then(pl.concat_str([ids.str.slice(0, 6), ids.str.slice(8, 9)]))
-        .when(pl.col("bad_id") == 3).then(ids)
-        .otherwise(pl.concat_str([ids, pl.col("check")])),
+        phone=pl.when(pl.col("phone") == 0).then(None).otherwise(pl.col("phone").cast(pl.Utf8)),
+        id_number=pl.when(pl.col("idb") == 0).then(None).otherwise(
+            pl.concat_str([pl.col("idb").cast(pl.Utf8), pl.col("check")])),
         auth_level=pl.when(pl.col("blank")).then(None).otherwise(pl.col("auth").cast(pl.Utf8)),
-        district_code=pl.when(pl.col("district") < 0).then(None)
+        district_code=pl.when(pl.lit(pl.Series(ev["district"])) < 0).then(None)
         .otherwise(districts.gather(pl.Series(np.maximum(ev["district"], 0)))),
     )
+    # The few invalid phone / id numbers (flagging dirt), patched in place.
+    bad = np.flatnonzero(ev["bad_phone"])
+    if len(bad):
+        out = out.with_columns(phone=out["phone"].scatter(bad, [
+            _bad_phone(str(ev["phone"][i]), int(ev["bad_phone"][i])) for i in bad]))
+    bad = np.flatnonzero(ev["bad_id"])
+    if len(bad):
+        out = out.with_columns(id_number=out["id_number"].scatter(bad, [
+            _bad_id(str(idb[i]), int(ev["bad_id"][i]), int(rng.integers(1, 11))) for i in bad]))
     return out
+
+
+def _bad_phone(phone: str, kind: int) -> str:
+    return {1: phone[:10], 2: "021" + phone[3:11], 3: phone + "8"}[kind]  # short, landline, long
+
+
+def _bad_id(body: str, kind: int, shift: int) -> str:
+    if kind == 1:  # wrong check digit
+        right = ID_CHECK.index(id_check_char(body))
+        return body + ID_CHECK[(right + shift) % 11]
+    return body[:6] + body[8:] if kind == 2 else body  # old 15-digit form / 17 characters
 
 
 def _shape(city, rng, df: pl.DataFrame) -> pl.DataFrame:
@@ -144,7 +151,8 @@ def _unreadable(city, rng, dn: int, recent: pl.DataFrame | None, landing) -> Non
         legacy = rows.with_columns(district_name=pl.col("district_code").replace_strict(
             names, default="未知区县", return_dtype=pl.Utf8).fill_null("未知区县"), remark=pl.lit("历史系统导出"))
         data = csv_bytes(legacy).decode("utf-8").encode("gb18030")
-        landing.put(city.code, "registrations", dn, "legacy_export.csv", data, rows=legacy.height)
+        landing.put(city.code, "registrations", dn, "legacy_export.csv", data, rows=legacy.height,
+                    unreadable="not UTF-8 (GB18030)")
     if plan.no_header == (city.code, dn):
         landing.put(city.code, "registrations", dn, "supplement.csv", csv_bytes(rows, header=False),
-                    rows=rows.height)
+                    rows=rows.height, unreadable="missing header")
