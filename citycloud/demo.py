@@ -31,7 +31,7 @@ def main() -> int:
     try:
         if not settings.landing.exists():
             _progress(f"generating a synthetic landing area in {settings.landing}")
-            generate(settings.landing, cities=3, start=START, days=DAYS, users=3000, seed=42, progress=_progress)
+            generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=_progress)
         report = pipeline.run(settings, progress=_progress)
         print(report.summary_line())
         statements = settle(settings, MONTH, out_dir=settings.output / "statements" / MONTH)
