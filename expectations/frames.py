@@ -107,7 +107,44 @@ def schema_frame(suite: Suite, ctx: FrameContext) -> pd.DataFrame:
     return frame
 
 
-BUILDERS: dict[str, Callable[[Suite, FrameContext], pd.DataFrame]] = {"sql": sql_frame, "schema": schema_frame}
+# --- hash sample: a cheap, bounded sample of the new rows' pseudonymised values -----------------
+
+def hash_sample_frame(suite: Suite, ctx: FrameContext) -> pd.DataFrame:
+    """Up to `sample_rows` new rows per table (batch > since_batch), one frame row per hashed value.
+
+    Few new rows (≤ 20 × sample_rows): a fixed-seed reservoir sample of them (zone maps skip the
+    old batches). Many: DuckDB's block-level SYSTEM sample of about twice sample_rows new rows
+    first, so a 10M-row delivery costs milliseconds instead of reading all its hash strings.
+    """
+    n = int(suite.params.get("sample_rows", 5000))
+    parts = []
+    for table, columns in (suite.params.get("tables") or {}).items():
+        schema, name = table.split(".")
+        if not (_IDENT.match(schema) and _IDENT.match(name) and all(_IDENT.match(c) for c in columns)):
+            raise SuiteError(f"{suite.path.name}: bad table or column name under {table}")
+        new, total = ctx.con.execute(
+            f"SELECT count(*) FILTER (WHERE batch_id > ?), count(*) FROM {table}", [ctx.since_batch]).fetchone()
+        if not new:
+            continue
+        cols = ", ".join(columns)
+        base = f"SELECT city_code, dt, {cols} FROM {table}"
+        if new <= 20 * n:
+            sql = f"SELECT * FROM ({base} WHERE batch_id > ?) USING SAMPLE reservoir({n} ROWS) REPEATABLE (7)"
+        else:
+            pct = min(100.0, 200.0 * n / new)
+            sql = (f"SELECT * FROM ({base} TABLESAMPLE SYSTEM ({pct:.6f}%) REPEATABLE (7) WHERE batch_id > ?) "
+                   f"USING SAMPLE reservoir({n} ROWS) REPEATABLE (7)")
+        sample = ctx.con.execute(
+            f"SELECT city_code, dt AS day, '{name}' AS source, column_name, value "
+            f"FROM (UNPIVOT ({sql}) ON {cols} INTO NAME column_name VALUE value)", [ctx.since_batch]).df()
+        parts.append(sample)
+    cols = ["city_code", "day", "source", "column_name", "value"]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return frame.sort_values(cols[:4], kind="stable").reset_index(drop=True)
+
+
+BUILDERS: dict[str, Callable[[Suite, FrameContext], pd.DataFrame]] = {
+    "sql": sql_frame, "schema": schema_frame, "hash_sample": hash_sample_frame}
 
 
 # --- derive hooks ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from citycloud.config import Settings
+from expectations.docs_site import inject_banner, write_summary
 from expectations.frames import FrameContext, build_frame
 from expectations.report import BLOCKING, WARNING, CheckResult, QualityReport
 from expectations.suites import ExpectationSpec, Suite, Waiver, load_suites, load_waivers
@@ -164,6 +165,11 @@ def interpret(suite: Suite, spec: ExpectationSpec, frame: pd.DataFrame, result: 
         return [CheckResult(success=bool(result.success), observed_value=_show(observed) if not isinstance(
             observed, (list, dict)) else str(observed)[:500], details=spec.message or "", **base)]
 
+    if not result.success and not unexpected:
+        # GX failed the expectation without naming rows (should not happen for map expectations)
+        summary = {k: v for k, v in (result.result or {}).items() if k in ("unexpected_count", "element_count")}
+        return [CheckResult(success=False, observed_value=str(summary) or None,
+                            details=f"{spec.message or spec.expect}: failed for the frame as a whole", **base)]
     judged = frame[_evaluated(spec, frame)]
     if judged.empty:
         return [CheckResult(success=True, observed_value="0 rows", details="nothing to check", **base)]
@@ -175,15 +181,24 @@ def interpret(suite: Suite, spec: ExpectationSpec, frame: pd.DataFrame, result: 
             out.append(CheckResult(success=ok, city_code=_city(row.get("city_code")), day=_day(row.get("day")),
                                    observed_value=_observed(spec, row), details=_message(spec, row), **base))
         return out
-    # record == failures: each failing row on its own, passing rows rolled up per city
+    # record == failures: failing rows grouped per (city, day), passing rows rolled up per city
     by_city: dict[str | None, list[dict]] = {}
     for row in records:
         by_city.setdefault(_city(row.get("city_code")), []).append(row)
     for city, rows in by_city.items():
-        bad = [r for r in rows if int(r["row_id"]) in unexpected]
-        for row in bad:
-            out.append(CheckResult(success=False, city_code=city, day=_day(row.get("day")),
-                                   observed_value=_observed(spec, row), details=_message(spec, row), **base))
+        bad: dict[date | None, list[dict]] = {}
+        for row in rows:
+            if int(row["row_id"]) in unexpected:
+                bad.setdefault(_day(row.get("day")), []).append(row)
+        for day, bad_rows in bad.items():
+            first = bad_rows[0]
+            details = _message(spec, first)
+            observed = _observed(spec, first)
+            if len(bad_rows) > 1:
+                details = f"{len(bad_rows)} rows unexpected, e.g. {details}"
+                observed = f"{len(bad_rows)} rows, e.g. {observed}"
+            out.append(CheckResult(success=False, city_code=city, day=day, observed_value=observed,
+                                   details=details, **base))
         if not bad:
             days = [d for d in (_day(r.get("day")) for r in rows) if d is not None]
             span = f" from {min(days)} to {max(days)}" if days else ""
@@ -285,8 +300,11 @@ def run_checks(con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: st
         report.timings[f"{suite.name}.gx"] = time.perf_counter() - t
     _apply_waivers(report.results, waivers, datetime.now(timezone.utc).date())
     t = time.perf_counter()
+    report.seconds = t - t0
     try:
         report.docs_index = validator.build_docs()
+        write_summary(report.docs_index.parent, report, suites)
+        inject_banner(report.docs_index, report)
     except Exception as exc:  # Data Docs are a view of the results, not a check: never block on them
         report.results.append(CheckResult(
             suite="data_docs", expectation="site_built", severity=WARNING, success=False,

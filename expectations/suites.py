@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from citycloud.config import CitycloudError
 from expectations.report import SEVERITIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,8 +27,8 @@ RECORD = ("all", "failures")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class SuiteError(ValueError):
-    """A suite file that breaks the suite schema."""
+class SuiteError(CitycloudError, ValueError):
+    """A suite or waiver file that breaks its schema (the CLI prints the message, naming file and rule)."""
 
 
 @dataclass(frozen=True)

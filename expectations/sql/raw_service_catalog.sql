@@ -1,6 +1,6 @@
 -- Each service_catalog snapshot ingested in a batch > $since_batch, one summary row per snapshot,
 -- compared with the city's previous snapshot (any batch).
-WITH rows AS (
+WITH rows AS NOT MATERIALIZED (
     SELECT * FROM raw.service_catalog WHERE batch_id > $since_batch
 ),
 sizes AS (              -- services per snapshot, all snapshots of the cities concerned
@@ -20,9 +20,9 @@ summary AS (
         count(DISTINCT service_id) AS services,
         count(*) FILTER (WHERE service_id IS NULL OR online_date IS NULL) AS missing_required,
         count(*) FILTER (WHERE offline_date <= online_date) AS offline_not_after_online,
-        count(*) FILTER (WHERE NOT regexp_full_match(city_code, '\d{6}')) AS bad_city_code,
+        CASE WHEN regexp_full_match(city_code, '\d{6}') THEN 0 ELSE count(*) END AS bad_city_code,
         count(*) FILTER (WHERE online_date <= dt AND (offline_date IS NULL OR offline_date > dt)) AS connected_on_dt
-    FROM rows GROUP BY ALL
+    FROM rows GROUP BY city_code, dt
 ),
 conflicts AS (          -- a service listed twice in one snapshot with different attributes
     SELECT city_code, dt, count(*) AS conflicting_services

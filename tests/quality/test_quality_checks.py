@@ -47,6 +47,12 @@ def test_every_expectation_has_severity_and_reason():
     assert severities == {BLOCKING, WARNING}
 
 
+def test_every_expectation_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data_quality.md").read_text(encoding="utf-8")
+    missing = [f"{s.name}.{e.name}" for s in load_suites() for e in s.expectations if f"`{e.name}`" not in doc]
+    assert missing == [], "add these to docs/data_quality.md"
+
+
 def test_suite_without_reason_is_refused(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("suite: bad\nversion: 1\ngrain: delivery\nframe: {sql: deliveries.sql}\nexpectations:\n"
@@ -101,6 +107,11 @@ def test_data_docs_static_site(clean_run):
     assert "marts_kpi_daily" in html and "deliveries" in html
     suite_page = settings.output / "data_docs" / "expectations" / "deliveries.html"
     assert "BLOCKING" in suite_page.read_text(encoding="utf-8")
+    # GX's pages need CDNs to render; the banner and the summary page work offline
+    assert "citycloud-quality.html" in html and "no blocking failures" in html
+    summary = (settings.output / "data_docs" / "citycloud-quality.html").read_text(encoding="utf-8")
+    assert "rejected_share_at_most_half" in summary
+    assert "<script" not in summary and "://" not in summary        # self-contained
 
 
 # --- injected anomalies, one per city or day, in one run ----------------------------------------
@@ -128,6 +139,9 @@ def anomaly_run(tmp_path_factory):
                 "WHERE city_code = '460100' AND source = 'ratings' AND dt = ?", [warehouse.day(33)])
     con.execute("UPDATE audit.deliveries SET rows_loaded = rows_loaded + 1, rows_read = rows_read + 1 "
                 "WHERE city_code = '460100' AND source = 'registrations' AND dt = ?", [warehouse.day(34)])
+    # 430100: a user id stored in the clear instead of its keyed hash: blocking (personal data)
+    con.execute("UPDATE raw.registrations SET user_key = 'user-42' WHERE city_code = '430100' AND dt = ? AND line = 3",
+                [warehouse.day(10)])
     report = run_checks(con, settings, run_id="anomalies")
     con.close()
     return settings, report
@@ -174,10 +188,18 @@ def test_conflicting_copy_blocks_identical_copy_does_not(anomaly_run):
     assert not failures(report, "raw_ratings.event_id_unique_after_identical_copies")
 
 
+def test_clear_text_user_id_blocks(anomaly_run):
+    _, report = anomaly_run
+    found = failures(report, "raw_hash_sample.hashed_values_are_hex_digests")
+    assert [(r.city_code, r.day, r.severity) for r in found] == [("430100", warehouse.day(10), BLOCKING)]
+    assert "registrations.user_key" in found[0].details
+
+
 def test_anomalies_fail_nothing_else(anomaly_run):
     _, report = anomaly_run
     expected = {"deliveries.rejected_share_at_most_half", "marts_kpi_daily.dau_at_most_wau",
-                "marts_kpi_daily.wau_covers_week", "raw_registrations.event_id_unique_after_identical_copies"}
+                "marts_kpi_daily.wau_covers_week", "raw_registrations.event_id_unique_after_identical_copies",
+                "raw_hash_sample.hashed_values_are_hex_digests"}
     assert {r.check for r in report.blocking_failures} == expected
     # the dau > wau row is also a DAU spike for its city, which is a warning
     assert {r.check for r in report.warnings} == {"marts_kpi_daily.dau_no_collapse", "marts_kpi_daily.dau_no_spike",
