@@ -18,7 +18,7 @@ from citycloud.db import connect
 TABLES = {
     "raw.service_access": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, event_id VARCHAR,
         user_key VARCHAR, service_id VARCHAR, event_ts_utc TIMESTAMP, event_day DATE, channel VARCHAR, outcome VARCHAR,
-        duration_ms BIGINT, client_ip_hash VARCHAR""",
+        duration_ms BIGINT""",
     "raw.registrations": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, event_id VARCHAR,
         event_type VARCHAR, user_key VARCHAR, event_ts_utc TIMESTAMP, event_day DATE, channel VARCHAR,
         phone_hash VARCHAR, phone_valid BOOLEAN, id_number_hash VARCHAR, id_number_valid BOOLEAN, auth_level INTEGER,

@@ -85,20 +85,19 @@ RULES: dict[str, SourceRule] = {
                 "client_ip"),
         required=("event_id", "service_id", "event_time", "outcome"),
         pii=("client_ip",),
-        typed="cc_parse_ts(f_event_time, t_event_time IN ('UBIGINT', 'BIGINT')) AS ts",
+        # epoch milliseconds: a JSON integer (json_transform gives its digits)
+        typed="cc_parse_ts(f_event_time, regexp_full_match(f_event_time, '\\d{10,16}')) AS ts",
         checks="""
             WHEN f_outcome NOT IN ('success', 'failure', 'timeout')
                 THEN 'unknown outcome ''' || f_outcome || ''''
             WHEN cc_ts_problem(f_event_time, ts, $dt) IS NOT NULL THEN cc_ts_problem(f_event_time, ts, $dt)
-            WHEN f_duration_ms IS NOT NULL AND (t_duration_ms NOT IN ('UBIGINT', 'BIGINT')
-                                                OR TRY_CAST(f_duration_ms AS BIGINT) < 0)
+            WHEN f_duration_ms IS NOT NULL AND NOT regexp_full_match(f_duration_ms, '\\d{1,18}')
                 THEN 'duration_ms ''' || f_duration_ms || ''' is not an integer ≥ 0'
         """,
         select="""
             f_event_id AS event_id, pii_hash($city || ':' || f_user_id) AS user_key,
             f_service_id AS service_id, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
-            f_channel AS channel, f_outcome AS outcome, TRY_CAST(f_duration_ms AS BIGINT) AS duration_ms,
-            pii_hash(f_client_ip) AS client_ip_hash
+            f_channel AS channel, f_outcome AS outcome, TRY_CAST(f_duration_ms AS BIGINT) AS duration_ms
         """,
     ),
     "ratings": SourceRule(
@@ -108,7 +107,7 @@ RULES: dict[str, SourceRule] = {
         pii=("comment",),
         typed="cc_parse_ts(f_event_time, false) AS ts",
         checks="""
-            WHEN t_score NOT IN ('UBIGINT', 'BIGINT') OR TRY_CAST(f_score AS BIGINT) NOT BETWEEN 1 AND 5
+            WHEN NOT regexp_full_match(f_score, '[1-5]')
                 THEN 'score ''' || f_score || ''' is not an integer 1–5'
             WHEN cc_ts_problem(f_event_time, ts, $dt) IS NOT NULL THEN cc_ts_problem(f_event_time, ts, $dt)
         """,
@@ -138,7 +137,8 @@ RULES: dict[str, SourceRule] = {
     ),
 }
 
-JSON_TYPED = {"service_access": ("event_time", "duration_ms"), "ratings": ("score",)}
+# Lines keep their terminator (zero-copy reading); CSV splitting and raw text trim it.
+TRIM_EOL = "rtrim({col}, chr(13) || chr(10))"
 
 
 def parse_header(text: str) -> list[str]:
@@ -175,27 +175,27 @@ def _csv_fields_sql(rule: SourceRule, header: list[str], con: duckdb.DuckDBPyCon
                CASE WHEN len(parts) <> {n}
                     THEN 'malformed CSV row: expected {n} fields, found ' || len(parts) END AS parse_error,
                {", ".join(cols)}
-        FROM (SELECT l.line, coalesce(q.qfields, string_split(l.text, ',')) AS parts
+        FROM (SELECT l.line, coalesce(q.qfields, string_split({TRIM_EOL.format(col='l.text')}, ',')) AS parts
               FROM _lines l LEFT JOIN _quoted q USING (line) WHERE l.line > $header_line)
     """
 
 
 def _json_fields_sql(rule: SourceRule, source: str) -> tuple[str, str]:
-    paths = ", ".join(f"'$.\"{f}\"'" for f in rule.fields)
-    cols = [f"j[{i + 1}] ->> '$' AS f_{f}" for i, f in enumerate(rule.fields)]
-    cols += [f"json_type(j[{rule.fields.index(f) + 1}]) AS t_{f}" for f in JSON_TYPED.get(source, ())]
-    return mask_sql("text"), f"""
-        SELECT line, text, parse_error, {", ".join(cols)}
+    """JSON lines: one parse per line (json_transform to a struct of VARCHARs)."""
+    shape = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in rule.fields) + "}"
+    cols = ", ".join(f"j.{f} AS f_{f}" for f in rule.fields)
+    return mask_sql(TRIM_EOL.format(col="text")), f"""
+        SELECT line, text, parse_error, {cols}
         FROM (SELECT line, text,
                      CASE WHEN NOT json_valid(text) THEN 'malformed JSON line'
-                          WHEN json_type(text) <> 'OBJECT' THEN 'line is not a JSON object' END AS parse_error,
-                     CASE WHEN json_valid(text) AND json_type(text) = 'OBJECT'
-                          THEN json_extract(text, [{paths}]) END AS j
+                          WHEN NOT starts_with(ltrim(text), '{{') THEN 'line is not a JSON object' END AS parse_error,
+                     CASE WHEN parse_error IS NULL THEN json_transform(text, '{shape}') END AS j
               FROM _lines)
     """
 
 
-def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table) -> tuple[str, list[str] | None]:
+def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
+                header: list[str] | None = None) -> tuple[str, list[str] | None]:
     """One file's lines (registered as `_lines`) → rows of (line, reason, raw, <raw.* columns>).
 
     `reason` is NULL for a valid row; `raw` (masked) is filled only for rejected rows. Also
@@ -206,7 +206,8 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table) ->
     if rule.format == "jsonl":
         raw_expr, fields = _json_fields_sql(rule, source)
     else:
-        header = parse_header(lines.column("text")[0].as_py()) if lines.num_rows else []
+        if header is None:
+            header = parse_header(lines.column("text")[0].as_py()) if lines.num_rows else []
         raw_expr, fields = _csv_fields_sql(rule, header, con, lines)
     required = "\n".join(f"WHEN f_{f} IS NULL THEN 'missing required field {f}'" for f in rule.required)
     typed = f", {rule.typed}" if rule.typed else ""

@@ -7,7 +7,7 @@ RAW_TABLES = {
         event_day DATE, channel VARCHAR, phone_hash VARCHAR, phone_valid BOOLEAN, id_number_hash VARCHAR,
         id_number_valid BOOLEAN, auth_level INTEGER, district_code VARCHAR""",
     "service_access": """event_id VARCHAR, user_key VARCHAR, service_id VARCHAR, event_ts_utc TIMESTAMP,
-        event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT, client_ip_hash VARCHAR""",
+        event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT""",
     "ratings": """event_id VARCHAR, access_event_id VARCHAR, user_key VARCHAR, service_id VARCHAR,
         score INTEGER, event_ts_utc TIMESTAMP, event_day DATE, has_comment BOOLEAN, comment_hash VARCHAR""",
     "service_catalog": """service_id VARCHAR, service_name VARCHAR, department VARCHAR, category VARCHAR,

