@@ -72,7 +72,7 @@ RULES: dict[str, SourceRule] = {
         """,
         select="""
             f_event_id AS event_id, f_event_type AS event_type,
-            pii_hash($city || ':' || f_user_id) AS user_key,
+            f_user_id AS _uid,
             ts AS event_ts_utc, cc_local_day(ts) AS event_day, f_channel AS channel,
             pii_hash(f_phone) AS phone_hash, cc_phone_valid(f_phone) AS phone_valid,
             pii_hash(f_id_number) AS id_number_hash, cc_id_valid(f_id_number) AS id_number_valid,
@@ -95,7 +95,7 @@ RULES: dict[str, SourceRule] = {
                 THEN 'duration_ms ''' || f_duration_ms || ''' is not an integer ≥ 0'
         """,
         select="""
-            f_event_id AS event_id, pii_hash($city || ':' || f_user_id) AS user_key,
+            f_event_id AS event_id, f_user_id AS _uid,
             f_service_id AS service_id, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
             f_channel AS channel, f_outcome AS outcome, TRY_CAST(f_duration_ms AS BIGINT) AS duration_ms
         """,
@@ -113,7 +113,7 @@ RULES: dict[str, SourceRule] = {
         """,
         select="""
             f_event_id AS event_id, f_access_event_id AS access_event_id,
-            pii_hash($city || ':' || f_user_id) AS user_key, f_service_id AS service_id,
+            f_user_id AS _uid, f_service_id AS service_id,
             TRY_CAST(f_score AS INTEGER) AS score, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
             f_comment IS NOT NULL AS has_comment, pii_hash(f_comment) AS comment_hash
         """,
@@ -211,10 +211,21 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
         raw_expr, fields = _csv_fields_sql(rule, header, con, lines)
     required = "\n".join(f"WHEN f_{f} IS NULL THEN 'missing required field {f}'" for f in rule.required)
     typed = f", {rule.typed}" if rule.typed else ""
-    return f"""
+    checked = f"""
         SELECT line, reason, CASE WHEN reason IS NOT NULL THEN {raw_expr} END AS raw, {rule.select}
         FROM (SELECT *, coalesce(parse_error, CASE {required} {rule.checks} END) AS reason
               FROM (SELECT *{typed} FROM ({fields})))
+    """
+    if "_uid" not in rule.select:
+        return checked, header
+    # Users are far fewer than events: hash each distinct user id once, then join.
+    return f"""
+        WITH checked AS MATERIALIZED ({checked}),
+        user_keys AS (
+            SELECT _uid, pii_hash($city || ':' || _uid) AS user_key
+            FROM (SELECT DISTINCT _uid FROM checked WHERE _uid IS NOT NULL))
+        SELECT checked.* EXCLUDE (_uid), user_keys.user_key
+        FROM checked LEFT JOIN user_keys USING (_uid)
     """, header
 
 
