@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 import json
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
@@ -34,7 +33,7 @@ from citycloud.config import SOURCES, Settings
 log = logging.getLogger("citycloud.airflow")
 
 # Every task that opens the DuckDB warehouse read-write runs in this pool, created with ONE slot
-# (tests/airflow/conftest.py, docker-compose.yml's airflow-init, docs/airflow.md). DuckDB allows
+# (docker-compose.yml's airflow-init, tests/airflow/airflow_harness.py, docs/airflow.md). DuckDB allows
 # one writing process per file: a second writer fails on the file lock. The pool serialises the
 # writers of all DAGs (daily pipeline and settlement) across all workers.
 WAREHOUSE_POOL = "citycloud_warehouse"
@@ -318,25 +317,6 @@ class DeliveryState:
         }
 
 
-def _is_city(name: str) -> bool:
-    return len(name) == 6 and name.isdigit()
-
-
-def _delivery_dates(source_dir: Path) -> Iterable[tuple[dt.date, Path]]:
-    try:
-        entries = list(source_dir.iterdir())
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        if entry.name.startswith("dt=") and entry.is_dir():
-            try:
-                out.append((dt.date.fromisoformat(entry.name[3:]), entry))
-            except ValueError:
-                continue
-    return out
-
-
 def delivery_state(landing: Path, day: dt.date, lookback_days: int | None = None) -> DeliveryState:
     """Which deliveries of day ``day`` are expected, and which of them are complete.
 
@@ -344,29 +324,26 @@ def delivery_state(landing: Path, day: dt.date, lookback_days: int | None = None
     ``day`` (CITYCLOUD_EXPECTED_LOOKBACK_DAYS, default 30; 0 = any time before), except the
     service catalog, which is not delivered every day. A city seen for the first time is
     ingested when it arrives but never waited for; a city silent for longer than the
-    lookback is no longer waited for (and was alerted every day until then).
+    lookback is no longer waited for (and was alerted every day until then). Folders are
+    read with the pipeline's own discovery, so layout and completeness mean the same here.
     """
+    from ingestion.discover import discover
+
     lookback = expected_lookback() if lookback_days is None else lookback_days
-    earliest = day - dt.timedelta(days=lookback) if lookback > 0 else dt.date.min
     landing = Path(landing)
-    expected, complete, incomplete, absent = [], [], [], []
-    cities = sorted(p for p in landing.iterdir() if p.is_dir() and _is_city(p.name)) if landing.is_dir() else []
-    for city_dir in cities:
-        for source in WAITED_SOURCES:
-            dates = _delivery_dates(city_dir / source)
-            seen = any(earliest <= d < day and (path / "_SUCCESS").is_file() for d, path in dates)
-            if not seen:
-                continue
-            key = (city_dir.name, source)
-            expected.append(key)
-            folder = city_dir / source / f"dt={day.isoformat()}"
-            if (folder / "_SUCCESS").is_file():
-                complete.append(key)
-            elif folder.is_dir():
-                incomplete.append(key)
-            else:
-                absent.append(key)
-    return DeliveryState(day, expected, complete, incomplete, absent)
+    if not landing.is_dir():  # the ingest task says so; nothing to wait for
+        return DeliveryState(day, [], [], [], [])
+    found = discover(landing, start=day - dt.timedelta(days=lookback) if lookback > 0 else None, end=day)
+    waited = [d for d in found.complete + found.incomplete if d.source in WAITED_SOURCES]
+    expected = sorted({(d.city_code, d.source) for d in waited if d.complete and d.dt < day})
+    today = {(d.city_code, d.source): d.complete for d in waited if d.dt == day}
+    return DeliveryState(
+        day,
+        expected,
+        complete=[k for k in expected if today.get(k) is True],
+        incomplete=[k for k in expected if today.get(k) is False],
+        absent=[k for k in expected if k not in today],
+    )
 
 
 def delivery_deadline(day: dt.date, timeout: dt.timedelta | None = None) -> dt.datetime:
@@ -425,15 +402,16 @@ class DeliverySensor(BaseSensorOperator):
 # --------------------------------------------------------------------------- settlement wait
 def published_coverage(settings_: Settings) -> dict[str, dt.date]:
     """Latest published kpi_date per city, from the readers' snapshot (never locks the warehouse)."""
-    path = settings_.published
-    if not path.exists():
+    if not settings_.published.exists():
         return {}
     import duckdb
 
-    con = duckdb.connect(str(path), read_only=True)
+    from citycloud.publish import open_published
+
+    con = open_published(settings_)
     try:
         rows = con.execute("SELECT city_code, max(kpi_date) FROM marts.kpi_daily GROUP BY city_code").fetchall()
-    except duckdb.Error:
+    except duckdb.Error:  # a snapshot without marts yet
         return {}
     finally:
         con.close()
@@ -519,17 +497,7 @@ def summary(report: Any) -> Any:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "_asdict"):
-        return value._asdict()
-    return str(value)
+    return str(value)  # Path, Decimal (money stays exact as text), anything else
 
 
 def _progress(message: str) -> None:
@@ -541,9 +509,9 @@ def ingest_step(context: dict) -> Any:
     from citycloud import pipeline
 
     day = business_day(context)
-    report = pipeline.ingest(settings(), end=day, progress=_progress)
-    log.info("ingest up to dt=%s: %s", day, summary(report).get("summary"))
-    return summary(report)
+    out = summary(pipeline.ingest(settings(), end=day, progress=_progress))
+    log.info("ingest up to dt=%s: %s", day, out.get("summary"))
+    return out
 
 
 def build_step(context: dict) -> Any:
@@ -551,9 +519,9 @@ def build_step(context: dict) -> Any:
     from citycloud import pipeline
 
     full_refresh = bool((context.get("params") or {}).get("full_refresh", False))
-    report = pipeline.build(settings(), full_refresh=full_refresh, progress=_progress)
-    log.info("dbt build (full_refresh=%s): %s", full_refresh, summary(report).get("summary"))
-    return summary(report)
+    out = summary(pipeline.build(settings(), full_refresh=full_refresh, progress=_progress))
+    log.info("dbt build (full_refresh=%s): %s", full_refresh, out.get("summary"))
+    return out
 
 
 def check_step(context: dict) -> Any:
@@ -563,14 +531,15 @@ def check_step(context: dict) -> Any:
 
     s = settings()
     report = pipeline.check(s, progress=_progress)
-    log.info("quality checks: %s", summary(report))
+    out = summary(report)
+    log.info("quality checks: %s", out)
     failures = list(getattr(report, "blocking_failures", None) or [])
     if failures:
         message = "blocking data-quality failures, marts NOT published: " + "; ".join(str(f) for f in failures)
-        pipeline._mark_blocked(s, message)
+        pipeline.mark_blocked(s, message)
         docs = getattr(report, "docs_index", None)
         raise AirflowFailException(message + (f" (Data Docs: {docs})" if docs else ""))
-    return summary(report)
+    return out
 
 
 def publish_step(context: dict) -> Any:

@@ -136,7 +136,8 @@ def publish(settings: Settings, progress: Progress = None) -> None:
         progress(f"published marts; readers' snapshot {settings.published}")
 
 
-def _mark_blocked(settings: Settings, message: str) -> None:
+def mark_blocked(settings: Settings, message: str) -> None:
+    """Record that the latest built batch failed blocking checks (not published)."""
     con = connect(settings.warehouse, settings=settings)
     try:
         con.execute("UPDATE audit.builds SET status = 'blocked', message = ? "
@@ -169,7 +170,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
     if report.quality.blocking_failures:
         message = "blocking data-quality failures, marts NOT published:\n  " + "\n  ".join(
             str(f) for f in report.quality.blocking_failures)
-        _mark_blocked(settings, message)
+        mark_blocked(settings, message)
         raise CitycloudError(message + f"\nThe previous marts stay published. Data Docs: {report.quality.docs_index}")
     publish(settings, progress)
     report.published = True

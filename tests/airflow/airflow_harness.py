@@ -73,6 +73,38 @@ class DagTestResult:
     seconds: float
 
 
+def run_dags(runs: list[dict], timeout: float = 900, **process_env: str) -> list[DagTestResult]:
+    """Several DAG runs in one process (run_dags.py: `dag.test()`, as `airflow dags test` does).
+
+    Each run is {"dag_id", "logical_date", "conf" (optional), "env" (its CITYCLOUD_* variables)}.
+    """
+    plan = Path(tempfile.mkstemp(prefix="plan-", suffix=".json", dir=AIRFLOW_HOME)[1])
+    plan.write_text(json.dumps(runs), encoding="utf-8")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("run_dags.py")), str(plan)],
+        env=base_env(**process_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        cwd=AIRFLOW_HOME,
+    )
+    chunks = proc.stdout.split("@@START ")[1:]
+    results = []
+    for chunk in chunks:
+        marker = chunk.rfind("@@RESULT ")
+        if marker < 0:
+            break
+        r = json.loads(chunk[marker + len("@@RESULT "):].splitlines()[0])
+        results.append(DagTestResult(r["dag_id"], r["run_id"], r["state"], r["tasks"], chunk[:marker], r["seconds"]))
+        print(f"dag.test {r['dag_id']} {runs[len(results) - 1]['logical_date']}: {r['seconds']}s, "
+              f"run {r['state']}, tasks {r['tasks']}")
+    print(f"{len(runs)} DAG runs in one process: {time.perf_counter() - t0:.1f}s")
+    assert proc.returncode == 0 and len(results) == len(runs), proc.stdout[-8000:]
+    return results
+
+
 def dags_test(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | None = None) -> DagTestResult:
     """`airflow dags test DAG DATE` and the resulting run's state and task states."""
     args = ["dags", "test", dag_id, logical_date]

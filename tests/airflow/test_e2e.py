@@ -1,10 +1,12 @@
-"""End to end with `airflow dags test` on the SQLite metadata DB, over the tiny example.
+"""End to end on the SQLite metadata DB, over the tiny example: `airflow dags test`, and for
+runs in sequence `dag.test()` in one process (what `airflow dags test` calls, without paying
+Airflow's start-up once per run: run_dags.py).
 
 - the daily DAG for one day gives the same marts as `citycloud run` on the same data;
 - a backfill of consecutive days, run in order, gives them again (each run ingests dt <= D);
 - a city that delivers nothing alerts and does not block the others;
-- the monthly DAG writes a provisional statement version and its files; re-running writes
-  nothing new; a person's final run seals the month.
+- the monthly DAG writes a provisional statement version and its files; a person's final run
+  seals the month; re-running it writes nothing new.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from airflow_harness import AIRFLOW_HOME, BIN, REPO, base_env, dags_test
+from airflow_harness import AIRFLOW_HOME, BIN, REPO, base_env, dags_test, run_dags
 
 pytestmark = pytest.mark.slow
 
@@ -48,15 +50,20 @@ MART_COLUMNS = {
 }
 
 
-def pipeline_env(root: Path, landing: Path | None = None, **extra: str) -> dict[str, str]:
-    return base_env(
-        CITYCLOUD_LANDING=str(landing or TINY / "landing"),
-        CITYCLOUD_WAREHOUSE=str(root / "warehouse" / "citycloud.duckdb"),
-        CITYCLOUD_CONTRACTS=str(TINY / "contracts.yml"),
-        CITYCLOUD_OUTPUT=str(root / "output"),
-        CITYCLOUD_PII_KEY=KEY,
-        **extra,
-    )
+def citycloud_env(root: Path, landing: Path | None = None) -> dict[str, str]:
+    """The CITYCLOUD_* settings of a scenario: its own warehouse and outputs under root."""
+    return {
+        "CITYCLOUD_LANDING": str(landing or TINY / "landing"),
+        "CITYCLOUD_WAREHOUSE": str(root / "warehouse" / "citycloud.duckdb"),
+        "CITYCLOUD_CONTRACTS": str(TINY / "contracts.yml"),
+        "CITYCLOUD_OUTPUT": str(root / "output"),
+        "CITYCLOUD_PII_KEY": KEY,
+        "CITYCLOUD_DUCKDB_MEMORY_LIMIT": "2GB",
+    }
+
+
+def daily_runs(env: dict[str, str], *days: str) -> list[dict]:
+    return [{"dag_id": "citycloud_daily", "logical_date": day, "env": env} for day in days]
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -88,7 +95,7 @@ def reference(tmp_path_factory) -> dict[str, list[tuple]]:
     proc = subprocess.run(
         [str(BIN / "citycloud"), "run", "--landing", str(TINY / "landing"), "--warehouse", str(warehouse),
          "--contracts", str(TINY / "contracts.yml")],
-        env=pipeline_env(root), capture_output=True, text=True, timeout=600,
+        env=base_env(**citycloud_env(root)), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     marts = published_marts(warehouse)
@@ -97,17 +104,27 @@ def reference(tmp_path_factory) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def daily(airflow_db, tmp_path_factory):
-    """One daily run for the last day of the example, the PII key coming from an Airflow Variable."""
-    root = tmp_path_factory.mktemp("daily")
-    env = pipeline_env(root)
+def tiny(airflow_db, tmp_path_factory):
+    """In one process, on one warehouse: the daily run for the last day of the example, then the
+    monthly settlement of February three times (scheduled-style provisional, a person's final,
+    the final re-run). The PII key comes from the Airflow Variable citycloud_pii_key."""
+    root = tmp_path_factory.mktemp("tiny")
+    env = citycloud_env(root)
     del env["CITYCLOUD_PII_KEY"]
-    env["AIRFLOW_VAR_CITYCLOUD_PII_KEY"] = KEY  # Airflow's env-var secrets backend for Variables
-    return root, env, dags_test("citycloud_daily", LAST_DAY, env)
+    month = {"dag_id": "citycloud_monthly_settlement", "env": env}
+    final = {"month": "2026-02", "final": True}
+    runs = [
+        *daily_runs(env, LAST_DAY),
+        {**month, "logical_date": "2026-02-01"},  # the logical date's month, provisional
+        {**month, "logical_date": "2026-03-05", "conf": final},
+        {**month, "logical_date": "2026-03-06", "conf": final},  # re-run: nothing changed
+    ]
+    # Airflow's environment-variable secrets backend serves the Variable
+    return root, run_dags(runs, AIRFLOW_VAR_CITYCLOUD_PII_KEY=KEY)
 
 
-def test_daily_run_equals_cli_run(daily, reference):
-    root, _, result = daily
+def test_daily_run_equals_cli_run(tiny, reference):
+    root, (result, *_) = tiny
     assert_all_succeeded(result)
     assert published_marts(root / "warehouse" / "citycloud.duckdb") == reference
     assert (root / "warehouse" / "citycloud.published.duckdb").is_file(), "readers' snapshot"
@@ -118,8 +135,8 @@ def test_daily_run_equals_cli_run(daily, reference):
     assert "all 3 expected deliveries for 2026-03-03 are complete" in result.output
 
 
-def test_daily_run_updates_the_marts_assets(daily):
-    _, _, result = daily
+def test_daily_run_updates_the_marts_assets(tiny):
+    _, (result, *_) = tiny
     con = sqlite3.connect(AIRFLOW_HOME / "airflow.db")
     try:
         rows = con.execute(
@@ -136,14 +153,20 @@ def test_daily_run_updates_the_marts_assets(daily):
 
 def test_backfill_in_order_gives_the_same_marts(airflow_db, reference, tmp_path_factory):
     root = tmp_path_factory.mktemp("backfill")
-    env = pipeline_env(root)
+    days = ("2026-03-01", "2026-03-02", LAST_DAY)
+    for result in run_dags(daily_runs(citycloud_env(root), *days)):
+        assert_all_succeeded(result)
     warehouse = root / "warehouse" / "citycloud.duckdb"
-    for day in ("2026-03-01", "2026-03-02", LAST_DAY):
-        assert_all_succeeded(dags_test("citycloud_daily", day, env))
-        # each run ingests the deliveries with dt <= its day, no further
-        assert max_published_day(warehouse) == {"430100": dt.date.fromisoformat(day)}
-        (latest_dt,) = query(warehouse, "SELECT max(dt) FROM audit.deliveries")[0]
-        assert latest_dt == dt.date.fromisoformat(day)
+    # each run ingested the complete deliveries with dt <= its day not ingested before: the
+    # first caught up everything up to 2026-03-01, the next ones one day each
+    batches = query(warehouse, "SELECT batch_id, min(dt), max(dt) FROM audit.deliveries GROUP BY 1 ORDER BY 1")
+    assert [(lo, hi) for _, lo, hi in batches] == [
+        (dt.date(2026, 1, 30), dt.date(2026, 3, 1)),
+        (dt.date(2026, 3, 2), dt.date(2026, 3, 2)),
+        (dt.date(2026, 3, 3), dt.date(2026, 3, 3)),
+    ]
+    published_builds = query(warehouse, "SELECT count(*) FROM audit.builds WHERE status = 'published'")
+    assert published_builds == [(3,)]
     assert published_marts(warehouse) == reference
 
 
@@ -155,44 +178,34 @@ def test_a_city_that_delivers_nothing_does_not_block_the_others(airflow_db, tmp_
         for folder in sorted((TINY / "landing" / "430100").glob("*/dt=*")):
             if folder.name >= "dt=2026-02-26" and not (city == "430199" and folder.name == f"dt={LAST_DAY}"):
                 shutil.copytree(folder, landing / city / folder.parent.name / folder.name)
-    result = dags_test("citycloud_daily", LAST_DAY, pipeline_env(root, landing=landing))
+    result = dags_test("citycloud_daily", LAST_DAY, base_env(**citycloud_env(root, landing)))
 
     assert result.state == "success", result.output[-8000:]
     assert result.tasks == {**{t: "success" for t in DAILY_TASKS}, "wait_for_deliveries": "failed"}
-    (alert,) = [ln for ln in result.output.splitlines() if "CITYCLOUD ALERT" in ln]
-    assert "wait_for_deliveries FAILED for day 2026-03-03" in alert
-    assert "430199/registrations (not delivered)" in alert and "430100/" not in alert
+    alerts = [ln for ln in result.output.splitlines() if "CITYCLOUD ALERT" in ln]
+    assert alerts and "wait_for_deliveries FAILED for day 2026-03-03" in alerts[0]
+    assert "430199/registrations (not delivered)" in alerts[0] and "430100/" not in alerts[0]
     warehouse = root / "warehouse" / "citycloud.duckdb"
     assert max_published_day(warehouse) == {"430100": dt.date(2026, 3, 3), "430199": dt.date(2026, 3, 2)}
 
 
-def _statements(warehouse: Path) -> list[tuple]:
-    return query(
+def test_monthly_settlement_provisional_then_final(tiny):
+    """After the daily run published 2026-03-03: the scheduled-style run for February settles
+    provisionally, a person settles final, and re-running the final settlement writes nothing."""
+    root, (_, *results) = tiny
+    for result in results:
+        assert_all_succeeded(result, ("wait_for_month_published", "settle"))
+    payment = Decimal("33800.00")  # tests/data/tiny/expected/settlement_2026-02.csv
+    warehouse = root / "warehouse" / "citycloud.duckdb"
+    assert query(
         warehouse,
         "SELECT contract_id, strftime(month, '%Y-%m'), version, status, payment_cny "
         "FROM marts.settlement_statements ORDER BY version",
-    )
-
-
-def test_monthly_settlement_provisional_then_final(daily):
-    root, env, _ = daily
-    warehouse = root / "warehouse" / "citycloud.duckdb"
-    expected_payment = Decimal("33800.00")  # tests/data/tiny/expected/settlement_2026-02.csv
-
-    # scheduled-style run: the logical date's month, provisional
-    result = dags_test("citycloud_monthly_settlement", "2026-02-01", env)
-    assert_all_succeeded(result, ("wait_for_month_published", "settle"))
-    assert _statements(warehouse) == [("CS-2026-003", "2026-02", 1, "provisional", expected_payment)]
-    files = sorted(p.suffix for p in (root / "output" / "statements" / "2026-02").rglob("*") if p.is_file())
-    assert ".csv" in files and ".xlsx" in files, files
-
-    # re-running with nothing changed writes nothing new
-    result = dags_test("citycloud_monthly_settlement", "2026-03-05", env, conf={"month": "2026-02"})
-    assert_all_succeeded(result, ("wait_for_month_published", "settle"))
-    assert len(_statements(warehouse)) == 1
-
-    # a person settles final
-    result = dags_test("citycloud_monthly_settlement", "2026-03-06", env, conf={"month": "2026-02", "final": True})
-    assert_all_succeeded(result, ("wait_for_month_published", "settle"))
-    statements = _statements(warehouse)
-    assert statements[-1][3] == "final" and statements[-1][4] == expected_payment
+    ) == [
+        ("CS-2026-003", "2026-02", 1, "provisional", payment),
+        ("CS-2026-003", "2026-02", 2, "final", payment),
+    ]
+    statements = root / "output" / "statements" / "2026-02"
+    for version in (1, 2):
+        for suffix in (".csv", ".xlsx"):
+            assert (statements / f"statement_CS-2026-003_2026-02_v{version}{suffix}").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -202,11 +203,11 @@ def test_pii_key_from_environment_variable_or_connection(monkeypatch):
     monkeypatch.delenv("CITYCLOUD_PII_KEY")
     # outside a task there is no Variable/Connection API: no key, and the pipeline refuses
     assert orch.resolve_pii_key() == "none"
-    assert "CITYCLOUD_PII_KEY" not in __import__("os").environ
+    assert "CITYCLOUD_PII_KEY" not in os.environ
 
     monkeypatch.setattr(airflow.sdk.Variable, "get", classmethod(lambda cls, key, default=None: "from-variable"))
     assert orch.resolve_pii_key() == "Airflow Variable citycloud_pii_key"
-    assert __import__("os").environ["CITYCLOUD_PII_KEY"] == "from-variable"
+    assert os.environ["CITYCLOUD_PII_KEY"] == "from-variable"
 
     monkeypatch.delenv("CITYCLOUD_PII_KEY")
     monkeypatch.setattr(airflow.sdk.Variable, "get", classmethod(lambda cls, key, default=None: default))
@@ -214,7 +215,7 @@ def test_pii_key_from_environment_variable_or_connection(monkeypatch):
         airflow.sdk.Connection, "get", classmethod(lambda cls, conn_id: SimpleNamespace(password="from-conn"))
     )
     assert orch.resolve_pii_key() == "Airflow Connection citycloud_pii"
-    assert __import__("os").environ["CITYCLOUD_PII_KEY"] == "from-conn"
+    assert os.environ["CITYCLOUD_PII_KEY"] == "from-conn"
 
 
 def test_failure_callback_logs_one_clear_alert(caplog):
@@ -225,6 +226,14 @@ def test_failure_callback_logs_one_clear_alert(caplog):
     (line,) = [r.getMessage() for r in caplog.records if orch.ALERT_PREFIX in r.getMessage()]
     assert "citycloud_daily.check FAILED for day 2026-03-02" in line
     assert "blocking data-quality failures" in line and "NOT published" in line
+
+
+def test_dag_failure_callback_logs_one_clear_alert(caplog):
+    dag_run = SimpleNamespace(dag_id="citycloud_monthly_settlement", run_id="scheduled__2026-03-01")
+    with caplog.at_level(logging.ERROR, logger="citycloud.airflow"):
+        orch.on_dag_failure({"dag_run": dag_run, "reason": "task_failure"})
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(orch.ALERT_PREFIX) and "citycloud_monthly_settlement scheduled__2026-03-01 FAILED" in line
 
 
 def test_summary_is_small_and_json_safe():

@@ -91,7 +91,7 @@ def fill_clean(con: duckdb.DuckDBPyConnection, cities=CITIES, days: int = DAYS, 
                'a-' || city_code || '-' || day_index || '-' || i,
                CASE WHEN i % 15 = 0 THEN NULL ELSE sha256(city_code || ':user-' || ((day_index * 37 + i) % 1500)) END,
                's' || (i % {SERVICES}), {local_ts}, dt, ['ios','android','alipay_mini','wechat_mini','web'][i % 5 + 1],
-               CASE WHEN i % 20 = 0 THEN 'failure' ELSE 'success' END, i * 7, sha256('ip' || i)
+               CASE WHEN i % 20 = 0 THEN 'failure' ELSE 'success' END, i * 7
         FROM _cd, range({ACCESSES}) r(i)""")
     con.execute(f"""
         INSERT INTO raw.ratings
