@@ -14,25 +14,10 @@ from pathlib import Path
 
 from citycloud.config import Settings
 from citycloud.db import connect
+from ingestion.schema import ensure_schema
 
-TABLES = {
-    "raw.service_access": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, event_id VARCHAR,
-        user_key VARCHAR, service_id VARCHAR, event_ts_utc TIMESTAMP, event_day DATE, channel VARCHAR, outcome VARCHAR,
-        duration_ms BIGINT""",
-    "raw.registrations": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, event_id VARCHAR,
-        event_type VARCHAR, user_key VARCHAR, event_ts_utc TIMESTAMP, event_day DATE, channel VARCHAR,
-        phone_hash VARCHAR, phone_valid BOOLEAN, id_number_hash VARCHAR, id_number_valid BOOLEAN, auth_level INTEGER,
-        district_code VARCHAR""",
-    "raw.ratings": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, event_id VARCHAR,
-        access_event_id VARCHAR, user_key VARCHAR, service_id VARCHAR, score INTEGER, event_ts_utc TIMESTAMP,
-        event_day DATE, has_comment BOOLEAN, comment_hash VARCHAR""",
-    "raw.service_catalog": """city_code VARCHAR, dt DATE, file VARCHAR, line BIGINT, batch_id BIGINT, service_id VARCHAR,
-        service_name VARCHAR, department VARCHAR, category VARCHAR, online_date DATE, offline_date DATE""",
-    "audit.deliveries": """city_code VARCHAR, source VARCHAR, dt DATE, files INTEGER, rows_read BIGINT, rows_loaded BIGINT,
-        rows_rejected BIGINT, ingested_at TIMESTAMP, files_rejected INTEGER, duplicates_in_delivery BIGINT,
-        batch_id BIGINT""",
-    "audit.rejected_rows": """city_code VARCHAR, source VARCHAR, dt DATE, file VARCHAR, line BIGINT, reason VARCHAR,
-        raw VARCHAR, batch_id BIGINT""",
+# The candidate marts as dbt builds them (raw.* and audit.* come from ingestion.schema).
+MARTS_BUILD_TABLES = {
     "marts_build.kpi_daily": """city_code VARCHAR, kpi_date DATE, connected_services BIGINT, active_services BIGINT,
         registered_users BIGINT, new_registrations BIGINT, cancellations BIGINT, verified_users BIGINT, dau BIGINT,
         wau BIGINT, mau_30d BIGINT, total_accesses BIGINT, successful_accesses BIGINT, success_rate DOUBLE,
@@ -44,27 +29,32 @@ TABLES = {
 }
 
 
-def build(con, rows: int) -> None:
-    for schema in ("raw", "audit", "marts_build"):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    for table, cols in TABLES.items():
+def create_tables(con) -> None:
+    """The tables run_checks reads: ingestion's own DDL plus the candidate marts."""
+    ensure_schema(con)
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts_build")
+    for table, cols in MARTS_BUILD_TABLES.items():
         con.execute(f"CREATE TABLE {table} ({cols})")
+
+
+def build(con, rows: int) -> None:
+    create_tables(con)
     # 64 lowercase hex characters, like the HMAC-SHA256 keys ingestion writes, but cheap to make
     hexkey = ("lower(lpad(to_hex(hash({})), 16, '0') || lpad(to_hex(hash({} || 'b')), 16, '0') || "
               "lpad(to_hex(hash({} || 'c')), 16, '0') || lpad(to_hex(hash({} || 'd')), 16, '0'))")
     user = hexkey.format(*["(i % 2000000)"] * 4)
-    ip = hexkey.format(*["(i % 100000)"] * 4)
     con.execute(f"""
         INSERT INTO raw.service_access
         SELECT '310000', DATE '2026-03-01', '310000/service_access/dt=2026-03-01/part-' || (i // 1000000) || '.jsonl.gz',
                i % 1000000 + 1, 1, 'e' || i, CASE WHEN i % 10 = 0 THEN NULL ELSE {user} END, 's' || (i % 1500),
                TIMESTAMP '2026-02-28 16:00:00' + to_seconds(i % 86400), DATE '2026-03-01',
                ['ios','android','web','alipay_mini','wechat_mini'][i % 5 + 1],
-               CASE WHEN i % 20 = 0 THEN 'failure' ELSE 'success' END, i % 5000, {ip}
+               CASE WHEN i % 20 = 0 THEN 'failure' ELSE 'success' END, i % 5000
         FROM range({rows}) t(i)""")
     con.execute("""INSERT INTO raw.service_catalog SELECT '310000', DATE '2026-03-01', 'c.csv', i + 2, 1, 's' || i,
                    'n', 'd', 'c', DATE '2020-01-01', NULL FROM range(1500) t(i)""")
-    con.execute("INSERT INTO audit.deliveries VALUES "
+    con.execute("INSERT INTO audit.deliveries (city_code, source, dt, files, rows_read, rows_loaded, rows_rejected, "
+                "ingested_at, files_rejected, duplicates_in_delivery, batch_id) VALUES "
                 f"('310000', 'service_access', DATE '2026-03-01', 10, {rows}, {rows}, 0, now(), 0, 0, 1), "
                 "('310000', 'service_catalog', DATE '2026-03-01', 1, 1500, 1500, 0, now(), 0, 0, 1)")
     # the day's marts, as dbt would build them from these rows

@@ -14,36 +14,12 @@ from pathlib import Path
 import duckdb
 
 from citycloud.config import Settings
+from expectations.bench_checks import create_tables
 
 START = date(2026, 1, 1)
 CITIES = ("310000", "510100")
 DAYS = 40
 
-COMMON = "city_code VARCHAR NOT NULL, dt DATE NOT NULL, file VARCHAR NOT NULL, line BIGINT NOT NULL, batch_id BIGINT NOT NULL"
-DDL = {
-    "raw.registrations": COMMON + """, event_id VARCHAR, event_type VARCHAR, user_key VARCHAR, event_ts_utc TIMESTAMP,
-        event_day DATE, channel VARCHAR, phone_hash VARCHAR, phone_valid BOOLEAN, id_number_hash VARCHAR,
-        id_number_valid BOOLEAN, auth_level INTEGER, district_code VARCHAR""",
-    "raw.service_access": COMMON + """, event_id VARCHAR, user_key VARCHAR, service_id VARCHAR, event_ts_utc TIMESTAMP,
-        event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT""",
-    "raw.service_catalog": COMMON + """, service_id VARCHAR, service_name VARCHAR, department VARCHAR, category VARCHAR,
-        online_date DATE, offline_date DATE""",
-    "raw.ratings": COMMON + """, event_id VARCHAR, access_event_id VARCHAR, user_key VARCHAR, service_id VARCHAR,
-        score INTEGER, event_ts_utc TIMESTAMP, event_day DATE, has_comment BOOLEAN, comment_hash VARCHAR""",
-    "audit.deliveries": """city_code VARCHAR, source VARCHAR, dt DATE, files INTEGER, rows_read BIGINT,
-        rows_loaded BIGINT, rows_rejected BIGINT, ingested_at TIMESTAMP, files_rejected INTEGER,
-        duplicates_in_delivery BIGINT, content_hash VARCHAR, batch_id BIGINT""",
-    "audit.rejected_rows": "city_code VARCHAR, source VARCHAR, dt DATE, file VARCHAR, line BIGINT, reason VARCHAR, raw VARCHAR, batch_id BIGINT",
-    "audit.rejected_files": "city_code VARCHAR, source VARCHAR, dt DATE, file VARCHAR, reason VARCHAR, batch_id BIGINT",
-    "marts_build.kpi_daily": """city_code VARCHAR, kpi_date DATE, connected_services BIGINT, active_services BIGINT,
-        registered_users BIGINT, new_registrations BIGINT, cancellations BIGINT, verified_users BIGINT, dau BIGINT,
-        wau BIGINT, mau_30d BIGINT, total_accesses BIGINT, successful_accesses BIGINT, success_rate DOUBLE,
-        ratings BIGINT, satisfaction_rate DOUBLE""",
-    "marts_build.kpi_monthly": """city_code VARCHAR, month DATE, connected_services BIGINT, registered_users BIGINT,
-        mau BIGINT, activity_rate DOUBLE, satisfaction_rate DOUBLE, new_registrations BIGINT, total_accesses BIGINT""",
-    "marts_build.service_daily": """city_code VARCHAR, kpi_date DATE, service_id VARCHAR, service_name VARCHAR,
-        department VARCHAR, category VARCHAR, total_accesses BIGINT, successful_accesses BIGINT, users BIGINT""",
-}
 
 # per city and day
 REGISTRATIONS, ACCESSES, RATINGS, SERVICES = 30, 300, 20, 10
@@ -57,10 +33,8 @@ def make_settings(root: Path) -> Settings:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for schema in ("raw", "audit", "marts_build"):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    for table, cols in DDL.items():
-        con.execute(f"CREATE TABLE {table} ({cols})")
+    """Ingestion's own raw.*/audit.* DDL plus the candidate marts: the fixtures can't drift."""
+    create_tables(con)
 
 
 def _days(con, cities, days, start, batch_split):
@@ -107,7 +81,8 @@ def fill_clean(con: duckdb.DuckDBPyConnection, cities=CITIES, days: int = DAYS, 
         FROM _cd, range({SERVICES}) r(i) WHERE day_index % 7 = 0""")
     # the ledger: what ingestion would have written (one rejected row in every 5th access delivery)
     con.execute("""
-        INSERT INTO audit.deliveries
+        INSERT INTO audit.deliveries (city_code, source, dt, files, rows_read, rows_loaded, rows_rejected,
+                                      ingested_at, files_rejected, duplicates_in_delivery, content_hash, batch_id)
         SELECT city_code, source, dt, 1, n + rejected, n, rejected, now()::TIMESTAMP, 0, 0, 'hash', batch_id
         FROM (SELECT city_code, 'registrations' AS source, dt, batch_id, count(*) AS n, 0 AS rejected
               FROM raw.registrations GROUP BY ALL
