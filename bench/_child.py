@@ -26,19 +26,62 @@ class Phases:
             self.items.append({"name": name, "start": t0, "end": time.time()})
 
 
+class Current:
+    """What the step is doing now, and the peak RSS of this process tree seen during each kind of work."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.kind = "other"
+        self.peaks: dict = defaultdict(int)
+        self._me = psutil.Process()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._halt.is_set():
+            total = 0
+            try:
+                for p in [self._me, *self._me.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            kind = self.kind
+            self.peaks[kind] = max(self.peaks[kind], total)
+            self._halt.wait(0.05)
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self._thread.join()
+        return dict(self.peaks)
+
+
 class TimedConnection:
     """Proxy of a DuckDB connection that adds up the time of each kind of statement."""
 
-    def __init__(self, con, totals: dict):
+    def __init__(self, con, totals: dict, current: Current | None = None):
         self._con = con
         self._totals = totals
+        self._current = current
 
     def execute(self, sql: str, *args, **kwargs):
         t0 = time.perf_counter()
+        key = _statement_kind(sql)
+        if self._current:
+            self._current.kind = key
         try:
             return self._con.execute(sql, *args, **kwargs)
         finally:
-            key = _statement_kind(sql)
+            if self._current:
+                self._current.kind = "other"
             self._totals[key]["seconds"] += time.perf_counter() - t0
             self._totals[key]["calls"] += 1
 
@@ -120,12 +163,15 @@ def step_ingest(args: dict, phases: Phases) -> dict:
     settings = Settings()
     totals: dict = defaultdict(lambda: {"seconds": 0.0, "calls": 0})
     real_read_lines = load.read_lines
+    current = Current()
 
     def timed_read_lines(path):
         t0 = time.perf_counter()
+        current.kind = "read file → Arrow lines (numpy)"
         try:
             return real_read_lines(path)
         finally:
+            current.kind = "other"
             totals["read file → Arrow lines (numpy)"]["seconds"] += time.perf_counter() - t0
             totals["read file → Arrow lines (numpy)"]["calls"] += 1
 
@@ -135,12 +181,13 @@ def step_ingest(args: dict, phases: Phases) -> dict:
     def ingest():
         con = connect(settings.warehouse, settings=settings)
         try:
-            return load.ingest_landing(TimedConnection(con, totals), settings.landing, pii_key())
+            return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key())
         finally:
             con.close()
 
     report = phases.run("ingest", ingest)
     seconds = time.perf_counter() - t0
+    peaks = current.stop()
     access = [d for d in report.deliveries if d.source == "service_access"]
     return {
         "seconds": seconds,
@@ -149,7 +196,8 @@ def step_ingest(args: dict, phases: Phases) -> dict:
         "rows_rejected": report.rows_rejected,
         "access_rows_read": sum(d.rows_read for d in access),
         "files_rejected": len(report.rejected_files),
-        "breakdown": {k: {"seconds": round(v["seconds"], 3), "calls": v["calls"]} for k, v in
+        "breakdown": {k: {"seconds": round(v["seconds"], 3), "calls": v["calls"],
+                          "peak_rss_bytes": peaks.get(k)} for k, v in
                       sorted(totals.items(), key=lambda kv: -kv[1]["seconds"])},
     }
 

@@ -56,7 +56,7 @@ MODES = {
     "full": {
         "ingest_sizes": [1_000_000, 10_000_000],
         "e2e_size": 10_000_000,
-        "incremental_volume": 200_000,
+        "incremental_volume": 50_000,
         "histories": [30, 180],
         "backfill": {"days": 90, "accesses_per_day": 1_000_000},
     },
@@ -325,7 +325,7 @@ def bench_e2e(data: Path, size: int, floor_s: float | None, regen: bool) -> dict
     return r
 
 
-def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool) -> dict:
+def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool, repeat: int = 2) -> dict:
     # Two days past the longest history: the generator leaves the last day's delivery of one
     # source incomplete (no _SUCCESS), and the measured day must be a complete one.
     days = max(histories) + 2
@@ -333,14 +333,32 @@ def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool
         "cities": 1, "start": START.isoformat(), "days": days, "users": users_for(volume), "seed": 11,
         "accesses_per_day": volume, "dirt": True}, regen)
     env = fresh_env(data / "work" / f"incremental_{volume // 1000}k", landing)
-    out = {"accesses_per_day": volume, "runs": {}}
+    state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
+    saved = state.parent / "warehouse.before-new-day"
+    out = {"accesses_per_day": volume, "repeats": repeat, "runs": {}}
     for h in sorted(histories):
         setup_end = START + timedelta(days=h - 1)
         log(f"incremental: history up to {setup_end} ({h} days)")
         setup = run_summary(measure("run", {"end": setup_end.isoformat()}, env, data / ".work"))
         new_day = setup_end + timedelta(days=1)
-        log(f"incremental: new day {new_day} on {h} days of history (setup took {setup['seconds']:.0f}s)")
-        r = run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work"))
+        log(f"incremental: new day {new_day} on {h} days of history (setup took {setup['seconds']:.0f}s), "
+            f"best of {repeat}")
+        # The same new day on copies of the same warehouse: the best of `repeat` tries is less
+        # at the mercy of other jobs on the machine.
+        if saved.exists():
+            shutil.rmtree(saved)
+        shutil.copytree(state, saved, symlinks=True)
+        tries = []
+        for i in range(repeat):
+            if i:
+                shutil.rmtree(state)
+                shutil.copytree(saved, state, symlinks=True)
+            tries.append(run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work")))
+            log(f"incremental {h}: try {i + 1}: {tries[-1]['seconds']:.1f}s (CPU own {tries[-1]['cpu_own_s']}s, "
+                f"others {tries[-1]['cpu_others_s']}s)")
+        shutil.rmtree(saved)
+        r = min(tries, key=lambda t: t["seconds"])
+        r["all_seconds"] = [t["seconds"] for t in tries]
         r["history_days"] = h
         r["setup_seconds"] = setup["seconds"]
         r["setup_peak_rss_bytes"] = setup["peak_rss_bytes"]
@@ -351,7 +369,8 @@ def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool
             + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in r["phases"].items()) + ")")
     lo, hi = str(min(histories)), str(max(histories))
     out["ratio"] = round(out["runs"][hi]["seconds"] / out["runs"][lo]["seconds"], 2)
-    shutil.rmtree(Path(env["CITYCLOUD_WAREHOUSE"]).parent.parent, ignore_errors=True)
+    out["ratio_cpu"] = round(out["runs"][hi]["cpu_own_s"] / max(out["runs"][lo]["cpu_own_s"], 0.1), 2)
+    shutil.rmtree(state.parent, ignore_errors=True)
     return out
 
 
@@ -420,7 +439,8 @@ def targets(res: dict) -> list[dict]:
                      "value": f"{r['ingest_events_per_s']:,}/s",
                      "met": r["ingest_events_per_s"] >= TARGETS["ingest_events_per_s"]})
         out.append({"target": f"ingestion {label}: within {TARGETS['ingest_vs_floor']}× of the floor",
-                     "value": f"{r['ratio_to_floor']}×", "met": r["ratio_to_floor"] <= TARGETS["ingest_vs_floor"]})
+                     "value": f"{r['ratio_to_floor']}× (CPU seconds: {r.get('ratio_to_floor_cpu', '–')}×)",
+                     "met": r["ratio_to_floor"] <= TARGETS["ingest_vs_floor"]})
     e2e = res.get("e2e")
     if e2e and e2e.get("ratio_to_floor") is not None:
         out.append({"target": f"one new {e2e['label']}-event day end to end within {TARGETS['e2e_10m_vs_floor']}× "
@@ -434,7 +454,8 @@ def targets(res: dict) -> list[dict]:
     inc = res.get("incremental")
     if inc:
         out.append({"target": f"incremental day on 180 days within {TARGETS['incremental_180_vs_30']}× of on 30 days",
-                     "value": f"{inc['ratio']}×", "met": inc["ratio"] <= TARGETS["incremental_180_vs_30"]})
+                     "value": f"{inc['ratio']}× (CPU seconds: {inc.get('ratio_cpu', '–')}×)",
+                     "met": inc["ratio"] <= TARGETS["incremental_180_vs_30"]})
     return out
 
 
@@ -464,14 +485,15 @@ def markdown(res: dict) -> str:
                      f"{r['ratio_to_floor']} | {r.get('ingest_cpu_s')} / {r.get('floor_cpu_s')} ({r.get('ratio_to_floor_cpu')}) | "
                      f"{gib(r['ingest_peak_rss_bytes'])} | {gib(r['floor_peak_rss_bytes'])} |")
     for r in res.get("ingestion", []):
-        lines += ["", f"Where ingestion of {r['label']} spends its time (s): "
-                  + "; ".join(f"{k} {v['seconds']}" for k, v in r["ingest_breakdown"].items())]
+        lines += ["", f"Where ingestion of {r['label']} spends its time (s, and peak RSS GiB while doing it): "
+                  + "; ".join(f"{k} {v['seconds']}" + (f" ({gib(v['peak_rss_bytes'])} GiB)" if v.get("peak_rss_bytes") else "")
+                              for k, v in r["ingest_breakdown"].items() if v["seconds"] >= 0.01)]
 
     def run_rows(title: str, runs: list[tuple[str, dict]]) -> list[str]:
         rows = ["", f"## {title}", "",
                 "| run | access events | total s | ingest s | build s | checks s | publish s | peak RSS GiB "
-                "(ingest / build / checks / publish) | max spill MB |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+                "(ingest / build / checks / publish) | max spill MB | CPU s own / others |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
         for name, r in runs:
             ph = r["phases"]
 
@@ -487,7 +509,8 @@ def markdown(res: dict) -> str:
 
             rows.append(f"| {name} | {r['access_events'] or 0:,} | {r['seconds']:.1f} | {s('ingest')} | {s('build')} | "
                         f"{s('check')} | {s('publish')} | {gib(r['peak_rss_bytes'])} ({mem('ingest')} / {mem('build')} / "
-                        f"{mem('check')} / {mem('publish')}) | {r['max_spill_bytes'] / 1e6:.0f} |")
+                        f"{mem('check')} / {mem('publish')}) | {r['max_spill_bytes'] / 1e6:.0f} | "
+                        f"{r.get('cpu_own_s', '')} / {r.get('cpu_others_s', '')} |")
         return rows
 
     e2e = res.get("e2e")
@@ -500,7 +523,9 @@ def markdown(res: dict) -> str:
     if inc:
         runs = [(f"new day on {h} days", r) for h, r in inc["runs"].items()]
         lines += run_rows(f"Incremental daily cost at {inc['accesses_per_day']:,} access events/day", runs)
-        lines += ["", f"Ratio 180 / 30 days of history: **{inc['ratio']}×**. Setup (history backfill): "
+        lines += ["", f"Ratio 180 / 30 days of history: **{inc['ratio']}×** by wall time (best of "
+                  f"{inc.get('repeats', 1)} tries on copies of the same warehouse), {inc.get('ratio_cpu', '–')}× by "
+                  "CPU seconds. Setup (history backfill): "
                   + ", ".join(f"{h} days {r['setup_seconds']:.0f}s" for h, r in inc["runs"].items()) + "."]
         for h, r in inc["runs"].items():
             if r["dbt_models"]:
@@ -547,19 +572,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regen", action="store_true", help="generate the data again even if present")
     p.add_argument("--sizes", help="override ingestion sizes, e.g. 1000000,10000000")
     p.add_argument("--volume", type=int, help="override the incremental daily volume")
+    p.add_argument("--backfill-volume", type=int, help="override the backfill's access events per day")
+    p.add_argument("--render", metavar="JSON", help="only re-render the markdown of a results JSON file")
     args = p.parse_args(argv)
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+        write_results(res)
+        print((RESULTS / "latest.md").read_text())
+        return 0
     args.mode = args.mode or "quick"
     cfg = dict(MODES[args.mode])
     if args.sizes:
         cfg["ingest_sizes"] = [int(x) for x in args.sizes.split(",")]
     if args.volume:
         cfg["incremental_volume"] = args.volume
+    if args.backfill_volume and cfg["backfill"]:
+        cfg["backfill"] = {**cfg["backfill"], "accesses_per_day": args.backfill_volume}
     only = set(args.only.split(","))
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     res: dict = {"mode": args.mode, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "machine": machine(), "config": cfg, "notes": []}
+    previous = RESULTS / f"{args.mode}.json"
+    if only != {"ingest", "e2e", "incremental", "backfill"} and previous.exists():
+        # A partial run keeps the other parts of the last run of the same mode.
+        old = json.loads(previous.read_text())
+        for part in ("ingestion", "e2e", "incremental", "backfill"):
+            if part in old and {"ingestion": "ingest"}.get(part, part) not in only:
+                res[part] = old[part]
+                res["notes"].append(f"{part}: from the run started {old.get('started_at')}")
 
     def checkpoint():
         res["seconds"] = round(time.time() - t0, 1)
@@ -581,7 +623,10 @@ def main(argv: list[str] | None = None) -> int:
             floor_by_size[size] = r["floor_s"]
             checkpoint()
     if "e2e" in only and cfg["e2e_size"]:
-        res["e2e"] = bench_e2e(data, cfg["e2e_size"], floor_by_size.get(cfg["e2e_size"]), args.regen)
+        label = f"{cfg['e2e_size'] // 1_000_000}M"
+        floor = floor_by_size.get(cfg["e2e_size"]) or next(
+            (r["floor_s"] for r in res.get("ingestion", []) if r["label"] == label), None)
+        res["e2e"] = bench_e2e(data, cfg["e2e_size"], floor, args.regen)
         checkpoint()
     if "incremental" in only:
         res["incremental"] = bench_incremental(data, cfg["incremental_volume"], cfg["histories"], args.regen)

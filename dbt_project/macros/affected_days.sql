@@ -1,9 +1,33 @@
 {#- Event days touched by ingestion batches after var('since_batch'), for one source.
     Rows: (city_code, event_day). -#}
 {% macro affected_days(source_name) -%}
+    {%- set names = [source_name] if source_name is string else source_name -%}
     select distinct city_code, event_day
     from {{ ref('stg_audit__delivery_changes') }}
-    where source = '{{ source_name }}'
+    where source in ('{{ names | join("', '") }}')
+{%- endmacro %}
+
+{#- Per city, the first day a day-keyed model must rebuild from: the earliest day the new
+    batches touched (for the given sources), or the first day not built yet; every city's
+    whole series on a full build. Rows: (city_code, start_day). -#}
+{% macro rebuild_start_days(source_names, days_model, day_column='kpi_date') -%}
+    {% if is_incremental() %}
+    select
+        d.city_code,
+        case
+            when max(done.last_done) is null then min(d.kpi_date)
+            else least(coalesce(min(t.first_touched), max(done.last_done) + 1), max(done.last_done) + 1)
+        end as start_day
+    from {{ days_model }} d
+    left join (select city_code, max({{ day_column }}) as last_done from {{ this }} group by city_code) done
+        on done.city_code = d.city_code
+    left join (select city_code, min(event_day) as first_touched
+               from ({{ affected_days(source_names) }}) group by city_code) t
+        on t.city_code = d.city_code
+    group by d.city_code
+    {% else %}
+    select city_code, min(kpi_date) as start_day from {{ days_model }} group by city_code
+    {% endif %}
 {%- endmacro %}
 
 {#- pre_hook of day-partitioned incremental models: drop the affected days, the model

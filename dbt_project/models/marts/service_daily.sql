@@ -1,8 +1,18 @@
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
+-- depends_on: {{ ref('stg_audit__delivery_changes') }}
+
 -- Per city, day and service: accesses, successes and users, for every service that was
 -- connected or accessed that day (accessed services missing from the catalog included,
--- with empty names).
-with days as (
-    select city_code, kpi_date from {{ ref('int_city_days_enumerated') }}
+-- with empty names). Incremental: only days from the earliest day new accesses or a new
+-- catalog snapshot touched are rebuilt (delete+insert by city and day).
+with starts as (
+    {{ rebuild_start_days(['service_access', 'service_catalog'], ref('int_city_days_enumerated')) }}
+),
+
+days as (
+    select d.city_code, d.kpi_date
+    from {{ ref('int_city_days_enumerated') }} d
+    join starts s on s.city_code = d.city_code and d.kpi_date >= s.start_day
 ),
 
 accessed as (
@@ -12,34 +22,47 @@ accessed as (
 ),
 
 connected as (
-    select city_code, kpi_date, service_id, service_name, department, category
-    from {{ ref('int_services_connected_to_days') }}
+    select c.city_code, c.kpi_date, c.service_id, c.service_name, c.department, c.category
+    from {{ ref('int_services_connected_to_days') }} c
+    semi join days d on d.city_code = c.city_code and d.kpi_date = c.kpi_date
 ),
 
--- Names of services from the latest snapshot that lists them (for accessed services that
--- are not connected on that day).
-latest_names as (
-    select city_code, service_id,
-           arg_max(service_name, snapshot_dt) as service_name,
-           arg_max(department, snapshot_dt) as department,
-           arg_max(category, snapshot_dt) as category
+-- Names of accessed services that are not connected that day: from the latest snapshot
+-- up to that day that lists them (a later snapshot only renames later days, which is what
+-- keeps incremental and full builds identical).
+catalog_names as (
+    select city_code, service_id, snapshot_dt, service_name, department, category
     from {{ ref('stg_landing__service_catalog') }}
-    group by all
+),
+
+joined as (
+    select
+        coalesce(c.city_code, a.city_code) as city_code,
+        coalesce(c.kpi_date, a.kpi_date) as kpi_date,
+        coalesce(c.service_id, a.service_id) as service_id,
+        c.service_name,
+        c.department,
+        c.category,
+        c.service_id is not null as is_connected,
+        coalesce(a.total_accesses, 0) as total_accesses,
+        coalesce(a.successful_accesses, 0) as successful_accesses,
+        coalesce(a.users, 0) as users
+    from connected c
+    full outer join accessed a
+        on a.city_code = c.city_code and a.kpi_date = c.kpi_date and a.service_id = c.service_id
 )
 
 select
-    coalesce(c.city_code, a.city_code) as city_code,
-    coalesce(c.kpi_date, a.kpi_date) as kpi_date,
-    coalesce(c.service_id, a.service_id) as service_id,
-    coalesce(c.service_name, n.service_name) as service_name,
-    coalesce(c.department, n.department) as department,
-    coalesce(c.category, n.category) as category,
-    c.service_id is not null as is_connected,
-    coalesce(a.total_accesses, 0) as total_accesses,
-    coalesce(a.successful_accesses, 0) as successful_accesses,
-    coalesce(a.users, 0) as users
-from connected c
-full outer join accessed a
-    on a.city_code = c.city_code and a.kpi_date = c.kpi_date and a.service_id = c.service_id
-left join latest_names n
-    on n.city_code = coalesce(c.city_code, a.city_code) and n.service_id = coalesce(c.service_id, a.service_id)
+    j.city_code,
+    j.kpi_date,
+    j.service_id,
+    coalesce(j.service_name, n.service_name) as service_name,
+    coalesce(j.department, n.department) as department,
+    coalesce(j.category, n.category) as category,
+    j.is_connected,
+    j.total_accesses,
+    j.successful_accesses,
+    j.users
+from joined j
+asof left join catalog_names n
+    on n.city_code = j.city_code and n.service_id = j.service_id and n.snapshot_dt <= j.kpi_date
