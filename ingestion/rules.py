@@ -85,8 +85,10 @@ RULES: dict[str, SourceRule] = {
                 "client_ip"),
         required=("event_id", "service_id", "event_time", "outcome"),
         pii=("client_ip",),
-        # epoch milliseconds: a JSON integer (json_transform gives its digits)
-        typed="cc_parse_ts(f_event_time, regexp_full_match(f_event_time, '\\d{10,16}')) AS ts",
+        # epoch milliseconds: a JSON integer, not a string of digits (json_transform gives both
+        # as text, so look at the line itself, only for all-digit values)
+        typed="cc_parse_ts(f_event_time, regexp_full_match(f_event_time, '\\d{1,16}') "
+              "AND regexp_matches(text, '\"event_time\"\\s*:\\s*\\d')) AS ts",
         checks="""
             WHEN f_outcome NOT IN ('success', 'failure', 'timeout')
                 THEN 'unknown outcome ''' || f_outcome || ''''

@@ -64,6 +64,8 @@ ACCESS_REJECTS = [
     (access("x8", "2026-02-30 10:00:00"), "unparseable event_time '2026-02-30 10:00:00'"),
     (access("x9", "2026-03-03T00:00:00+08:00"), "is after the end of delivery day 2026-03-02"),
     (access("x10", "2014-12-31T23:59:59+08:00"), "is before 2015-01-01"),
+    (access("x12", "1772380800000"), "unparseable event_time '1772380800000'"),  # digits as a string
+    (access("x13", 1000), "is before 2015-01-01"),                                # epoch ms of 1970
     (access("x11", "2026-03-01T10:00:00Z", duration_ms=-5), "duration_ms '-5' is not an integer ≥ 0"),
 ]
 
