@@ -16,7 +16,7 @@ from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings, query, write_delivery
 
 pytestmark = pytest.mark.slow
-START, DAYS = date(2026, 1, 1), 21
+START, DAYS = date(2026, 1, 1), 31  # January complete: kpi_monthly has its row
 
 
 @pytest.fixture(scope="module")

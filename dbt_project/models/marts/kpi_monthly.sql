@@ -1,6 +1,6 @@
 -- Monthly KPIs per city and calendar month (kpis.md), for every month the city's day series
--- touches. connected_services and registered_users are the daily values on the month's last
--- day; for the month still running (is_complete = false) on the last day of the series.
+-- covers completely (first to last day): the month-end values exist and the figures can be
+-- settled. connected_services and registered_users are the daily values on the month's last day.
 with daily as (
     select *, cast(date_trunc('month', kpi_date) as date) as month
     from {{ ref('kpi_daily') }}
@@ -56,3 +56,4 @@ left join {{ ref('int_active_users_aggregated_to_months') }} u on u.city_code = 
 left join ratings r on r.city_code = m.city_code and r.month = m.month
 left join accesses a on a.city_code = m.city_code and a.month = m.month
 left join registrations g on g.city_code = m.city_code and g.month = m.month
+where m.days_covered = day(last_day(m.month))
