@@ -99,14 +99,15 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
     raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
     con.execute("BEGIN TRANSACTION")
     try:
-        # What the earlier copy contributed goes: its rows, its rejects (change log first).
-        con.execute(_sql(
-            f"INSERT INTO audit.delivery_changes SELECT $batch, $city, $source, $dt, event_day, rows, 'removed' "
-            f"FROM ({_day_counts(con, d)})", **ctx))
-        for table in (f"raw.{d.source}",):
-            con.execute(_sql(f"DELETE FROM {table} WHERE city_code = $city AND dt = $dt", **ctx))
-        for table in ("audit.rejected_rows", "audit.rejected_files"):
-            con.execute(_sql(f"DELETE FROM {table} WHERE city_code = $city AND source = $source AND dt = $dt", **ctx))
+        if replaced:
+            # What the earlier copy contributed goes: its rows, its rejects (change log first).
+            con.execute(_sql(
+                f"INSERT INTO audit.delivery_changes SELECT $batch, $city, $source, $dt, event_day, rows, 'removed' "
+                f"FROM ({_day_counts(con, d)})", **ctx))
+            con.execute(_sql(f"DELETE FROM raw.{d.source} WHERE city_code = $city AND dt = $dt", **ctx))
+            for table in ("audit.rejected_rows", "audit.rejected_files"):
+                con.execute(_sql(f"DELETE FROM {table} WHERE city_code = $city AND source = $source AND dt = $dt",
+                                 **ctx))
 
         for path in d.files:
             rel = path.relative_to(landing).as_posix()

@@ -139,6 +139,10 @@ RULES: dict[str, SourceRule] = {
     ),
 }
 
+# Chunks at least this long hash distinct user ids once and join (cheaper than a hash per
+# row); smaller ones hash inline (the materialised CTE costs more than it saves).
+DISTINCT_HASH_FROM_ROWS = 50_000
+
 # Lines keep their terminator (zero-copy reading); CSV splitting and raw text trim it.
 TRIM_EOL = "rtrim({col}, chr(13) || chr(10))"
 
@@ -220,6 +224,10 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
     """
     if "_uid" not in rule.select:
         return checked, header
+    if lines.num_rows < DISTINCT_HASH_FROM_ROWS:
+        return f"""
+        SELECT checked.* EXCLUDE (_uid), pii_hash($city || ':' || _uid) AS user_key FROM ({checked}) checked
+    """, header
     # Users are far fewer than events: hash each distinct user id once, then join.
     return f"""
         WITH checked AS MATERIALIZED ({checked}),
