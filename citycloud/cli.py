@@ -59,6 +59,15 @@ def cmd_run(args: argparse.Namespace) -> str:
         print(f"  WARNING file set aside: {path}: {reason}", file=sys.stderr)
     for note in report.notes:
         _progress(note)
+    if args.contracts:
+        # The terms settlement will use: a broken file is worth knowing before month end.
+        from citycloud.settlement import load_contracts
+
+        try:
+            contracts = load_contracts(args.contracts)
+            _progress(f"contracts file {args.contracts}: {len(contracts)} contracts valid")
+        except CitycloudError as exc:
+            print(f"  WARNING {exc}", file=sys.stderr)
     if report.quality is not None:
         for w in report.quality.warnings[:20]:
             print(f"  WARNING {w}", file=sys.stderr)
