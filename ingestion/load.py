@@ -84,7 +84,7 @@ def _sql(template: str, **values: object) -> str:
     return template
 
 
-def _day_counts(con: duckdb.DuckDBPyConnection, d: Delivery) -> str:
+def _day_counts(d: Delivery) -> str:
     day = "dt" if d.source == "service_catalog" else "event_day"
     return _sql(
         f"SELECT {day} AS event_day, count(*) AS rows FROM raw.{d.source} WHERE city_code = $city AND dt = $dt GROUP BY 1",
@@ -103,7 +103,7 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
             # What the earlier copy contributed goes: its rows, its rejects (change log first).
             con.execute(_sql(
                 f"INSERT INTO audit.delivery_changes SELECT $batch, $city, $source, $dt, event_day, rows, 'removed' "
-                f"FROM ({_day_counts(con, d)})", **ctx))
+                f"FROM ({_day_counts(d)})", **ctx))
             con.execute(_sql(f"DELETE FROM raw.{d.source} WHERE city_code = $city AND dt = $dt", **ctx))
             for table in ("audit.rejected_rows", "audit.rejected_files"):
                 con.execute(_sql(f"DELETE FROM {table} WHERE city_code = $city AND source = $source AND dt = $dt",
@@ -146,7 +146,7 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
         res.rows_loaded, res.duplicates = loaded, loaded - distinct
         con.execute(_sql(
             f"INSERT INTO audit.delivery_changes SELECT $batch, $city, $source, $dt, event_day, rows, 'added' "
-            f"FROM ({_day_counts(con, d)})", **ctx))
+            f"FROM ({_day_counts(d)})", **ctx))
         values = _sql(
             "($city, $source, $dt, $files, $read, $loaded, $rejected, now()::TIMESTAMP, $files_rejected, $dups, "
             "$content_hash, $signature, $batch)",

@@ -7,27 +7,33 @@
     where source in ('{{ names | join("', '") }}')
 {%- endmacro %}
 
-{#- Per city, the first day a day-keyed model must rebuild from: the earliest day the new
-    batches touched (for the given sources), or the first day not built yet; every city's
-    whole series on a full build. Rows: (city_code, start_day). -#}
+{#- Per city, the days a day-keyed model must rebuild: from the earliest day the new batches
+    touched (for the given sources), or the first day not built yet, or the series' first day
+    when the series now starts earlier than what was built; to the series' last day. Every
+    city's whole series on a full build. Rows: (city_code, start_day, last_day). -#}
 {% macro rebuild_start_days(source_names, days_model, day_column='kpi_date') -%}
-    {% if is_incremental() %}
     select
         d.city_code,
+        max(d.kpi_date) as last_day,
+        {% if is_incremental() %}
         case
-            when max(done.last_done) is null then min(d.kpi_date)
-            else least(coalesce(min(t.first_touched), max(done.last_done) + 1), max(done.last_done) + 1)
-        end as start_day
+            when max(done.first_done) is null or min(d.kpi_date) < max(done.first_done) then min(d.kpi_date)
+            else greatest(min(d.kpi_date),
+                          least(coalesce(min(t.first_touched), max(done.last_done) + 1), max(done.last_done) + 1))
+        end
+        {% else %}
+        min(d.kpi_date)
+        {% endif %} as start_day
     from {{ days_model }} d
-    left join (select city_code, max({{ day_column }}) as last_done from {{ this }} group by city_code) done
+    {% if is_incremental() %}
+    left join (select city_code, min({{ day_column }}) as first_done, max({{ day_column }}) as last_done
+               from {{ this }} group by city_code) done
         on done.city_code = d.city_code
     left join (select city_code, min(event_day) as first_touched
                from ({{ affected_days(source_names) }}) group by city_code) t
         on t.city_code = d.city_code
-    group by d.city_code
-    {% else %}
-    select city_code, min(kpi_date) as start_day from {{ days_model }} group by city_code
     {% endif %}
+    group by d.city_code
 {%- endmacro %}
 
 {#- pre_hook of day-partitioned incremental models: drop the affected days, the model

@@ -12,42 +12,9 @@
 -- Incremental: only the days from the earliest day a new batch touched (or the first day not
 -- yet computed) are rebuilt, from the user-days of that day minus 29 onwards. Exact, because
 -- a window ending on a rebuilt day only sees user-days inside that range.
-with bounds as (
-    select city_code, min(kpi_date) as first_day, max(kpi_date) as last_day
-    from {{ ref('int_city_days_enumerated') }}
-    group by city_code
+with starts as (
+    {{ rebuild_start_days('service_access', ref('int_city_days_enumerated')) }}
 ),
-
-{% if is_incremental() %}
-done as (
-    select city_code, min(kpi_date) as first_done, max(kpi_date) as last_done
-    from {{ this }}
-    group by city_code
-),
-
-touched as (
-    select city_code, min(event_day) as first_touched
-    from ({{ affected_days('service_access') }})
-    group by city_code
-),
-
-starts as (
-    select
-        b.city_code,
-        b.last_day,
-        case
-            when d.first_done is null or b.first_day < d.first_done then b.first_day
-            else greatest(b.first_day, least(coalesce(t.first_touched, d.last_done + 1), d.last_done + 1))
-        end as start_day
-    from bounds b
-    left join done d on d.city_code = b.city_code
-    left join touched t on t.city_code = b.city_code
-),
-{% else %}
-starts as (
-    select city_code, last_day, first_day as start_day from bounds
-),
-{% endif %}
 
 user_days as (
     select u.city_code, u.user_key, u.event_day
