@@ -59,9 +59,6 @@ def export_snapshot(con: duckdb.DuckDBPyConnection, settings: Settings) -> Path:
     return target
 
 
-def open_published(settings: Settings | None = None, warehouse: Path | None = None) -> duckdb.DuckDBPyConnection:
+def open_published(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the latest published snapshot (for dashboards and reports)."""
-    settings = settings or Settings()
-    if warehouse is not None:
-        settings.warehouse = Path(warehouse)
-    return duckdb.connect(str(settings.published), read_only=True)
+    return duckdb.connect(str((settings or Settings()).published), read_only=True)
