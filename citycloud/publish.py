@@ -13,7 +13,9 @@ import duckdb
 from citycloud.config import Settings
 
 BUILD_SCHEMA = "marts_build"
-PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily")
+PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
+                   # the scorecard's measures and the reference table it divides by
+                   "scorecard_measures", "city_reference")
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 
