@@ -83,6 +83,17 @@ def cmd_settle(args: argparse.Namespace) -> str:
     return report.summary_line()
 
 
+def cmd_scorecard(args: argparse.Namespace) -> str:
+    from citycloud.scorecard.service import score_month
+
+    settings = _settings(args)
+    report = score_month(settings, args.scheme, args.month, assessments_path=args.assessments,
+                         out_dir=Path(args.out) if args.out else None, progress=_progress)
+    for scheme_id, city, reason in report.refused:
+        print(f"  WARNING {scheme_id} {city} refused: {reason}", file=sys.stderr)
+    return report.summary_line()
+
+
 def cmd_dashboard(args: argparse.Namespace) -> str:
     from dashboards import serve
 
@@ -123,6 +134,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--final", action="store_true", help="freeze this version (it is money)")
     s.add_argument("--out", help="folder for the statement files")
     s.set_defaults(func=cmd_settle)
+
+    sc = sub.add_parser("scorecard", help="score every city against the evaluation scheme; tables and PDF reports")
+    sc.add_argument("--warehouse", required=True)
+    sc.add_argument("--scheme", required=True, help="evaluation.yml")
+    sc.add_argument("--assessments", help="assessments.yml (evaluators' scores; missing = not assessed)")
+    sc.add_argument("--month", required=True, help="YYYY-MM")
+    sc.add_argument("--out", help="folder for the reports (default: output/scorecard beside the warehouse)")
+    sc.set_defaults(func=cmd_scorecard)
 
     d = sub.add_parser("dashboard", help="serve the operators' dashboard (read-only)")
     d.add_argument("--warehouse", required=True)

@@ -1,0 +1,99 @@
+"""The evaluation reports (运营评价报告) per city and the comparison of the cities, HTML + PDF."""
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from citycloud.scorecard import catalog, charts
+from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, months_back
+from citycloud.scorecard.pdf import print_pdf
+from citycloud.scorecard.rules import Scheme
+
+TEMPLATES = Path(__file__).with_name("templates")
+COMPARISON_STEM = "城市对比_comparison"
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = format_value
+    env.globals.update(heat_colour=charts.heat_colour, catalog=catalog)
+    return env
+
+
+def format_value(value, indicator: str) -> str:
+    """A value as a reviewer reads it: rates in %, counts whole, scores to 0.1."""
+    if value is None:
+        return "无数据"
+    kind = catalog.indicators()[indicator].format
+    if kind == "rate":
+        return f"{float(value) * 100:.1f}%"
+    if kind == "count":
+        return f"{float(value):,.0f}"
+    return f"{float(value):.1f}"
+
+
+def city_stem(city: str, names: dict[str, str]) -> str:
+    return f"{city}_{names.get(city, city)}_运营评价报告"
+
+
+def _lost(result: CityResult) -> list[dict]:
+    """Indicators that cost points, biggest loss first."""
+    rows = [i for i in result.indicators if i.points_lost > 0]
+    rows.sort(key=lambda i: (-i.points_lost, i.indicator))
+    return [{"ind": i, "lost": i.points_lost.quantize(Decimal("0.01"))} for i in rows]
+
+
+def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: list[CityResult],
+                  refused: list[tuple[str, str, str]], trends: dict[str, dict], names: dict[str, str],
+                  progress: Callable[[str], None] | None = None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    months = months_back(month, TREND_MONTHS)
+    labels = {k: v.label for k, v in catalog.indicators().items()}
+    by_city: dict[str, list[CityResult]] = defaultdict(list)
+    for r in results:
+        by_city[r.city_code].append(r)
+    counts = defaultdict(int)
+    for r in results:
+        counts[r.scheme_id] += 1
+    files: list[Path] = []
+    for city, mine in sorted(by_city.items()):
+        sections = []
+        for r in sorted(mine, key=lambda x: x.scheme_id):
+            history = trends[r.scheme_id]
+            trend = {i.indicator: charts.sparkline([
+                next((x.score for x in history[(city, m)].indicators if x.indicator == i.indicator), None)
+                if (city, m) in history else None for m in months]) for i in r.indicators}
+            total_trend = charts.sparkline([history[(city, m)].total if (city, m) in history else None for m in months],
+                                           width=220, height=40)
+            bars = charts.dimension_bars([(d.label, r.dimensions[k]) for k, d in catalog.dimensions().items()])
+            sections.append({"r": r, "scheme": schemes[r.scheme_id], "n": counts[r.scheme_id], "trend": trend,
+                             "total_trend": total_trend, "bars": bars, "lost": _lost(r)})
+        html = env.get_template("city_report.html.j2").render(
+            city=city, name=names.get(city, city), month=month, months=months, sections=sections, labels=labels,
+            refused=[(s, reason) for s, c, reason in refused if c == city])
+        files += _write(out / city_stem(city, names), html, progress)
+    ranking = []
+    for scheme_id in sorted(counts):
+        mine = sorted((r for r in results if r.scheme_id == scheme_id), key=lambda x: (x.rank, x.city_code))
+        ranking.append({"scheme": schemes[scheme_id], "rows": mine,
+                        "indicators": [t.indicator for t in schemes[scheme_id].indicators],
+                        "refused": [(c, reason) for s, c, reason in refused if s == scheme_id]})
+    html = env.get_template("comparison.html.j2").render(month=month, ranking=ranking, names=names, labels=labels,
+                                                          dimensions=catalog.dimensions())
+    files += _write(out / COMPARISON_STEM, html, progress)
+    return files
+
+
+def _write(stem: Path, html: str, progress) -> list[Path]:
+    html_path = stem.with_suffix(".html")
+    html_path.write_text(html, encoding="utf-8")
+    pdf_path = print_pdf(html_path, stem.with_suffix(".pdf"))
+    if progress:
+        progress(f"wrote {pdf_path}")
+    return [html_path, pdf_path]
