@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from citycloud import cli
 from citycloud.config import CitycloudError
 from citycloud.scorecard.service import score_month
 from tests.conftest import TINY, query, table_fingerprints
@@ -113,3 +114,28 @@ def _ink(png) -> float:
 
     histogram = Image.open(png).convert("L").histogram()  # 256 grey levels
     return sum(histogram[:200]) / sum(histogram)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("weight: 0.15, target: 40}", "scheme EVAL-TINY: indicators.weight: weights must sum to 1"),
+    ("{indicator: team,             weight: 0.05, target: 100}",
+     "scheme EVAL-TINY: indicators[10].target: must be above 0"),
+])
+def test_cli_refuses_a_broken_scheme_writes_nothing_and_exits_non_zero(scored, tmp_path, capsys, bad, message):
+    settings, _, _ = scored
+    text = (TINY / "evaluation.yml").read_text(encoding="utf-8")
+    broken = (text.replace(bad, "weight: 0.16, target: 40}", 1) if bad.startswith("weight")
+              else text.replace(bad, "{indicator: team,             weight: 0.05, target: 0}"))
+    assert broken != text
+    scheme = tmp_path / "evaluation.yml"
+    scheme.write_text(broken, encoding="utf-8")
+    before = table_fingerprints(settings.warehouse, schemas=("marts",))
+    snapshot = settings.published.stat().st_mtime_ns
+    code = cli.main(["scorecard", "--warehouse", str(settings.warehouse), "--scheme", str(scheme), "--month", "2026-02",
+                     "--assessments", str(TINY / "assessments.yml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert table_fingerprints(settings.warehouse, schemas=("marts",)) == before
+    assert settings.published.stat().st_mtime_ns == snapshot
+    assert not (tmp_path / "out").exists()
