@@ -79,7 +79,7 @@ def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: li
             refused=[(s, reason) for s, c, reason in refused if c == city])
         files += _write(out / city_stem(city, names), html, progress)
     ranking = []
-    for scheme_id in sorted(counts):
+    for scheme_id in sorted(schemes):  # schemes with no city scored still show their refusals
         mine = sorted((r for r in results if r.scheme_id == scheme_id), key=lambda x: (x.rank, x.city_code))
         ranking.append({"scheme": schemes[scheme_id], "rows": mine,
                         "indicators": [t.indicator for t in schemes[scheme_id].indicators],
