@@ -52,6 +52,12 @@ def _city(value: Any) -> str:
     raise ValueError(f"must be a 6-digit city code, got {_show(value)}")
 
 
+def _cities(value: Any) -> Any:
+    if value == "all" or (isinstance(value, list) and value):
+        return value
+    raise ValueError(f'must be "all" or a non-empty list of 6-digit city codes, got {_show(value)}')
+
+
 def _text(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
@@ -114,7 +120,7 @@ class Grade(_Entry):
 class Scheme(_Entry):
     scheme_id: Annotated[str, BeforeValidator(_text)]
     name: Text | None = None
-    cities: Union[Literal["all"], Annotated[list[CityCode], Field(min_length=1)]]
+    cities: Annotated[Union[Literal["all"], list[CityCode]], BeforeValidator(_cities)]
     start_month: Month
     end_month: Month
     indicators: Annotated[list[IndicatorTerm], Field(min_length=1)]
@@ -172,13 +178,12 @@ class Assessment(_Entry):
 
 # ---- problems -> one error ------------------------------------------------------------------
 def _loc(loc: tuple) -> str:
+    """('indicators', 2, 'weight') -> 'indicators[3].weight' (1-based, as a reviewer counts)."""
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part + 1}]"
-        elif part in ("function-before[_city()]", "list[function-before[_city(), str]]", "literal['all']"):
-            continue
-        else:
+        elif not str(part).startswith(("function-", "list[", "literal[")):  # pydantic's union branch names
             text += ("." if text else "") + str(part)
     return text or "(entry)"
 
@@ -191,8 +196,10 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"
-        out.append((_loc(tuple(p for p in err["loc"] if not str(p).startswith(("function-", "list[", "literal[")))), msg))
-    # Literal["all"] | list: report the union once, in words.
+        elif err["type"] == "too_short":
+            msg = "must not be empty"
+        out.append((_loc(err["loc"]), msg))
+    # cities is "all" or a list: pydantic reports both branches of the union, keep the list's.
     return [(f, m) for f, m in out if not m.startswith("Input should be 'all'")] or out
 
 
