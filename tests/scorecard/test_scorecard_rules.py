@@ -84,6 +84,8 @@ def test_month_range_backwards_and_no_grade_at_zero(tmp_path):
     ("    cities: ['31000']\n    start_month: 2026-01\n    end_month: 2026-12\n",
      "scheme S1: cities[1]: must be a 6-digit city code, got '31000'"),
     ("    start_month: 2026-01\n    end_month: 2026-12\n", "scheme S1: cities: is required"),
+    ("    cities: some\n    start_month: 2026-01\n    end_month: 2026-12\n",
+     'scheme S1: cities: must be "all" or a non-empty list of 6-digit city codes, got \'some\''),
 ])
 def test_scheme_fields(tmp_path, head, message):
     assert message in refused(scheme_file(tmp_path, head=head))
