@@ -31,7 +31,9 @@ def format_value(value, indicator: str) -> str:
         return "无数据"
     kind = catalog.indicators()[indicator].format
     if kind == "rate":
-        return f"{float(value) * 100:.1f}%"
+        pct = float(value) * 100
+        # small shares (user_coverage of a big city) keep three significant digits, not "0.0%"
+        return f"{pct:.3g}%" if 0 < abs(pct) < 1 else f"{pct:.1f}%"
     if kind == "count":
         return f"{float(value):,.0f}"
     return f"{float(value):.1f}"

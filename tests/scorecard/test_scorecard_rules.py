@@ -152,3 +152,11 @@ def test_unknown_cities_need_the_warehouse(tmp_path):
     assert unknown_city_problems([scheme], entries, {"430100"}) == [
         "scheme S1: cities: unknown city 999900 (not in city_reference, no data in the warehouse)",
         "assessment (999901 2026-02 content): city_code: unknown city 999901 (not in city_reference, no data in the warehouse)"]
+
+
+def test_the_demo_scheme_and_assessments_are_valid():
+    root = TINY.parents[2]
+    schemes = load_schemes(root / "contracts" / "evaluation.yml")
+    assert [(s.scheme_id, s.cities) for s in schemes] == [("EVAL-2026", "all"), ("SH-CD-PILOT", ["310000", "510100"])]
+    latest = latest_assessments(load_assessments(root / "contracts" / "assessments.yml"))
+    assert latest[("510100", "2026-03", "content")].score == 80  # the later of two entries

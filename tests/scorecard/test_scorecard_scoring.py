@@ -117,3 +117,9 @@ def test_equal_totals_share_a_rank_and_rescoring_replaces_the_month(tmp_path):
     assert con.execute("SELECT count(*) FROM marts.scorecard_monthly").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM marts.scorecard_indicators").fetchone()[0] == len(one.indicators)
     assert con.execute("SELECT count(*) FROM marts.scorecard_refusals").fetchone()[0] == 0
+
+
+def test_report_values_read_as_a_reviewer_reads_them():
+    from citycloud.scorecard.reports import format_value
+    assert [format_value(v, i) for v, i in ((0.000133, "user_coverage"), (0.948, "availability"), (1459, "service_coverage"),
+                                             (86, "content"), (None, "team"))] == ["0.0133%", "94.8%", "1,459", "86.0", "无数据"]
