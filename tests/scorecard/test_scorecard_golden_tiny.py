@@ -139,3 +139,19 @@ def test_cli_refuses_a_broken_scheme_writes_nothing_and_exits_non_zero(scored, t
     assert table_fingerprints(settings.warehouse, schemas=("marts",)) == before
     assert settings.published.stat().st_mtime_ns == snapshot
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_tie_in_assessments_and_writes_nothing(scored, tmp_path, capsys):
+    settings, _, _ = scored
+    text = (TINY / "assessments.yml").read_text(encoding="utf-8")
+    tied = tmp_path / "assessments.yml"
+    tied.write_text(text + '  - {city_code: "430100", month: 2026-02, indicator: content, score: 70, evaluator: 王敏, '
+                           'date: 2026-03-10, evidence: "另一份复核"}\n', encoding="utf-8")
+    before = table_fingerprints(settings.warehouse, schemas=("marts",))
+    code = cli.main(["scorecard", "--warehouse", str(settings.warehouse), "--scheme", str(TINY / "evaluation.yml"),
+                     "--assessments", str(tied), "--month", "2026-02", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "assessment (430100 2026-02 content): date: 2 entries share the latest date 2026-03-10" in err
+    assert table_fingerprints(settings.warehouse, schemas=("marts",)) == before
+    assert not (tmp_path / "out").exists()
