@@ -1,7 +1,6 @@
 """evaluation.yml and assessments.yml: every rule of scorecard.md refused with scheme/entry, field and rule."""
 from __future__ import annotations
 
-import textwrap
 from datetime import date
 from decimal import Decimal
 
