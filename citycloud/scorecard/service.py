@@ -12,6 +12,7 @@ from citycloud import db
 from citycloud.config import CitycloudError, Settings
 from citycloud.publish import export_snapshot
 from citycloud.scorecard import measures, store
+from citycloud.scorecard.pdf import chromium
 from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, evaluate, months_back, scheme_cities
 from citycloud.scorecard.rules import (latest_assessments, load_assessments, load_schemes,
                                        unknown_city_problems)
@@ -55,6 +56,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
     warehouse = Path(settings.warehouse)
     if not warehouse.exists():
         raise CitycloudError(f"warehouse {warehouse} does not exist: run `citycloud run` first")
+    chromium()  # the PDFs need it: refuse before writing anything rather than after the tables
     today = today or datetime.now(SHANGHAI).date()
     report = ScorecardReport(month)
     con = db.connect(warehouse, settings=settings)
