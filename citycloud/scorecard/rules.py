@@ -209,6 +209,29 @@ def _refuse(path: Path, what: str, problems: list[str]) -> None:
                          f"nothing was scored. Fix these and run again:\n{lines}")
 
 
+def _scheme_rules_of_raw(raw: dict) -> list[tuple[str, str]]:
+    """The scheme-wide rules, checked on the raw entry when some field failed (so a reviewer sees
+    every problem at once): month range, weights sum, grade at 0, where those fields are readable."""
+    out = []
+    start, end = raw.get("start_month"), raw.get("end_month")
+    if all(isinstance(m, str) and _MONTH.match(m) for m in (start, end)) and start > end:
+        out.append(("start_month/end_month",
+                    f"the month range runs backwards: start_month {start} is after end_month {end}"))
+    items = raw.get("indicators")
+    if isinstance(items, list) and items and all(isinstance(i, dict) for i in items):
+        try:
+            total = sum((_number(i.get("weight")) for i in items), Decimal(0))
+        except ValueError:
+            total = None
+        if total is not None and abs(total - 1) > WEIGHT_TOLERANCE:
+            out.append(("indicators.weight", f"weights must sum to 1 (within 1e-9), they sum to {_show(total)}"))
+    grades = raw.get("grades")
+    if isinstance(grades, list) and grades and all(isinstance(g, dict) for g in grades):
+        if not any(g.get("min_score") == 0 and not isinstance(g.get("min_score"), bool) for g in grades):
+            out.append(("grades", "needs a grade at min_score 0 (every total must get a grade)"))
+    return out
+
+
 def _parse(items: list, model: type[_Entry], name_of) -> tuple[list, list[str]]:
     parsed, problems = [], []
     for i, raw in enumerate(items, 1):
@@ -220,6 +243,8 @@ def _parse(items: list, model: type[_Entry], name_of) -> tuple[list, list[str]]:
             entry = model.model_validate(raw)
         except ValidationError as exc:
             problems += [f"{where}: {f}: {m}" for f, m in _pydantic_problems(exc)]
+            if model is Scheme:
+                problems += [f"{where}: {f}: {m}" for f, m in _scheme_rules_of_raw(raw)]
             continue
         found = entry.rule_problems()
         problems += [f"{where}: {f}: {m}" for f, m in found]

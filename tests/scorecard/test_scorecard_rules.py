@@ -159,3 +159,13 @@ def test_the_demo_scheme_and_assessments_are_valid():
     assert [(s.scheme_id, s.cities) for s in schemes] == [("EVAL-2026", "all"), ("SH-CD-PILOT", ["310000", "510100"])]
     latest = latest_assessments(load_assessments(root / "contracts" / "assessments.yml"))
     assert latest[("510100", "2026-03", "content")].score == 80  # the later of two entries
+
+
+def test_every_problem_of_a_scheme_is_listed_at_once(tmp_path):
+    indicators = INDICATORS.replace("availability", "uptime").replace("weight: 0.6", "weight: 0.7")
+    text = refused(scheme_file(tmp_path, head="    cities: all\n    start_month: 2026-06\n    end_month: 2026-01\n",
+                               indicators=indicators))
+    assert "(3 problems)" in text
+    assert "scheme S1: indicators[1].indicator: unknown indicator 'uptime'" in text
+    assert "scheme S1: indicators.weight: weights must sum to 1 (within 1e-9), they sum to 1.1" in text
+    assert "scheme S1: start_month/end_month: the month range runs backwards" in text
