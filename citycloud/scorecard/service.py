@@ -89,7 +89,10 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
         if not report.results:
             reasons = "; ".join(f"{s} {c}: {r}" for s, c, r in report.refused)
             raise CitycloudError(f"no city could be scored for {month}, nothing was written: {reasons}")
-        store.replace_month(con, month, report.results, report.refused, datetime.now(SHANGHAI).replace(tzinfo=None))
+        written = store.replace_month(con, month, report.results, report.refused,
+                                      datetime.now(SHANGHAI).replace(tzinfo=None))
+        if progress and not written:
+            progress(f"{month}: same scores as stored; tables left as they were")
         ranks = store.ranks(con, month)
         for r in report.results:
             r.rank = ranks[(r.scheme_id, r.city_code)]

@@ -110,10 +110,13 @@ def test_equal_totals_share_a_rank_and_rescoring_replaces_the_month(tmp_path):
     results = [replace(one, city_code=c, total=Decimal(t)) for c, t in
                (("430100", "88.1"), ("510100", "90.0"), ("310000", "88.1"), ("460100", "70.0"))]
     at = datetime(2026, 3, 15, 9, 0)
-    store.replace_month(con, "2026-02", results, [("S1", "411700", "not covered")], at)
+    assert store.replace_month(con, "2026-02", results, [("S1", "411700", "not covered")], at)
     assert store.ranks(con, "2026-02") == {("S1", "510100"): 1, ("S1", "430100"): 2, ("S1", "310000"): 2,
                                            ("S1", "460100"): 4}
-    store.replace_month(con, "2026-02", results[:1], [], at)
+    # the same rows again, later: nothing is written, scored_at stays
+    assert not store.replace_month(con, "2026-02", results, [("S1", "411700", "not covered")], at + timedelta(days=1))
+    assert con.execute("SELECT DISTINCT scored_at FROM marts.scorecard_monthly").fetchall() == [(at,)]
+    assert store.replace_month(con, "2026-02", results[:1], [], at)
     assert con.execute("SELECT count(*) FROM marts.scorecard_monthly").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM marts.scorecard_indicators").fetchone()[0] == len(one.indicators)
     assert con.execute("SELECT count(*) FROM marts.scorecard_refusals").fetchone()[0] == 0
