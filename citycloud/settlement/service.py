@@ -81,6 +81,9 @@ def parse_month(month: str) -> date:
     m = _MONTH_RE.match(month or "") if isinstance(month, str) else None
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise CitycloudError(f"month {month!r} is not a month: write it YYYY-MM, e.g. --month 2026-02")
+    if not 2015 <= int(m.group(1)) <= 2999:
+        # Landing data start in 2015 (landing.md); far-future years cannot have ended.
+        raise CitycloudError(f"month {month!r} is out of range: months from 2015-01 to 2999-12 can be settled")
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
