@@ -213,6 +213,7 @@ def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     fingerprint = key_fingerprint(key)
     row = con.execute("SELECT fingerprint FROM audit.pii_key").fetchall()
     if not row:
+        remask_legacy_rejects(con, key)
         con.execute("INSERT INTO audit.pii_key VALUES (?, now()::TIMESTAMP)", [fingerprint])
         return
     if row[0][0] != fingerprint:
@@ -221,6 +222,18 @@ def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
             f"warehouse {row[0][0][:12]}): its user hashes would not match the stored ones and every user would "
             "count twice. Set the original key; to change keys on purpose run `citycloud rotate-key` "
             "(docs/reliability.md).")
+
+
+def remask_legacy_rejects(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """A warehouse from before the fingerprint kept rejected lines with user ids in clear:
+    mask them as new ones are (a CSV line's header is no longer known: it keeps no field)."""
+    rows = con.execute("SELECT rowid, city_code, source, raw FROM audit.rejected_rows WHERE raw IS NOT NULL").fetchall()
+    if not rows:
+        return
+    masked = [(Masker(key, city).line(raw, RULES[source].format), rowid) for rowid, city, source, raw in rows]
+    con.execute("BEGIN TRANSACTION")
+    con.executemany("UPDATE audit.rejected_rows SET raw = ? WHERE rowid = ?", masked)
+    con.execute("COMMIT")
 
 
 def record_landing_problems(con: duckdb.DuckDBPyConnection, problems: list[LandingProblem]) -> None:

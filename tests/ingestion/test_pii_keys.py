@@ -173,3 +173,21 @@ def test_cli_rotate_key_without_new_key_is_one_line(tmp_path):
                            "--warehouse", str(tmp_path / "wh.duckdb")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "CITYCLOUD_NEW_PII_KEY is not set" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_warehouse_from_before_the_fingerprint_gets_its_kept_lines_masked(tmp_path):
+    _access_day(tmp_path, "2026-03-01", ["U1"])
+    settings = make_settings(tmp_path)
+    pipeline.ingest(settings)
+    import duckdb
+
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("DELETE FROM audit.pii_key")
+    con.execute("""INSERT INTO audit.rejected_rows VALUES ('430100', 'service_access', DATE '2026-03-01', 'f', 1,
+                   'malformed JSON line', '{"event_id": "e", "user_id": "U-legacy", "client_ip": "***"}', 1),
+                   ('430100', 'registrations', DATE '2026-03-01', 'g', 2, 'x', 'r1,register,U-legacy2,2026', 1)""")
+    con.close()
+    pipeline.ingest(settings)
+    kept = [r for (r,) in query(settings.warehouse, "SELECT raw FROM audit.rejected_rows ORDER BY line")]
+    assert json.loads(kept[0])["user_id"] == hmac_hex(TEST_KEY.encode(), f"{CITY}:U-legacy")
+    assert kept[1].startswith("[unparsed CSV line: 26 chars") and "U-legacy2" not in kept[1]
