@@ -85,6 +85,8 @@ def cmd_settle(args: argparse.Namespace) -> str:
 
     settings = _settings(args)
     report = settle(settings, args.month, final=args.final, out_dir=Path(args.out) if args.out else None)
+    for warning in report.warnings:
+        print(f"  WARNING {warning}", file=sys.stderr)
     return report.summary_line()
 
 
@@ -157,7 +159,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        parser().print_help()
+        return 2
     args = parser().parse_args(argv)
+    if getattr(args, "start", None) and getattr(args, "end", None) and args.start > args.end and args.verb == "run":
+        print(f"citycloud run: error: --start {args.start} is after --end {args.end}: nothing would be read",
+              file=sys.stderr)
+        return 2
     try:
         print(args.func(args), flush=True)
         return 0

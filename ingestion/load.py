@@ -274,7 +274,10 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
     con.execute(TS_PARSE_MACROS)
     found = discover(landing, start, end)
     problems = list(found.problems) + [_empty(d, landing) for d in found.complete if not d.files]
-    record_landing_problems(con, problems)
+    # Incomplete folders are kept too (not as problems): settlement warns about a month that has one.
+    waiting = [LandingProblem(d.path.relative_to(landing).as_posix(), "incomplete_delivery",
+                              "no _SUCCESS yet: still being written, not read") for d in found.incomplete]
+    record_landing_problems(con, problems + waiting)
     report = IngestReport(incomplete=[d.label for d in found.incomplete], problems=problems)
     known = {
         (c, s, dt): (sig, ch)

@@ -426,7 +426,12 @@ def contract_problems(data: Any) -> tuple[list[Contract], list[str]]:
 def parse_contracts(text: str, source: str = "contracts file") -> list[Contract]:
     """Parse and validate YAML text; raises CitycloudError listing every problem."""
     try:
-        data = yaml.load(text, Loader=_ContractsLoader)  # noqa: S506 - SafeLoader subclass
+        loader = _ContractsLoader(text)
+        loader.name = source  # YAML errors then name the file, not "<unicode string>"
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise CitycloudError(f"{source} is not valid YAML: {exc}. Fix the file; nothing was settled.") from exc
     contracts, problems = contract_problems(data)

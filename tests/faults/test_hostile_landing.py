@@ -196,3 +196,17 @@ def test_relative_warehouse_path_builds_and_writes_data_docs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "wh" / "output").is_dir() and (tmp_path / "wh" / "citycloud.published.duckdb").exists()
     assert "base_directory must be an absolute path" not in proc.stderr
+
+
+def test_cli_small_mistakes_get_one_clear_line(tmp_path):
+    proc = _cli()
+    assert proc.returncode == 2 and "usage: citycloud" in proc.stdout and "rotate-key" in proc.stdout
+    proc = _cli("run", "--landing", str(tmp_path), "--warehouse", str(tmp_path / "wh.duckdb"),
+                "--start", "2026-04-01", "--end", "2026-03-01")
+    assert proc.returncode == 2 and "--start 2026-04-01 is after --end 2026-03-01" in proc.stderr
+    proc = _cli("generate", "--out", str(tmp_path / "g"), "--cities", "0")
+    assert proc.returncode == 2 and proc.stderr.count("generate:") == 1
+    broken = tmp_path / "broken.yml"
+    broken.write_text("contracts:\n  - contract_id: [\n")
+    proc = _cli("settle", "--warehouse", str(tmp_path / "wh.duckdb"), "--contracts", str(broken), "--month", "2026-02")
+    assert proc.returncode == 2 and str(broken) in proc.stderr and "<unicode string>" not in proc.stderr
