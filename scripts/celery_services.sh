@@ -5,7 +5,8 @@
 #   scripts/celery_services.sh start STATE_DIR   # installs if missing, starts, writes STATE_DIR/services.env
 #   scripts/celery_services.sh stop STATE_DIR    # drops the database and user, stops what start started
 #
-# Idempotent: start twice reuses what runs; stop after a failed or partial start stops what
+# Optional settings: PG_USER, PG_DB, PG_PASSWORD (default: random), REDIS_PORT (default: a free
+# one), CELERY_SERVICES_WAIT_SECONDS (30). Idempotent: start twice reuses what runs; stop after a failed or partial start stops what
 # is there. The database and user are throwaway (random names and password); Redis keeps
 # nothing on disk (no RDB snapshots, no AOF) and listens on a free loopback port.
 set -euo pipefail
@@ -52,6 +53,19 @@ wait_for() {  # wait_for WHAT COMMAND...: bounded wait, a clear error at the tim
   die "$what not ready after ${WAIT_SECONDS}s"
 }
 
+# Written after each step, so that `stop` after a failed start still undoes what was done.
+save_state() {
+  (umask 077 && cat >"$env_file" <<EOF
+PG_PORT=${PG_PORT:-}
+PG_USER=${PG_USER:-}
+PG_DB=${PG_DB:-}
+PG_PASSWORD=${PG_PASSWORD:-}
+PG_STARTED_HERE=${PG_STARTED_HERE:-0}
+REDIS_PORT=${REDIS_PORT:-}
+EOF
+  )
+}
+
 cluster_status() { pg_lsclusters --no-header | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c {print $4}'; }
 
 start() {
@@ -62,17 +76,21 @@ start() {
     # shellcheck disable=SC1090
     . "$env_file"
   fi
-  [ -n "$(cluster_status)" ] || pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null
-  PG_PORT=$(pg_lsclusters --no-header | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c {print $3}')
-  if [ "$(cluster_status)" != online ]; then
-    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
-    PG_STARTED_HERE=1
-  fi
-  wait_for "PostgreSQL $PG_VERSION on port $PG_PORT" pg_isready -h 127.0.0.1 -p "$PG_PORT"
-
   PG_USER=${PG_USER:-celery_$(random_hex 4)}
   PG_DB=${PG_DB:-$PG_USER}
   PG_PASSWORD=${PG_PASSWORD:-$(random_hex 16)}
+  [[ $PG_USER =~ ^[a-z_][a-z0-9_]*$ && $PG_DB =~ ^[a-z_][a-z0-9_]*$ && $PG_PASSWORD =~ ^[A-Za-z0-9]+$ ]] ||
+    die "PG_USER, PG_DB: lower-case SQL identifiers; PG_PASSWORD: letters and digits"
+  save_state
+  [ -n "$(cluster_status)" ] || pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+  PG_PORT=$(pg_lsclusters --no-header | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c {print $3}')
+  if [ "$(cluster_status)" != online ]; then
+    PG_STARTED_HERE=1
+    save_state
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
+  fi
+  wait_for "PostgreSQL $PG_VERSION on port $PG_PORT" pg_isready -h 127.0.0.1 -p "$PG_PORT"
+
   if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" ]; then
     psql_admin -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'"
   fi
@@ -81,6 +99,7 @@ start() {
   fi
 
   REDIS_PORT=${REDIS_PORT:-$(free_port)}
+  save_state
   if ! { [ -f "$state/redis.pid" ] && kill -0 "$(cat "$state/redis.pid")" 2>/dev/null; }; then
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
       --save '' --appendonly no --dir "$state" \
@@ -88,15 +107,6 @@ start() {
   fi
   wait_for "Redis on 127.0.0.1:$REDIS_PORT" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping
 
-  umask 077
-  cat >"$env_file" <<EOF
-PG_PORT=$PG_PORT
-PG_USER=$PG_USER
-PG_DB=$PG_DB
-PG_PASSWORD=$PG_PASSWORD
-PG_STARTED_HERE=${PG_STARTED_HERE:-0}
-REDIS_PORT=$REDIS_PORT
-EOF
   echo "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT (database $PG_DB), Redis on 127.0.0.1:$REDIS_PORT"
 }
 
@@ -116,9 +126,14 @@ stop() {
   fi
   if [ "$(cluster_status)" = online ]; then
     # WITH (FORCE) ends sessions a killed Airflow process may have left
-    psql_admin -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || status=1
-    psql_admin -c "DROP ROLE IF EXISTS $PG_USER" || status=1
-    if [ "$PG_STARTED_HERE" = 1 ]; then
+    PG_PORT=${PG_PORT:-5432}
+    if [ -n "${PG_DB:-}" ]; then
+      psql_admin -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || status=1
+    fi
+    if [ -n "${PG_USER:-}" ]; then
+      psql_admin -c "DROP ROLE IF EXISTS $PG_USER" || status=1
+    fi
+    if [ "${PG_STARTED_HERE:-0}" = 1 ]; then
       pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast || status=1
     fi
   fi

@@ -84,6 +84,8 @@ def services(tmp_path_factory) -> dict[str, str]:
         proc = subprocess.run(["bash", str(SERVICES), "stop", str(state)], capture_output=True, text=True,
                               timeout=STOP_TIMEOUT * 2)
         assert proc.returncode == 0, f"celery_services.sh stop failed:\n{proc.stdout}\n{proc.stderr}"
+    with socket.socket() as s:  # (not reached when start failed: that error is the one to see)
+        assert s.connect_ex(("127.0.0.1", int(settings["REDIS_PORT"]))) != 0, "Redis still listens after stop"
 
 
 def airflow_env(pg: dict[str, str], home: Path, api_port: int, citycloud: dict[str, str]) -> dict[str, str]:
