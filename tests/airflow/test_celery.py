@@ -31,6 +31,9 @@ from test_e2e import DAILY_TASKS, LAST_DAY, citycloud_env, published_marts, refe
 pytestmark = [
     pytest.mark.celery,
     pytest.mark.slow,
+    # a backstop above the sum of the bounded waits below, which fail first and name their wait
+    # (pytest-timeout's signal method still runs the fixtures' clean-up)
+    pytest.mark.timeout(3600),
     pytest.mark.skipif(
         os.environ.get("CITYCLOUD_TEST_CELERY") != "1",
         reason="starts PostgreSQL and Redis as root: run it with `make test-celery`",
@@ -81,8 +84,10 @@ def services(tmp_path_factory) -> dict[str, str]:
         print(f"services up in {time.perf_counter() - t0:.1f}s: {proc.stdout.strip()}")
         yield settings
     finally:
+        t0 = time.perf_counter()
         proc = subprocess.run(["bash", str(SERVICES), "stop", str(state)], capture_output=True, text=True,
                               timeout=STOP_TIMEOUT * 2)
+        print(f"services stopped: {time.perf_counter() - t0:.1f}s")
         assert proc.returncode == 0, f"celery_services.sh stop failed:\n{proc.stdout}\n{proc.stderr}"
     with socket.socket() as s:  # (not reached when start failed: that error is the one to see)
         assert s.connect_ex(("127.0.0.1", int(settings["REDIS_PORT"]))) != 0, "Redis still listens after stop"
@@ -159,6 +164,7 @@ DAEMONS = {
 
 def _stop(procs: dict[str, subprocess.Popen]) -> None:
     """SIGTERM each process group we started, SIGKILL what is left after STOP_TIMEOUT."""
+    t0 = time.perf_counter()
     for proc in procs.values():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -172,6 +178,7 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)  # its children too (task supervisors, uvicorn)
         except ProcessLookupError:
             pass
+    print(f"Airflow processes stopped: {time.perf_counter() - t0:.1f}s")
 
 
 def _http_ok(url: str) -> bool:
@@ -223,7 +230,9 @@ def celery_airflow(services, tmp_path_factory):
         _stop(procs)
 
 
-def test_daily_run_on_celery_equals_cli_run(celery_airflow, reference):
+def test_daily_run_on_celery_equals_cli_run(reference, celery_airflow):
+    """The daily run on Celery publishes what `citycloud run` publishes. (reference comes first:
+    the CLI run happens before the servers start, not beside them on 2 cores.)"""
     cluster = celery_airflow
     wait_until(f"the dag-processor to parse {DAG_ID}", PARSE_TIMEOUT,
                lambda: cluster.sql("SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID), on_timeout=cluster.diagnostics)
@@ -261,3 +270,12 @@ def test_daily_run_on_celery_equals_cli_run(celery_airflow, reference):
     warehouse = cluster.root / "warehouse" / "citycloud.duckdb"
     assert published_marts(warehouse) == reference
     assert (cluster.root / "warehouse" / "citycloud.published.duckdb").is_file(), "readers' snapshot"
+
+
+def test_services_script_refuses_bad_names_before_starting_anything(tmp_path):
+    proc = subprocess.run(["bash", str(SERVICES), "start", str(tmp_path)], capture_output=True, text=True,
+                          timeout=SERVICES_TIMEOUT, env={**os.environ, "PG_USER": "Bad-Name"})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "celery_services.sh: PG_USER, PG_DB: lower-case SQL identifiers; PG_PASSWORD: letters and digits")
+    assert not (tmp_path / "services.env").exists() and not (tmp_path / "redis.pid").exists()
