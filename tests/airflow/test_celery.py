@@ -253,6 +253,10 @@ def test_daily_run_on_celery_equals_cli_run(reference, celery_airflow):
     assert (state, tasks) == ("success", {t: "success" for t in DAILY_TASKS}), cluster.diagnostics()
     # Each task went through the broker to the Celery worker and its result came back through the
     # result backend in PostgreSQL (the CeleryExecutor's own table).
+    # the writers held the one warehouse slot on the worker too; the sensor did not
+    pools = dict(cluster.sql("SELECT task_id, pool FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                             DAG_ID, RUN_ID))
+    assert pools == {t: POOL if t != "wait_for_deliveries" else "default_pool" for t in DAILY_TASKS}
     # The run can be marked done a moment before the worker stores the last task's result.
     done = [("SUCCESS", len(DAILY_TASKS))]
     wait_until("the Celery result backend to record every task", 60,
