@@ -102,7 +102,6 @@ def airflow_env(pg: dict[str, str], home: Path, api_port: int, citycloud: dict[s
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://{db}",  # async side: asyncpg
         AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql+psycopg2://{db}",
         AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{pg['REDIS_PORT']}/0",
-        AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
@@ -167,7 +166,10 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
     t0 = time.perf_counter()
     for proc in procs.values():
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:  # exited in between
+                pass
     deadline = time.monotonic() + STOP_TIMEOUT
     for name, proc in procs.items():
         try:
