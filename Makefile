@@ -30,6 +30,13 @@ test: setup browser
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Airflow with the CeleryExecutor for real (not part of `make test`): as root, installs and starts
+# PostgreSQL 15 and Redis on loopback (scripts/celery_services.sh), runs citycloud_daily on a
+# Celery worker and stops everything again. See docs/airflow.md.
+.PHONY: test-celery
+test-celery: setup
+	CITYCLOUD_TEST_CELERY=1 $(BIN)/python -m pytest -q -s -m celery tests/airflow/test_celery.py
+
 bench: setup
 	$(BIN)/python -m bench.run --full
 

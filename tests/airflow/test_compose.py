@@ -1,10 +1,12 @@
 """docker-compose.yml: no Docker engine here, so check what can be checked statically — it is
-YAML, it has the production services, and its volumes and environment match the DAGs."""
+YAML, it has the production services, its volumes and environment match the DAGs, and its
+versions and Celery settings are those of constraints.txt and of `make test-celery` (test_celery.py)."""
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import PurePosixPath
 
 import pytest
@@ -135,3 +137,62 @@ def test_docker_compose_config_accepts_it():
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "CITYCLOUD_PII_KEY": "x"},
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------- the Celery test's shape
+def _pins(path) -> dict[str, str]:
+    """name==version lines of a requirements/constraints file, names normalised."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        if m:
+            pins[re.sub(r"[-_.]+", "-", m.group(1).lower())] = m.group(2)
+    return pins
+
+
+def _major(image: str) -> str:
+    """postgres:15-bookworm -> 15, redis:7.0-bookworm -> 7"""
+    return re.match(r"\d+", image.split(":", 1)[1]).group(0)
+
+
+def test_image_installs_the_constrained_versions(compose):
+    pins = _pins(REPO / "constraints.txt")
+    build = compose["x-airflow-common"]["build"]["dockerfile_inline"]
+    base = re.search(r"^FROM apache/airflow:([\d.]+)-python(\d+\.\d+)$", build, re.M)
+    assert base and base.group(1) == pins["apache-airflow"], build
+    # constraints.txt was resolved on the interpreter the tests run on
+    assert base.group(2) == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f'"apache-airflow=={pins["apache-airflow"]}"' in build
+    assert compose["x-airflow-common"]["image"].endswith(f":{pins['apache-airflow']}}}")
+    # the whole tested tree, not just the top-level pins
+    assert "COPY requirements.txt /tmp/citycloud-requirements.txt" in build
+    assert "COPY constraints.txt /tmp/citycloud-constraints.txt" in build
+    assert re.search(r"-r /tmp/citycloud-requirements.txt\s*\\?\s*-c /tmp/citycloud-constraints.txt", build)
+
+
+def test_celery_dependencies_are_pinned():
+    pins = _pins(REPO / "constraints.txt")
+    required = (REPO / "requirements.txt").read_text(encoding="utf-8")
+    for name in ("apache-airflow-providers-celery", "celery", "kombu", "redis", "asyncpg", "psycopg2-binary"):
+        assert name in pins, f"{name} is not in constraints.txt"
+    assert f"apache-airflow-providers-celery=={pins['apache-airflow-providers-celery']}" in required
+    assert "celery>=5.5,<5.7" in required  # 5.7.0 breaks the provider (celery.backends.database.retry)
+    assert tuple(int(p) for p in pins["celery"].split(".")[:2]) < (5, 7)
+
+
+def test_compose_matches_the_celery_test(compose):
+    """docker-compose.yml and `make test-celery` run the same executor, servers and drivers."""
+    from test_celery import SERVICES, airflow_env
+
+    services = compose["services"]
+    pg_version = re.search(r"^PG_VERSION=(\d+)$", SERVICES.read_text(encoding="utf-8"), re.M).group(1)
+    assert _major(services["postgres"]["image"]) == pg_version
+    assert _major(services["redis"]["image"]) == "7"  # Debian bookworm's redis-server 7.0
+    dummy = {"PG_USER": "u", "PG_PASSWORD": "p", "PG_PORT": "5432", "PG_DB": "d", "REDIS_PORT": "6379"}
+    tested = airflow_env(dummy, REPO, 8080, {})
+    env = compose["x-airflow-common"]["environment"]
+    for var in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CELERY__BROKER_URL"):
+        scheme = lambda url: url.split("://")[0]  # noqa: E731
+        assert scheme(env[var]) == scheme(tested[var]), var
+    assert tested["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
