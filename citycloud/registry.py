@@ -1,0 +1,145 @@
+"""The KPI registry: metric definitions read from dbt's semantic manifest, the one home of
+every KPI's name, labels, unit, format and whether contracts may pay on it.
+
+The definitions live in dbt_project/models/semantic/*.yml (MetricFlow metrics, `label` and
+`config.meta`). `dbt parse` (and every `dbt build` of the pipeline) writes them to
+`semantic_manifest.json` in the dbt target beside the warehouse (`<warehouse dir>/.dbt/target`,
+see citycloud.dbt_runner.dbt_env). `load()` reads that file and runs `dbt parse` first when it
+is missing or older than a file of the dbt project, so a reader always sees the YAML as it
+stands. Nothing else in the code lists KPI names or labels.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from citycloud import config
+from citycloud.config import CitycloudError, Settings
+
+MANIFEST = "semantic_manifest.json"
+# dbt project folders whose files define the metrics (or the models they read)
+_PROJECT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str  # Chinese: what operators and contract managers read
+    label_en: str
+    description: str
+    unit: str
+    format: str  # integer | percent
+    payable: bool  # contracts may pay on it
+    grains: tuple[str, ...]  # periods kpis.md defines it for (day, month)
+    marts: dict[str, str] = field(default_factory=dict)  # published mart -> column holding it
+    source: str | None = None  # landing source that feeds it
+
+    @property
+    def is_rate(self) -> bool:
+        return self.format == "percent"
+
+
+@dataclass(frozen=True)
+class Registry:
+    metrics: dict[str, Metric]
+    manifest: dict
+
+    def names(self) -> list[str]:
+        return sorted(self.metrics)
+
+    def label(self, name: str) -> str:
+        metric = self.metrics.get(name)
+        return metric.label if metric else name
+
+    def at_grain(self, grain: str) -> list[Metric]:
+        """Metrics kpis.md defines for `grain` (day or month), by name."""
+        return [m for _, m in sorted(self.metrics.items()) if grain in m.grains]
+
+    def in_mart(self, mart: str) -> dict[str, str]:
+        """metric -> column of the published mart `mart` that holds it."""
+        return {n: m.marts[mart] for n, m in sorted(self.metrics.items()) if mart in m.marts}
+
+    def payable(self) -> tuple[str, ...]:
+        return tuple(n for n, m in sorted(self.metrics.items()) if m.payable)
+
+    def rates(self) -> frozenset[str]:
+        return frozenset(n for n, m in self.metrics.items() if m.is_rate)
+
+
+def artifacts_dir(settings: Settings) -> Path:
+    """dbt's target folder of this warehouse (where the pipeline's builds write it too)."""
+    return (settings.warehouse.parent / ".dbt" / "target").resolve()
+
+
+def _newest_source(project: Path) -> float:
+    newest = 0.0
+    for part in _PROJECT_PARTS:
+        path = project / part
+        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        for f in files:
+            newest = max(newest, f.stat().st_mtime)
+    return newest
+
+
+def _parse(settings: Settings, project: Path) -> None:
+    from citycloud.dbt_runner import dbt_env
+
+    dbt = Path(sys.executable).parent / "dbt"
+    env = dbt_env(settings)
+    proc = subprocess.run(
+        [str(dbt), "parse", "--project-dir", str(project), "--profiles-dir", str(project), "--no-use-colors", "-q"],
+        env=env, cwd=project, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        problems = "\n  ".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise CitycloudError(f"dbt parse of {project} failed (the metric definitions):\n  {problems}")
+
+
+def manifest_path(settings: Settings | None = None, project: Path | None = None) -> Path:
+    """semantic_manifest.json for this warehouse, regenerated when the dbt project changed."""
+    settings = settings or Settings()
+    project = Path(project or config.DBT_PROJECT_DIR)
+    path = artifacts_dir(settings) / MANIFEST
+    if not path.exists() or path.stat().st_mtime < _newest_source(project):
+        _parse(settings, project)
+    if not path.exists():
+        raise CitycloudError(f"dbt parse wrote no {MANIFEST} in {path.parent}")
+    return path
+
+
+def _metric(raw: dict) -> Metric:
+    meta = (raw.get("config") or {}).get("meta") or {}
+    where = f"metric {raw['name']} (dbt_project/models/semantic)"
+    for key in ("label_en", "unit", "format", "payable", "grains"):
+        if key not in meta:
+            raise CitycloudError(f"{where}: config.meta.{key} is missing")
+    if meta["format"] not in ("integer", "percent"):
+        raise CitycloudError(f"{where}: config.meta.format must be integer or percent, got {meta['format']!r}")
+    return Metric(
+        name=raw["name"], label=raw.get("label") or raw["name"], label_en=meta["label_en"],
+        description=(raw.get("description") or "").strip(), unit=meta["unit"], format=meta["format"],
+        payable=bool(meta["payable"]), grains=tuple(meta["grains"]), marts=dict(meta.get("marts") or {}),
+        source=meta.get("source"),
+    )
+
+
+_CACHE: dict[tuple[str, int], Registry] = {}
+
+
+def read(path: Path) -> Registry:
+    """The registry in one semantic_manifest.json (cached while the file is unchanged)."""
+    key = (str(path), os.stat(path).st_mtime_ns)
+    if key not in _CACHE:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+        metrics = {raw["name"]: _metric(raw) for raw in manifest.get("metrics", [])}
+        _CACHE[key] = Registry(metrics, manifest)
+    return _CACHE[key]
+
+
+def load(settings: Settings | None = None, project: Path | None = None) -> Registry:
+    """The metric registry of the dbt project (regenerating the artifact when stale)."""
+    return read(manifest_path(settings, project))
