@@ -138,7 +138,7 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
 
 def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
     """Answer `request` from the published snapshot beside settings.warehouse."""
-    reg = registry.load(settings)
+    reg = registry.load()
     check_request(reg, request)
     snapshot = published_path(settings.warehouse)
     if not snapshot.exists():

@@ -2,11 +2,11 @@
 every KPI's name, labels, unit, format and whether contracts may pay on it.
 
 The definitions live in dbt_project/models/semantic/*.yml (MetricFlow metrics, `label` and
-`config.meta`). `dbt parse` (and every `dbt build` of the pipeline) writes them to
-`semantic_manifest.json` in the dbt target beside the warehouse (`<warehouse dir>/.dbt/target`,
-see citycloud.dbt_runner.dbt_env). `load()` reads that file and runs `dbt parse` first when it
-is missing or older than a file of the dbt project, so a reader always sees the YAML as it
-stands. Nothing else in the code lists KPI names or labels.
+`config.meta`). `dbt parse` writes them to `target/semantic_manifest.json` inside the dbt
+project (dbt's own default target, git-ignored; `mf` reads it there too). `load()` reads that
+file and runs `dbt parse` first when it is missing or older than a file of the project, so a
+reader always sees the YAML as it stands (parsing opens no warehouse: it never waits for a
+running pipeline). Nothing else in the code lists KPI names or labels.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citycloud import config
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import CitycloudError
 
 MANIFEST = "semantic_manifest.json"
 # dbt project folders whose files define the metrics (or the models they read)
@@ -48,8 +48,9 @@ class Registry:
     metrics: dict[str, Metric]
     manifest: dict
 
+    # Every list keeps the order of the YAML (kpis.yml: the spec's order).
     def names(self) -> list[str]:
-        return sorted(self.metrics)
+        return list(self.metrics)
 
     def label(self, name: str) -> str:
         metric = self.metrics.get(name)
@@ -57,22 +58,22 @@ class Registry:
 
     def at_grain(self, grain: str) -> list[Metric]:
         """Metrics kpis.md defines for `grain` (day or month), by name."""
-        return [m for _, m in sorted(self.metrics.items()) if grain in m.grains]
+        return [m for m in self.metrics.values() if grain in m.grains]
 
     def in_mart(self, mart: str) -> dict[str, str]:
         """metric -> column of the published mart `mart` that holds it."""
-        return {n: m.marts[mart] for n, m in sorted(self.metrics.items()) if mart in m.marts}
+        return {n: m.marts[mart] for n, m in self.metrics.items() if mart in m.marts}
 
     def payable(self) -> tuple[str, ...]:
-        return tuple(n for n, m in sorted(self.metrics.items()) if m.payable)
+        return tuple(n for n, m in self.metrics.items() if m.payable)
 
     def rates(self) -> frozenset[str]:
         return frozenset(n for n, m in self.metrics.items() if m.is_rate)
 
 
-def artifacts_dir(settings: Settings) -> Path:
-    """dbt's target folder of this warehouse (where the pipeline's builds write it too)."""
-    return (settings.warehouse.parent / ".dbt" / "target").resolve()
+def artifacts_dir(project: Path | None = None) -> Path:
+    """dbt's default target folder of the project: where `dbt parse` writes the manifest."""
+    return Path(project or config.DBT_PROJECT_DIR).resolve() / "target"
 
 
 def _newest_source(project: Path) -> float:
@@ -85,11 +86,10 @@ def _newest_source(project: Path) -> float:
     return newest
 
 
-def _parse(settings: Settings, project: Path) -> None:
-    from citycloud.dbt_runner import dbt_env
-
+def _parse(project: Path) -> None:
     dbt = Path(sys.executable).parent / "dbt"
-    env = dbt_env(settings)
+    env = {**os.environ, "DBT_TARGET_PATH": str(artifacts_dir(project)), "DBT_LOG_PATH": str(project / "logs"),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     proc = subprocess.run(
         [str(dbt), "parse", "--project-dir", str(project), "--profiles-dir", str(project), "--no-use-colors", "-q"],
         env=env, cwd=project, capture_output=True, text=True,
@@ -99,13 +99,12 @@ def _parse(settings: Settings, project: Path) -> None:
         raise CitycloudError(f"dbt parse of {project} failed (the metric definitions):\n  {problems}")
 
 
-def manifest_path(settings: Settings | None = None, project: Path | None = None) -> Path:
-    """semantic_manifest.json for this warehouse, regenerated when the dbt project changed."""
-    settings = settings or Settings()
-    project = Path(project or config.DBT_PROJECT_DIR)
-    path = artifacts_dir(settings) / MANIFEST
+def manifest_path(project: Path | None = None) -> Path:
+    """The project's semantic_manifest.json, regenerated when a project file is newer."""
+    project = Path(project or config.DBT_PROJECT_DIR).resolve()
+    path = artifacts_dir(project) / MANIFEST
     if not path.exists() or path.stat().st_mtime < _newest_source(project):
-        _parse(settings, project)
+        _parse(project)
     if not path.exists():
         raise CitycloudError(f"dbt parse wrote no {MANIFEST} in {path.parent}")
     return path
@@ -140,6 +139,6 @@ def read(path: Path) -> Registry:
     return _CACHE[key]
 
 
-def load(settings: Settings | None = None, project: Path | None = None) -> Registry:
-    """The metric registry of the dbt project (regenerating the artifact when stale)."""
-    return read(manifest_path(settings, project))
+def load(project: Path | None = None) -> Registry:
+    """The metric registry of the dbt project (default: this checkout's), parsed when stale."""
+    return read(manifest_path(project))

@@ -24,4 +24,4 @@ def tiny_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_registry(tiny_settings):
-    return registry.load(tiny_settings)
+    return registry.load()
