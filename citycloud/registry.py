@@ -37,6 +37,7 @@ class Metric:
     grains: tuple[str, ...]  # periods kpis.md defines it for (day, month)
     marts: dict[str, str] = field(default_factory=dict)  # published mart -> column holding it
     source: str | None = None  # landing source that feeds it
+    alert_on_move: bool = True  # the dashboard flags a big day-on-day or week-on-week move
 
     @property
     def is_rate(self) -> bool:
@@ -122,7 +123,7 @@ def _metric(raw: dict) -> Metric:
         name=raw["name"], label=raw.get("label") or raw["name"], label_en=meta["label_en"],
         description=(raw.get("description") or "").strip(), unit=meta["unit"], format=meta["format"],
         payable=bool(meta["payable"]), grains=tuple(meta["grains"]), marts=dict(meta.get("marts") or {}),
-        source=meta.get("source"),
+        source=meta.get("source"), alert_on_move=bool(meta.get("alert_on_move", True)),
     )
 
 
