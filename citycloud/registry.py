@@ -38,6 +38,7 @@ class Metric:
     marts: dict[str, str] = field(default_factory=dict)  # published mart -> column holding it
     source: str | None = None  # landing source that feeds it
     alert_on_move: bool = True  # the dashboard flags a big day-on-day or week-on-week move
+    headline: int | None = None  # place among the dashboard's headline cards
 
     @property
     def is_rate(self) -> bool:
@@ -64,6 +65,10 @@ class Registry:
     def in_mart(self, mart: str) -> dict[str, str]:
         """metric -> column of the published mart `mart` that holds it."""
         return {n: m.marts[mart] for n, m in self.metrics.items() if mart in m.marts}
+
+    def headline(self) -> tuple[str, ...]:
+        """The dashboard's headline KPIs, in their `headline` order."""
+        return tuple(n for n, m in sorted(self.metrics.items(), key=lambda i: i[1].headline or 0) if m.headline)
 
     def payable(self) -> tuple[str, ...]:
         return tuple(n for n, m in self.metrics.items() if m.payable)
@@ -124,6 +129,7 @@ def _metric(raw: dict) -> Metric:
         description=(raw.get("description") or "").strip(), unit=meta["unit"], format=meta["format"],
         payable=bool(meta["payable"]), grains=tuple(meta["grains"]), marts=dict(meta.get("marts") or {}),
         source=meta.get("source"), alert_on_move=bool(meta.get("alert_on_move", True)),
+        headline=meta.get("headline"),
     )
 
 

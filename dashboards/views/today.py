@@ -16,8 +16,8 @@ kpis: pd.DataFrame = d["kpis"]
 
 DEADLINE = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
 LATE_RULE = "迟到 = 在更晚交付日期的数据入库之后才到达" + (f"，或入库晚于交付日零点后 {DEADLINE} 小时" if DEADLINE else "")
-# Page layout: the KPIs of the headline cards (labels and formats come from the registry).
-HEADLINE = ("registered_users", "dau", "total_accesses", "success_rate", "satisfaction_rate", "connected_services")
+# The headline cards: the metrics with config.meta.headline, in that order (the registry).
+HEADLINE = fmt.registry().headline()[:6]
 SUMMARY = HEADLINE[:5]  # the columns of the all-cities summary table
 
 

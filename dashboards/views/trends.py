@@ -23,7 +23,7 @@ st.caption(f"{fmt.city_label(sel['city'])} · {fmt.fmt_date(start)} 至 {fmt.fmt
 
 
 # The day trend of 30-day active users over registered users (not the monthly activity_rate KPI).
-TREND_LABELS = {"activity_30d_rate": "30日活跃率（30日活跃用户 / 注册用户）"}
+TREND_LABELS = {"activity_30d_rate": "30日活跃用户占注册用户比例"}
 
 
 def label(kpi: str) -> str:
