@@ -26,6 +26,7 @@ from citycloud.config import CitycloudError, Settings, published_path
 
 GRAINS = ("day", "week", "month")
 PUBLISHED_SCHEMA = "marts"
+BUILD_SCHEMA = "marts_build"
 # Anchors the rows: every period of the city's series, zeros where a metric has no events.
 ANCHOR = "days_covered"
 _PERIOD_DAYS = {"day": "1", "week": "7", "month": "day(last_day(period))"}
@@ -49,37 +50,34 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 def _published_manifest(manifest: dict) -> str:
     """The semantic manifest with every relation in the build schema re-pointed at `marts`."""
     manifest = json.loads(json.dumps(manifest))
-    relations = [m["node_relation"] for m in manifest["semantic_models"]]
-    relations += [s["node_relation"] for s in manifest["project_configuration"].get("time_spines", [])]
-    for rel in relations:
+    models = [(m["name"], m["node_relation"]) for m in manifest["semantic_models"]]
+    models += [("time spine", s["node_relation"]) for s in manifest["project_configuration"].get("time_spines", [])]
+    for name, rel in models:
+        if rel["schema_name"] != BUILD_SCHEMA:
+            raise CitycloudError(
+                f"semantic model {name} reads {rel['schema_name']}.{rel['alias']}: the semantic layer answers from "
+                f"the published snapshot, so it may only sit on models built into {BUILD_SCHEMA} and published "
+                "(dbt_project/models/marts or models/semantic; see docs/extending.md)")
         rel.update(schema_name=PUBLISHED_SCHEMA, database=None,
                    relation_name=f'"{PUBLISHED_SCHEMA}"."{rel["alias"]}"')
     return json.dumps(manifest)
 
 
-class _ReadOnlyDuckDb:
-    """The SqlClient MetricFlow plans for: DuckDB's dialect on our read-only connection."""
+class _PlanOnlyDuckDb:
+    """The SqlClient MetricFlow plans for: DuckDB's dialect. MetricFlow only plans here (explain);
+    the SQL runs on the caller's read-only connection, so this client never executes."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self):
         from metricflow.protocols.sql_client import SqlEngine
         from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
 
-        self.con = con
         self.sql_engine_type = SqlEngine.DUCKDB
         self.sql_plan_renderer = DuckDbSqlPlanRenderer()
 
-    def query(self, stmt, sql_bind_parameter_set=None):
-        from metricflow.data_table.mf_table import MetricFlowDataTable
+    def _refuse(self, *args, **kwargs):
+        raise NotImplementedError("citycloud.query plans with MetricFlow and runs the SQL itself")
 
-        cur = self.con.execute(stmt)
-        names = [d[0] for d in cur.description]
-        return MetricFlowDataTable.create_from_rows(column_names=names, rows=cur.fetchall())
-
-    def execute(self, stmt, sql_bind_parameter_set=None) -> None:
-        self.con.execute(stmt)
-
-    def dry_run(self, stmt, sql_bind_parameter_set=None) -> None:
-        self.con.execute(f"EXPLAIN {stmt}")
+    query = execute = dry_run = _refuse
 
     def close(self) -> None:
         pass
@@ -88,25 +86,40 @@ class _ReadOnlyDuckDb:
         return f"${bind_parameter_key}"
 
 
-def plan_sql(manifest: dict, request: QueryRequest, con: duckdb.DuckDBPyConnection) -> str:
-    """MetricFlow's SQL for the metrics plus the anchor, by city and metric_time at the grain."""
-    logging.getLogger("metricflow").setLevel(logging.WARNING)
-    from metricflow.engine.metricflow_engine import MetricFlowEngine, MetricFlowQueryRequest
-    from metricflow_semantics.model.dbt_manifest_parser import parse_manifest_from_dbt_generated_manifest
-    from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+_ENGINES: dict[int, tuple[dict, object]] = {}
 
-    lookup = SemanticManifestLookup(parse_manifest_from_dbt_generated_manifest(_published_manifest(manifest)))
-    engine = MetricFlowEngine(lookup, _ReadOnlyDuckDb(con))
+
+def _engine(manifest: dict):
+    """One MetricFlow engine per manifest (building one parses every semantic model: ~1 s).
+    It only plans: the SQL runs on the caller's read-only connection."""
+    cached = _ENGINES.get(id(manifest))
+    if cached is None or cached[0] is not manifest:
+        logging.getLogger("metricflow").setLevel(logging.WARNING)
+        from metricflow.engine.metricflow_engine import MetricFlowEngine
+        from metricflow_semantics.model.dbt_manifest_parser import parse_manifest_from_dbt_generated_manifest
+        from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+
+        lookup = SemanticManifestLookup(parse_manifest_from_dbt_generated_manifest(_published_manifest(manifest)))
+        cached = (manifest, MetricFlowEngine(lookup, _PlanOnlyDuckDb()))
+        _ENGINES.clear()  # one manifest at a time: a changed registry replaces the engine
+        _ENGINES[id(manifest)] = cached
+    return cached[1]
+
+
+def plan_sql(manifest: dict, request: QueryRequest) -> str:
+    """MetricFlow's SQL for the metrics plus the anchor, by city and metric_time at the grain."""
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
     metrics = [ANCHOR] + [m for m in request.metrics if m != ANCHOR]
     where = ["{{ Entity('city') }} = '%s'" % request.city] if request.city else None
     mf_request = MetricFlowQueryRequest.create(
         metric_names=metrics, group_by_names=["city", f"metric_time__{request.grain}"], where_constraints=where,
     )
-    return engine.explain(mf_request).sql_statement.sql
+    return _engine(manifest).explain(mf_request).sql_statement.sql
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
-    sql = plan_sql(reg.manifest, request, con)
+    sql = plan_sql(reg.manifest, request)
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
     metric_cols = ", ".join(
         f'CAST("{m}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
