@@ -146,6 +146,16 @@ def read(path: Path) -> Registry:
     return _CACHE[key]
 
 
+def mart_columns(mart: str, project: Path | None = None) -> list[str]:
+    """The documented columns of a dbt model, in its YAML's order (manifest.json, written by
+    the same parse): the mart's interface, for code that builds a stand-in of it."""
+    manifest = json.loads((manifest_path(project).parent / "manifest.json").read_text(encoding="utf-8"))
+    node = next((n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] == mart), None)
+    if node is None:
+        raise CitycloudError(f"dbt model {mart} not found in the dbt project")
+    return list(node.get("columns") or {})
+
+
 def load(project: Path | None = None) -> Registry:
     """The metric registry of the dbt project (default: this checkout's), parsed when stale."""
     return read(manifest_path(project))

@@ -17,23 +17,26 @@ from citycloud.config import Settings
 from citycloud.db import connect
 from ingestion.schema import ensure_schema
 
-# The candidate KPI marts' columns come from the metric registry (which column of which mart
-# holds each metric, its format); service_daily holds no metric of its own.
+# The candidate KPI marts as documented in dbt (their YAML's column order, the interface of
+# interfaces.md), typed by the metric registry's formats; service_daily holds no metric.
 SERVICE_DAILY = """city_code VARCHAR, kpi_date DATE, service_id VARCHAR, service_name VARCHAR,
     department VARCHAR, category VARCHAR, total_accesses BIGINT, successful_accesses BIGINT, users BIGINT"""
+KEYS = {"kpi_daily": ("city_code", "kpi_date"), "kpi_monthly": ("city_code", "month")}
 
 
 def marts_build_tables() -> dict[str, str]:
     reg = registry.load()
 
-    def columns(mart: str, keys: str) -> str:
-        held = reg.in_mart(mart)
-        return ", ".join([keys] + [f"{col} {'DOUBLE' if reg.metrics[m].is_rate else 'BIGINT'}"
-                                   for m, col in held.items()])
+    def columns(mart: str) -> str:
+        rates = {col for m, col in reg.in_mart(mart).items() if reg.metrics[m].is_rate}
+        keys = KEYS[mart]
+        cols = [c for c in registry.mart_columns(mart) if c not in keys]
+        return ", ".join([f"{keys[0]} VARCHAR", f"{keys[1]} DATE"]
+                         + [f"{c} {'DOUBLE' if c in rates else 'BIGINT'}" for c in cols])
 
     return {
-        "marts_build.kpi_daily": columns("kpi_daily", "city_code VARCHAR, kpi_date DATE"),
-        "marts_build.kpi_monthly": columns("kpi_monthly", "city_code VARCHAR, month DATE"),
+        "marts_build.kpi_daily": columns("kpi_daily"),
+        "marts_build.kpi_monthly": columns("kpi_monthly"),
         "marts_build.service_daily": SERVICE_DAILY,
     }
 
