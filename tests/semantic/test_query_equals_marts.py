@@ -116,3 +116,19 @@ def test_cli_query_bad_input_one_line_error(tiny_settings, args, message):
                            str(tiny_settings.warehouse), *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_query_day_grain_is_the_worked_example_kpi_daily(tiny_settings, tmp_path):
+    """Every daily KPI through `citycloud query` equals the worked example's expected table."""
+    expected = list(csv.DictReader((TINY / "expected" / "kpi_daily.csv").open()))
+    metrics = [c for c in expected[0] if c not in ("city_code", "kpi_date")]
+    out = tmp_path / "day.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+         "--metrics", ",".join(metrics), "--grain", "day", "--csv", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = list(csv.DictReader(out.open()))
+    assert [(r["city_code"], r["period"]) for r in got] == [(e["city_code"], e["kpi_date"]) for e in expected]
+    diffs = [(e["kpi_date"], m, e[m], r[m]) for e, r in zip(expected, got) for m in metrics
+             if (e[m] == "") != (r[m] == "") or (e[m] != "" and abs(float(e[m]) - float(r[m])) > 1e-12)]
+    assert diffs == []
