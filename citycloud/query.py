@@ -115,7 +115,15 @@ def plan_sql(manifest: dict, request: QueryRequest) -> str:
     mf_request = MetricFlowQueryRequest.create(
         metric_names=metrics, group_by_names=["city", f"metric_time__{request.grain}"], where_constraints=where,
     )
-    return _engine(manifest).explain(mf_request).sql_statement.sql
+    try:
+        return _engine(manifest).explain(mf_request).sql_statement.sql
+    except CitycloudError:
+        raise
+    except Exception as exc:  # MetricFlow's own errors (e.g. a metric defined only by month)
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CitycloudError(
+            f"--metrics {','.join(request.metrics)} --grain {request.grain}: MetricFlow cannot answer this: {first}"
+        ) from exc
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
