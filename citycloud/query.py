@@ -16,7 +16,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 import pandas as pd
