@@ -171,19 +171,25 @@ def daily_from_semantic_layer() -> tuple[str, ...]:
     return tuple(k for k in fmt.daily_kpis() if k not in held)
 
 
-def _add_semantic_daily(snap: Snapshot, df: pd.DataFrame, cities: Sequence[str]) -> pd.DataFrame:
-    """Add the daily KPIs only the semantic layer answers (MetricFlow on this snapshot)."""
-    extra = daily_from_semantic_layer()
+def _add_semantic(snap: Snapshot, df: pd.DataFrame, cities: Sequence[str], grain: str, key: str) -> pd.DataFrame:
+    """Add the KPIs of `grain` that no mart holds, answered by the semantic layer (MetricFlow
+    on this snapshot), to `df` keyed by city_code and `key` (the period's first day)."""
+    mart = {"day": "kpi_daily", "month": "kpi_monthly"}[grain]
+    held = fmt.registry().in_mart(mart)
+    extra = tuple(m.name for m in fmt.registry().at_grain(grain) if m.name not in held)
     if not extra or df.empty:
         return df
     from citycloud import query
 
-    answer = query.run_query(snap.con, fmt.registry(), query.QueryRequest(metrics=extra, grain="day"))
-    answer = answer[answer["city_code"].isin(list(cities))].rename(columns={"period": "kpi_date"})
-    answer["kpi_date"] = pd.to_datetime(answer["kpi_date"])
-    merged = df.assign(_day=pd.to_datetime(df["kpi_date"])).merge(
-        answer.rename(columns={"kpi_date": "_day"}), on=["city_code", "_day"], how="left")
-    return merged.drop(columns="_day")
+    answer = query.run_query(snap.con, fmt.registry(), query.QueryRequest(metrics=extra, grain=grain))
+    answer = answer[answer["city_code"].isin(list(cities))].rename(columns={"period": "_period"})
+    answer["_period"] = pd.to_datetime(answer["_period"])
+    merged = df.assign(_period=pd.to_datetime(df[key])).merge(answer, on=["city_code", "_period"], how="left")
+    return merged.drop(columns="_period")
+
+
+def _add_semantic_daily(snap: Snapshot, df: pd.DataFrame, cities: Sequence[str]) -> pd.DataFrame:
+    return _add_semantic(snap, df, cities, "day", "kpi_date")
 
 
 def _in(values: Sequence) -> str:
@@ -413,6 +419,7 @@ def load_settlement(snap: Snapshot, cities: Sequence[str]) -> dict:
             list(cities),
         )
         out["monthly"]["city_code"] = out["monthly"]["city_code"].astype(str)
+        out["monthly"] = _add_semantic(snap, out["monthly"], cities, "month", "month")
         out["monthly"]["month"] = pd.to_datetime(out["monthly"]["month"]).dt.date
     else:
         out["missing"].append("marts.kpi_monthly")

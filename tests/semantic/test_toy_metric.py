@@ -29,7 +29,7 @@ metrics:
       expr: total_accesses - successful_accesses
       metrics: [total_accesses, successful_accesses]
     config:
-      meta: {grains: [day], label_en: Failed accesses, unit: events, format: integer, payable: false,
+      meta: {grains: [day, month], label_en: Failed accesses, unit: events, format: integer, payable: false,
              source: service_access}
 """
 
@@ -55,7 +55,7 @@ def test_toy_metric_in_registry_and_on_the_dashboard_table(toy_home, tiny_settin
     monkeypatch.setattr(config, "DBT_PROJECT_DIR", toy_home / "dbt_project")
     reg = registry.load()
     toy = reg.metrics["failed_accesses"]
-    assert (toy.label, toy.format, toy.payable, toy.grains) == ("失败访问次数", "integer", False, ("day",))
+    assert (toy.label, toy.format, toy.payable, toy.grains) == ("失败访问次数", "integer", False, ("day", "month"))
     assert "failed_accesses" in data.daily_from_semantic_layer()
 
     last = dt.date(2026, 3, 2)
@@ -66,6 +66,11 @@ def test_toy_metric_in_registry_and_on_the_dashboard_table(toy_home, tiny_settin
     assert as_of == last
     assert (row["当日"], row["前一日"], row["上周同日"]) == tuple(
         f"{failed[last - dt.timedelta(days=n)]:,}" for n in (0, 1, 7))
+
+    # and on the Settlement page's monthly table, for the complete month (February)
+    monthly = data.run_load(tiny_settings.warehouse, data.load_settlement, ("430100",))["monthly"]
+    assert monthly[["month", "failed_accesses"]].values.tolist() == [
+        [dt.date(2026, 2, 1), sum(v for d, v in failed.items() if d.month == 2)]]
 
 
 def test_toy_metric_in_citycloud_query(toy_home, tiny_settings, tmp_path):
