@@ -21,7 +21,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 browser:
 	@bash scripts/install_chromium.sh
 
-demo: setup
+demo: setup browser
 	$(BIN)/python -m citycloud.demo
 
 test: setup browser

@@ -32,10 +32,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     for name in ("landing", "warehouse", "contracts"):
         value = getattr(args, name, None)
         if value is not None:
-            setattr(settings, name, Path(value))
+            # Absolute from here on: dbt runs in its project folder and GX wants absolute paths.
+            setattr(settings, name, Path(value).expanduser().absolute())
     if getattr(args, "warehouse", None) and not os.environ.get("CITYCLOUD_OUTPUT"):
         # Reports (Data Docs, statements) go beside the warehouse they describe.
-        settings.output = Path(args.warehouse).parent / "output"
+        settings.output = settings.warehouse.parent / "output"
     return settings
 
 
@@ -57,6 +58,10 @@ def cmd_run(args: argparse.Namespace) -> str:
     report = pipeline.run(settings, start=args.start, end=args.end, progress=_progress, full_refresh=args.full_refresh)
     for path, reason in report.ingest.rejected_files:
         print(f"  WARNING file set aside: {path}: {reason}", file=sys.stderr)
+    for problem in report.ingest.problems:
+        print(f"  WARNING landing: {problem}", file=sys.stderr)
+    for folder in report.ingest.incomplete:
+        print(f"  NOTE incomplete delivery (no _SUCCESS yet, not read): {folder}", file=sys.stderr)
     for note in report.notes:
         _progress(note)
     if args.contracts:
@@ -80,12 +85,37 @@ def cmd_settle(args: argparse.Namespace) -> str:
 
     settings = _settings(args)
     report = settle(settings, args.month, final=args.final, out_dir=Path(args.out) if args.out else None)
+    for warning in report.warnings:
+        print(f"  WARNING {warning}", file=sys.stderr)
+    return report.summary_line()
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> str:
+    from citycloud.rotation import rotate
+
+    return rotate(_settings(args), progress=_progress)
+
+
+def cmd_scorecard(args: argparse.Namespace) -> str:
+    from citycloud.scorecard.service import score_month
+
+    settings = _settings(args)
+    report = score_month(settings, args.scheme, args.month, assessments_path=args.assessments,
+                         out_dir=Path(args.out) if args.out else None, progress=_progress)
+    for scheme_id, city, reason in report.refused:
+        print(f"  WARNING {scheme_id} {city} refused: {reason}", file=sys.stderr)
     return report.summary_line()
 
 
 def cmd_dashboard(args: argparse.Namespace) -> str:
     from dashboards import serve
 
+    from citycloud.config import published_path
+
+    warehouse = Path(args.warehouse).expanduser()
+    if not warehouse.exists() and not published_path(warehouse).exists():
+        raise CitycloudError(f"warehouse {warehouse} does not exist (nor its published snapshot): "
+                             "run `citycloud run` first, or check the path")
     code = serve(Path(args.warehouse), port=args.port, address=args.address,
                  contracts=Path(args.contracts) if args.contracts else None)
     return f"dashboard: stopped (exit {code})"
@@ -136,10 +166,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="folder for the statement files")
     s.set_defaults(func=cmd_settle)
 
+    k = sub.add_parser("rotate-key", help="re-key every pseudonym: CITYCLOUD_PII_KEY (current) → CITYCLOUD_NEW_PII_KEY")
+    k.add_argument("--landing", required=True, help="the landing area, holding every ingested delivery as ingested")
+    k.add_argument("--warehouse", required=True)
+    k.set_defaults(func=cmd_rotate_key)
+
+    sc = sub.add_parser("scorecard", help="score every city against the evaluation scheme; tables and PDF reports")
+    sc.add_argument("--warehouse", required=True)
+    sc.add_argument("--scheme", required=True, help="evaluation.yml")
+    sc.add_argument("--assessments", help="assessments.yml (evaluators' scores; missing = not assessed)")
+    sc.add_argument("--month", required=True, help="YYYY-MM")
+    sc.add_argument("--out", help="folder for the reports (default: output/scorecard beside the warehouse)")
+    sc.set_defaults(func=cmd_scorecard)
+
     d = sub.add_parser("dashboard", help="serve the operators' dashboard (read-only)")
     d.add_argument("--warehouse", required=True)
     d.add_argument("--port", type=int, default=8501)
-    d.add_argument("--address", help="interface to listen on (default: Streamlit's)")
+    d.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     d.add_argument("--contracts", help="contract terms shown on the Settlement page")
     d.set_defaults(func=cmd_dashboard)
 
@@ -156,12 +200,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        parser().print_help()
+        return 2
     args = parser().parse_args(argv)
+    if getattr(args, "start", None) and getattr(args, "end", None) and args.start > args.end and args.verb == "run":
+        print(f"citycloud run: error: --start {args.start} is after --end {args.end}: nothing would be read",
+              file=sys.stderr)
+        return 2
     try:
         print(args.func(args), flush=True)
         return 0
     except CitycloudError as exc:
-        print(f"citycloud {args.verb}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if len(message) > 4000:  # never flood the terminal with an echoed input (e.g. a YAML expansion)
+            message = message[:4000] + f"… [{len(message):,} characters in all]"
+        print(f"citycloud {args.verb}: error: {message}", file=sys.stderr)
         return 1 if "blocking" in str(exc) else 2
     except KeyboardInterrupt:
         print(f"citycloud {args.verb}: interrupted", file=sys.stderr)

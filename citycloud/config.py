@@ -54,15 +54,31 @@ def published_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.stem + ".published.duckdb")
 
 
+MIN_KEY_BYTES = 32
+MAKE_KEY = "`export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)`"
+
+
+def check_key_strength(key: str, name: str = "CITYCLOUD_PII_KEY") -> bytes:
+    """At least 32 bytes of key material: a short or blank key makes the pseudonyms guessable."""
+    material = key.strip().encode("utf-8")
+    if len(material) < MIN_KEY_BYTES or len(set(material)) < 2:
+        raise CitycloudError(
+            f"{name} is too weak ({len(material)} bytes after trimming spaces{', one repeated character' if len(set(material)) == 1 else ''}): "
+            f"it needs at least {MIN_KEY_BYTES} bytes of key material. Make one with {MAKE_KEY} "
+            "and keep it secret and stable.")
+    return key.encode("utf-8")
+
+
 def pii_key(required: bool = True) -> bytes | None:
-    """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY)."""
+    """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY), checked for strength."""
     key = os.environ.get("CITYCLOUD_PII_KEY", "")
+    if key:
+        return check_key_strength(key)
     if not key:
         if required:
             raise CitycloudError(
                 "CITYCLOUD_PII_KEY is not set: the pipeline refuses to run without a key for "
-                "pseudonymising personal data. Set it, e.g. `export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)` "
+                f"pseudonymising personal data. Set it, e.g. {MAKE_KEY} "
                 "(keep it secret and stable: changing it changes every user hash)."
             )
         return None
-    return key.encode("utf-8")

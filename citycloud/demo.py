@@ -1,4 +1,5 @@
-"""`make demo`: generate a landing area, run the whole pipeline, settle the last full month.
+"""`make demo`: generate a landing area, run the whole pipeline, settle the last full month
+and score it (the operations scorecard).
 
 Uses its own PII key (the demo is the one place allowed to) and keeps everything under
 demo/ so it never touches a real warehouse. Running it again changes nothing.
@@ -36,6 +37,12 @@ def main() -> int:
         print(report.summary_line())
         statements = settle(settings, MONTH, out_dir=settings.output / "statements" / MONTH)
         print(statements.summary_line())
+        from citycloud.scorecard.service import score_month
+
+        scorecard = score_month(settings, PROJECT_ROOT / "contracts" / "evaluation.yml", MONTH,
+                                PROJECT_ROOT / "contracts" / "assessments.yml",
+                                out_dir=settings.output / "scorecard", progress=_progress)
+        print(scorecard.summary_line())
     except CitycloudError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
@@ -46,6 +53,7 @@ Demo ready.
   warehouse         {settings.warehouse}
   readers' snapshot {settings.published}
   statements        {settings.output / 'statements' / MONTH}
+  scorecard reports {settings.output / 'scorecard' / MONTH}
   Data Docs         {settings.output / 'data_docs' / 'index.html'}
 Open the dashboard:
   {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501   (then http://localhost:8501)

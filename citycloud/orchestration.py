@@ -572,3 +572,35 @@ def settle_step(context: dict) -> Any:
     if outlet_events is not None:
         outlet_events[SETTLEMENT_ASSET].extra = {"month": month, "final": final}
     return out
+
+
+# ---- the operations scorecard, scored after settlement (docs/scorecard.md) ----------------------
+SCORECARD_ASSET = Asset(
+    name="citycloud.marts.scorecard_monthly",
+    uri="x-citycloud://warehouse/marts/scorecard_monthly",
+    group="citycloud",
+)
+
+
+def scorecard_files() -> tuple[Path, Path | None]:
+    """The evaluation scheme and assessments: CITYCLOUD_EVALUATION / CITYCLOUD_ASSESSMENTS, else
+    contracts/evaluation.yml and contracts/assessments.yml (when it exists) under the project."""
+    from citycloud.config import PROJECT_ROOT
+
+    scheme = Path(os.environ.get("CITYCLOUD_EVALUATION", PROJECT_ROOT / "contracts" / "evaluation.yml"))
+    assessments = os.environ.get("CITYCLOUD_ASSESSMENTS")
+    default = PROJECT_ROOT / "contracts" / "assessments.yml"
+    return scheme, Path(assessments) if assessments else (default if default.exists() else None)
+
+
+def scorecard_step(context: dict) -> Any:
+    """Score the settled month (same code as `citycloud scorecard`); reports under CITYCLOUD_OUTPUT."""
+    from citycloud.scorecard.service import score_month
+
+    month, _ = settlement_request(context)
+    scheme, assessments = scorecard_files()
+    report = score_month(settings(), scheme, month, assessments)
+    for scheme_id, city, reason in report.refused:
+        log.warning("scorecard %s: %s %s refused: %s", month, scheme_id, city, reason)
+    log.info("scorecard %s: %s", month, report.summary_line())
+    return summary(report)

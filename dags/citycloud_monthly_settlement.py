@@ -22,6 +22,9 @@ run for M starts at 03:00 on the 1st of M+1, Shanghai time):
    `CITYCLOUD_SETTLEMENT_WAIT_HOURS` (48 h) it fails with a `CITYCLOUD ALERT`.
 2. **settle** — settles every contract of `contracts.yml` for M and writes the statement files
    (CSV, XLSX) under `CITYCLOUD_OUTPUT`. Scheduled runs settle **provisionally**.
+3. **score** — scores every city for M against the evaluation scheme (`CITYCLOUD_EVALUATION`,
+   default `contracts/evaluation.yml`, with `CITYCLOUD_ASSESSMENTS`) and writes the scorecard
+   tables and the PDF reports under `CITYCLOUD_OUTPUT/scorecard/M` (docs/scorecard.md).
 
 **Final settlement (a person decides).** *Trigger DAG w/ config* with
 `{"month": "2026-02", "final": true}`. A final version is never changed; settling again after
@@ -68,7 +71,11 @@ def citycloud_monthly_settlement():
     def settle(**context):
         return orch.settle_step(context)
 
-    wait >> settle()
+    @task(pool=orch.WAREHOUSE_POOL, outlets=[orch.SCORECARD_ASSET])
+    def score(**context):
+        return orch.scorecard_step(context)
+
+    wait >> settle() >> score()
 
 
 citycloud_monthly_settlement()

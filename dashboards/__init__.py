@@ -20,7 +20,7 @@ def command(
     warehouse: Path | str,
     port: int = 8501,
     headless: bool = True,
-    address: str | None = None,
+    address: str = "127.0.0.1",
     contracts: Path | str | None = None,
 ) -> list[str]:
     """The `streamlit run` command line that serves the dashboard."""
@@ -34,8 +34,8 @@ def command(
         "--client.toolbarMode", "viewer",
         "--theme.base", "light",
     ]
-    if address:
-        cmd += ["--server.address", address]
+    # This machine only unless asked: the pages show city data.
+    cmd += ["--server.address", address or "127.0.0.1"]
     cmd += ["--", "--warehouse", str(Path(warehouse).expanduser().resolve())]
     if contracts:
         cmd += ["--contracts", str(Path(contracts).expanduser().resolve())]
@@ -46,13 +46,13 @@ def serve(
     warehouse: Path,
     port: int = 8501,
     headless: bool = True,
-    address: str | None = None,
+    address: str = "127.0.0.1",
     contracts: Path | str | None = None,
 ) -> int:
     """Serve the dashboard for `warehouse` (its `.published.duckdb` snapshot) on `port`.
 
     Blocks until the server exits (Ctrl-C stops it) and returns its exit code. `address`
-    limits the interface (e.g. "127.0.0.1"; default: Streamlit's, all interfaces);
+    is the interface to listen on (default 127.0.0.1, this machine only; "0.0.0.0" opens it to the network);
     `contracts` is the contracts.yml whose targets the Settlement page shows (default:
     CITYCLOUD_CONTRACTS or the project's contracts/contracts.yml).
     """

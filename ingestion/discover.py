@@ -1,8 +1,19 @@
-"""Find delivery folders in the landing area and tell which are complete and new or changed."""
+"""Find delivery folders in the landing area and tell which are complete and new or changed.
+
+The landing area is written by other organisations' systems: it is untrusted. Nothing here
+follows a link out of the landing root or opens anything but a regular file:
+- every entry is looked at with lstat; a symbolic link is followed only when its target
+  resolves inside the landing root (then the target is what is read), never otherwise;
+- FIFOs, sockets and devices are refused (reading a FIFO would hang the run);
+- whatever does not fit the layout (a badly named folder, a file where a folder belongs)
+  is reported as a landing problem, never read.
+"""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -14,25 +25,49 @@ DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 MARKER = "_SUCCESS"
 
 
+@dataclass(frozen=True)
+class LandingProblem:
+    """Something in the landing area that is not a delivery: reported, never read."""
+    path: str    # relative to the landing root
+    kind: str    # 'bad_name' | 'refused_link' | 'special_file' | 'empty_delivery' | 'stray_file'
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
 @dataclass
 class Delivery:
     city_code: str
     source: str
     dt: date
     path: Path
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)   # as named in the landing (for the ledger)
     complete: bool = True
+    # Files of the folder refused before reading (links out of the landing, special files).
+    refused: list[tuple[Path, str]] = field(default_factory=list)
+    # Where a file named through a link inside the landing really is (what is read).
+    targets: dict[Path, Path] = field(default_factory=dict)
+
+    def read_path(self, f: Path) -> Path:
+        return self.targets.get(f, f)
 
     @property
     def key(self) -> tuple[str, str, date]:
         return (self.city_code, self.source, self.dt)
 
+    @property
+    def label(self) -> str:
+        return f"{self.city_code}/{self.source}/dt={self.dt}"
+
     def signature(self) -> str:
         """Cheap identity of the folder's content (names, sizes, mtimes): unchanged → skip."""
         h = hashlib.sha256()
         for f in self.files:
-            st = f.stat()
+            st = self.read_path(f).stat()
             h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for f, reason in self.refused:
+            h.update(f"refused\0{f.name}\0{reason}\n".encode())
         return h.hexdigest()
 
     def content_hash(self) -> str:
@@ -40,10 +75,12 @@ class Delivery:
         h = hashlib.sha256()
         for f in self.files:
             h.update(f.name.encode() + b"\0")
-            with f.open("rb") as fh:
+            with open_regular(self.read_path(f)) as fh:
                 for chunk in iter(lambda: fh.read(1 << 22), b""):
                     h.update(chunk)
             h.update(b"\n")
+        for f, reason in self.refused:
+            h.update(f"refused\0{f.name}\0{reason}\n".encode())
         return h.hexdigest()
 
 
@@ -51,37 +88,179 @@ class Delivery:
 class Discovery:
     complete: list[Delivery]
     incomplete: list[Delivery]
-    ignored: list[str]  # paths that do not fit the layout, reported, never read
+    problems: list[LandingProblem] = field(default_factory=list)
+
+    @property
+    def ignored(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class RefusedPath(Exception):
+    """A path the pipeline will not read; str(exc) is the reason."""
+
+
+def open_regular(path: Path):
+    """Open a file for reading only if it is a regular file reached without a symbolic link.
+
+    `path` is already resolved and checked to lie inside the landing root; O_NOFOLLOW and the
+    fstat after opening close the gap between that check and the read (a swapped-in link or FIFO).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RefusedPath("not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Walker:
+    def __init__(self, landing: Path):
+        self.root = landing.resolve()
+        self.problems: list[LandingProblem] = []
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def problem(self, path: Path, kind: str, reason: str) -> None:
+        self.problems.append(LandingProblem(self.rel(path), kind, reason))
+
+    def entry(self, path: Path) -> tuple[Path, str] | None:
+        """(path to read, 'dir' | 'file') for a usable entry; records a problem and returns None otherwise."""
+        st = path.lstat()
+        target = path
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                self.problem(path, "refused_link", "symbolic link to nothing (dangling or a loop): refused")
+                return None
+            if not target.is_relative_to(self.root):
+                self.problem(path, "refused_link",
+                             "symbolic link pointing outside the landing area: refused, nothing read")
+                return None
+            st = target.stat()
+        if stat.S_ISDIR(st.st_mode):
+            return target, "dir"
+        if stat.S_ISREG(st.st_mode):
+            return target, "file"
+        self.problem(path, "special_file", f"{_kind(st.st_mode)}, not a regular file: refused, nothing read")
+        return None
+
+    def children(self, folder: Path) -> list[Path]:
+        return sorted(folder.iterdir(), key=lambda p: p.name)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _bad_name(level: str, name: str) -> str:
+    if level == "city":
+        return f"city folder {name!r} is not a 6-digit city code: not read"
+    if level == "source":
+        hint = f" (did you mean {name.lower()!r}?)" if name.lower() in SOURCES else ""
+        return f"source folder {name!r} is not one of {', '.join(SOURCES)}{hint}: not read"
+    return f"delivery folder {name!r} is not dt=YYYY-MM-DD with a real date: not read"
 
 
 def discover(landing: Path, start: date | None = None, end: date | None = None) -> Discovery:
+    walker = _Walker(Path(landing))
     complete: list[Delivery] = []
     incomplete: list[Delivery] = []
-    ignored: list[str] = []
-    for city_dir in sorted(p for p in landing.iterdir() if p.is_dir()):
-        if not CITY_RE.match(city_dir.name):
-            ignored.append(str(city_dir))
+    for city_entry in walker.children(walker.root):
+        if city_entry.name.startswith("."):
             continue
-        for source_dir in sorted(p for p in city_dir.iterdir() if p.is_dir()):
-            if source_dir.name not in SOURCES:
-                ignored.append(str(source_dir))
+        usable = walker.entry(city_entry)
+        if usable is None:
+            continue
+        city_dir, kind = usable
+        if kind != "dir" or not CITY_RE.match(city_entry.name):
+            if kind == "dir":
+                walker.problem(city_entry, "bad_name", _bad_name("city", city_entry.name))
+            else:
+                walker.problem(city_entry, "stray_file", "a file at the top of the landing area: not read")
+            continue
+        for source_entry in walker.children(city_dir):
+            if source_entry.name.startswith("."):
                 continue
-            for dt_dir in sorted(p for p in source_dir.iterdir() if p.is_dir()):
-                m = DT_RE.match(dt_dir.name)
-                if not m:
-                    ignored.append(str(dt_dir))
+            shown = Path(walker.root / city_entry.name / source_entry.name)
+            usable = walker.entry(source_entry)
+            if usable is None:
+                walker.problems[-1] = _relabel(walker.problems[-1], walker.rel(shown))
+                continue
+            source_dir, kind = usable
+            if kind != "dir" or source_entry.name not in SOURCES:
+                walker.problems.append(LandingProblem(
+                    walker.rel(shown), "bad_name" if kind == "dir" else "stray_file",
+                    _bad_name("source", source_entry.name) if kind == "dir" else "a file where a source folder belongs: not read"))
+                continue
+            for dt_entry in walker.children(source_dir):
+                if dt_entry.name.startswith("."):
                     continue
-                try:
-                    dt = date.fromisoformat(m.group(1))
-                except ValueError:
-                    ignored.append(str(dt_dir))
+                shown_dt = shown / dt_entry.name
+                usable = walker.entry(dt_entry)
+                if usable is None:
+                    walker.problems[-1] = _relabel(walker.problems[-1], walker.rel(shown_dt))
+                    continue
+                dt_dir, kind = usable
+                dt = _parse_dt(dt_entry.name)
+                if kind != "dir" or dt is None:
+                    walker.problems.append(LandingProblem(
+                        walker.rel(shown_dt), "bad_name" if kind == "dir" else "stray_file",
+                        _bad_name("dt", dt_entry.name) if kind == "dir" else "a file where a dt= folder belongs: not read"))
                     continue
                 if (start and dt < start) or (end and dt > end):
                     continue
-                files = sorted(
-                    f for f in dt_dir.iterdir()
-                    if f.is_file() and f.name != MARKER and not f.name.startswith(".")
-                )
-                d = Delivery(city_dir.name, source_dir.name, dt, dt_dir, files, (dt_dir / MARKER).exists())
+                d = _delivery(walker, city_entry.name, source_entry.name, dt, dt_dir, shown_dt)
                 (complete if d.complete else incomplete).append(d)
-    return Discovery(complete, incomplete, ignored)
+    return Discovery(complete, incomplete, walker.problems)
+
+
+def _relabel(problem: LandingProblem, path: str) -> LandingProblem:
+    return LandingProblem(path, problem.kind, problem.reason)
+
+
+def _parse_dt(name: str) -> date | None:
+    m = DT_RE.match(name)
+    if not m:
+        return None
+    try:
+        return date.fromisoformat(m.group(1))
+    except ValueError:
+        return None
+
+
+def _delivery(walker: _Walker, city: str, source: str, dt: date, folder: Path, shown: Path) -> Delivery:
+    files: list[Path] = []
+    targets: dict[Path, Path] = {}
+    refused: list[tuple[Path, str]] = []
+    marker = False
+    for entry in walker.children(folder):
+        if entry.name.startswith("."):
+            continue
+        before = len(walker.problems)
+        usable = walker.entry(entry)
+        if usable is None:
+            # A refused file inside a delivery is set aside with the delivery (audit.rejected_files).
+            problem = walker.problems.pop()
+            assert len(walker.problems) == before
+            refused.append((shown / entry.name, problem.reason))
+            continue
+        target, kind = usable
+        if entry.name == MARKER:
+            marker = kind == "file"
+            continue
+        if kind == "dir":
+            refused.append((shown / entry.name, "a folder inside a delivery folder: not read"))
+            continue
+        files.append(shown / entry.name)
+        if target != files[-1]:
+            targets[files[-1]] = target
+    return Delivery(city, source, dt, shown, files, marker, refused, targets)

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
+import pyarrow as pa
 
-from ingestion.discover import Delivery, discover
-from ingestion.pii import register_hmac
+from citycloud.config import CitycloudError
+from ingestion.discover import Delivery, LandingProblem, discover
+from ingestion.masking import Masker, mask_reason
+from ingestion.pii import key_fingerprint, register_hmac
 from ingestion.readers import UnreadableFile, chunks, read_lines
 from ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
 from ingestion.schema import RAW_TABLES, ensure_schema
@@ -44,8 +47,12 @@ class IngestReport:
     batch_id: int | None = None
     deliveries: list[DeliveryResult] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    problems: list[LandingProblem] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def ignored(self) -> list[str]:
+        return [str(p) for p in self.problems]
 
     @property
     def rows_loaded(self) -> int:
@@ -60,15 +67,23 @@ class IngestReport:
         return [rf for d in self.deliveries for rf in d.rejected_files]
 
     def summary_line(self) -> str:
+        waiting = _listed("incomplete folder(s) waiting for _SUCCESS", self.incomplete)
+        problems = _listed("landing problem(s), not read (audit.landing_issues)", [p.path for p in self.problems])
         if not self.deliveries:
-            return f"ingest: nothing new ({len(self.incomplete)} incomplete folders waiting for _SUCCESS)"
+            return f"ingest: nothing new{waiting}{problems}"
         replaced = sum(d.replaced for d in self.deliveries)
         return (
             f"ingest: batch {self.batch_id}: {len(self.deliveries)} deliveries ({replaced} re-exported), "
             f"{self.rows_loaded:,} rows loaded, {self.rows_rejected:,} rows rejected, "
-            f"{len(self.rejected_files)} files set aside, {len(self.incomplete)} incomplete folders waiting, "
-            f"{self.seconds:.1f}s"
+            f"{len(self.rejected_files)} files set aside{waiting}{problems}, {self.seconds:.1f}s"
         )
+
+
+def _listed(what: str, items: list[str], shown: int = 3) -> str:
+    if not items:
+        return ""
+    more = f", +{len(items) - shown} more" if len(items) > shown else ""
+    return f"; {len(items)} {what}: {', '.join(items[:shown])}{more}"
 
 
 def _sql(template: str, **values: object) -> str:
@@ -92,12 +107,39 @@ def _day_counts(d: Delivery) -> str:
     )
 
 
+def _set_aside(con: duckdb.DuckDBPyConnection, res: DeliveryResult, rel: str, reason: str, ctx: dict) -> None:
+    res.rejected_files.append((rel, reason))
+    con.execute(_sql("INSERT INTO audit.rejected_files VALUES ($city, $source, $dt, $file, $reason, $batch)",
+                     file=rel, reason=reason, **ctx))
+
+
+def _keep_rejected(con: duckdb.DuckDBPyConnection, masker: Masker, fmt: str, header: list[str] | None,
+                   rel: str, ctx: dict) -> int:
+    """Store the rejected lines of `_checked`, masked (ingestion.masking): never as delivered."""
+    rejected = con.sql("SELECT line, reason, raw FROM _checked WHERE reason IS NOT NULL ORDER BY line").to_arrow_table()
+    if rejected.num_rows == 0:
+        return 0
+    kept = pa.table({
+        "line": rejected.column("line"),
+        "reason": pa.array([mask_reason(r) for r in rejected.column("reason").to_pylist()], pa.string()),
+        "raw": pa.array([masker.line(t, fmt, header) for t in rejected.column("raw").to_pylist()], pa.string()),
+    })
+    con.register("_kept", kept)
+    con.execute(_sql("INSERT INTO audit.rejected_rows SELECT $city, $source, $dt, $file, line, reason, raw, $batch "
+                     "FROM _kept ORDER BY line", file=rel, **ctx))
+    con.unregister("_kept")
+    return kept.num_rows
+
+
 def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path, batch_id: int,
-                     signature: str, content_hash: str, replaced: bool) -> DeliveryResult:
+                     signature: str, content_hash: str, replaced: bool, masker: Masker,
+                     own_transaction: bool = True) -> DeliveryResult:
     res = DeliveryResult(d.city_code, d.source, d.dt, len(d.files), replaced=replaced)
     ctx = dict(city=d.city_code, dt=d.dt, batch=batch_id, source=d.source)
     raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
-    con.execute("BEGIN TRANSACTION")
+    fmt = RULES[d.source].format
+    if own_transaction:
+        con.execute("BEGIN TRANSACTION")
     try:
         if replaced:
             # What the earlier copy contributed goes: its rows, its rejects (change log first).
@@ -109,10 +151,12 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
                 con.execute(_sql(f"DELETE FROM {table} WHERE city_code = $city AND source = $source AND dt = $dt",
                                  **ctx))
 
+        for path, reason in d.refused:
+            _set_aside(con, res, path.relative_to(landing).as_posix(), reason, ctx)
         for path in d.files:
             rel = path.relative_to(landing).as_posix()
             try:
-                lines = read_lines(path)
+                lines = read_lines(d.read_path(path))
                 header = None
                 for chunk in chunks(lines, CHUNK_ROWS):
                     con.register("_lines", chunk)
@@ -123,18 +167,12 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
                     con.execute(_sql(
                         f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
                         f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
-                    con.execute(_sql(
-                        "INSERT INTO audit.rejected_rows SELECT $city, $source, $dt, $file, line, reason, raw, $batch "
-                        "FROM _checked WHERE reason IS NOT NULL ORDER BY line", file=rel, **ctx))
-                    res.rows_rejected += con.execute(
-                        "SELECT count(*) FROM _checked WHERE reason IS NOT NULL").fetchall()[0][0]
+                    res.rows_rejected += _keep_rejected(con, masker, fmt, header, rel, ctx)
                     con.unregister("_lines")
                 res.rows_read += lines.num_rows - (1 if header is not None else 0)
             except UnreadableFile as exc:
                 # Only a whole-file problem (unreadable, no header) lands here: nothing of it loaded yet.
-                res.rejected_files.append((rel, str(exc)))
-                con.execute(_sql("INSERT INTO audit.rejected_files VALUES ($city, $source, $dt, $file, $reason, $batch)",
-                                 file=rel, reason=str(exc), **ctx))
+                _set_aside(con, res, rel, str(exc), ctx)
         con.execute("DROP TABLE IF EXISTS _checked")
 
         key = "service_id" if d.source == "service_catalog" else "event_id"
@@ -156,25 +194,91 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
         con.execute(_sql("DELETE FROM audit.deliveries WHERE city_code = $city AND source = $source AND dt = $dt", **ctx))
         con.execute(f"INSERT INTO audit.deliveries VALUES {values}")
         con.execute(f"INSERT INTO audit.delivery_history VALUES {values}")
-        con.execute("COMMIT")
+        if own_transaction:
+            con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if own_transaction:
+            con.execute("ROLLBACK")
         raise
     return res
+
+
+def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Refuse a key other than the one the warehouse's pseudonyms were made with.
+
+    Two keys give two unrelated pseudonym spaces: mixed in one warehouse, the same person
+    counts twice and every distinct-user KPI is wrong. The first key used is remembered by
+    its fingerprint (an HMAC of a fixed label: it does not reveal the key).
+    """
+    fingerprint = key_fingerprint(key)
+    row = con.execute("SELECT fingerprint FROM audit.pii_key").fetchall()
+    if not row:
+        remask_legacy_rejects(con, key)
+        con.execute("INSERT INTO audit.pii_key VALUES (?, now()::TIMESTAMP)", [fingerprint])
+        return
+    if row[0][0] != fingerprint:
+        raise CitycloudError(
+            f"CITYCLOUD_PII_KEY is not the key this warehouse was built with (key fingerprint {fingerprint[:12]}, "
+            f"warehouse {row[0][0][:12]}): its user hashes would not match the stored ones and every user would "
+            "count twice. Set the original key; to change keys on purpose run `citycloud rotate-key` "
+            "(docs/reliability.md).")
+
+
+def remask_legacy_rejects(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """A warehouse from before the fingerprint kept rejected lines with user ids in clear:
+    mask them as new ones are (a CSV line's header is no longer known: it keeps no field)."""
+    rows = con.execute("SELECT rowid, city_code, source, raw FROM audit.rejected_rows WHERE raw IS NOT NULL").fetchall()
+    if not rows:
+        return
+    masked = [(Masker(key, city).line(raw, RULES[source].format), rowid) for rowid, city, source, raw in rows]
+    con.execute("BEGIN TRANSACTION")
+    con.executemany("UPDATE audit.rejected_rows SET raw = ? WHERE rowid = ?", masked)
+    con.execute("COMMIT")
+
+
+def record_landing_problems(con: duckdb.DuckDBPyConnection, problems: list[LandingProblem]) -> None:
+    """audit.landing_issues describes the landing area as last scanned; first_seen survives rescans."""
+    current = sorted({(p.path, p.kind, p.reason) for p in problems})
+    stored = con.execute("SELECT path, kind, reason FROM audit.landing_issues ORDER BY ALL").fetchall()
+    if [tuple(r) for r in stored] == current:
+        return  # nothing changed: a rerun writes nothing
+    con.execute("BEGIN TRANSACTION")
+    con.execute("CREATE OR REPLACE TEMP TABLE _issues (path VARCHAR, kind VARCHAR, reason VARCHAR)")
+    if current:
+        con.executemany("INSERT INTO _issues VALUES (?, ?, ?)", current)
+    con.execute("""DELETE FROM audit.landing_issues
+                   WHERE (path, kind, reason) NOT IN (SELECT (path, kind, reason) FROM _issues)""")
+    con.execute("""INSERT INTO audit.landing_issues
+                   SELECT path, kind, reason, now()::TIMESTAMP FROM _issues
+                   WHERE (path, kind, reason) NOT IN (SELECT (path, kind, reason) FROM audit.landing_issues)""")
+    con.execute("DROP TABLE _issues")
+    con.execute("COMMIT")
+
+
+def _empty(d: Delivery, landing: Path) -> LandingProblem:
+    refused = f" ({len(d.refused)} entries refused)" if d.refused else ""
+    return LandingProblem(d.path.relative_to(landing).as_posix(), "empty_delivery",
+                          f"_SUCCESS but no data file{refused}: not a day of zeros, an error of the delivery; "
+                          "nothing ingested (an earlier copy, if any, stays)")
 
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, start: date | None = None,
                    end: date | None = None, progress: Callable[[str], None] | None = None) -> IngestReport:
     """Ingest every complete delivery not yet ingested (or re-exported since) into `con`."""
     t0 = time.perf_counter()
-    landing = Path(landing)
+    landing = Path(landing).resolve()
     ensure_schema(con)
+    check_key(con, key)
+    close_interrupted_batches(con)
     register_hmac(con, key)
     con.execute(TS_PARSE_MACROS)
     found = discover(landing, start, end)
-    report = IngestReport(
-        incomplete=[f"{d.city_code}/{d.source}/dt={d.dt}" for d in found.incomplete], ignored=found.ignored
-    )
+    problems = list(found.problems) + [_empty(d, landing) for d in found.complete if not d.files]
+    # Incomplete folders are kept too (not as problems): settlement warns about a month that has one.
+    waiting = [LandingProblem(d.path.relative_to(landing).as_posix(), "incomplete_delivery",
+                              "no _SUCCESS yet: still being written, not read") for d in found.incomplete]
+    record_landing_problems(con, problems + waiting)
+    report = IngestReport(incomplete=[d.label for d in found.incomplete], problems=problems)
     known = {
         (c, s, dt): (sig, ch)
         for c, s, dt, sig, ch in con.execute(
@@ -182,6 +286,8 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
     }
     todo = []
     for d in found.complete:
+        if not d.files:
+            continue
         signature = d.signature()
         prev = known.get(d.key)
         if prev and prev[0] == signature:
@@ -197,21 +303,43 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
         report.seconds = time.perf_counter() - t0
         return report
 
-    batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM audit.ingest_batches").fetchall()[0][0]
+    batch_id = next_batch_id(con)
     report.batch_id = batch_id
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     todo.sort(key=lambda item: (item[0].dt, item[0].city_code, item[0].source))
     for i, (d, signature, content_hash, replaced) in enumerate(todo, 1):
-        res = _ingest_delivery(con, d, landing, batch_id, signature, content_hash, replaced)
+        res = _ingest_delivery(con, d, landing, batch_id, signature, content_hash, replaced,
+                               Masker(key, d.city_code))
         report.deliveries.append(res)
         if progress:
             note = f", {len(res.rejected_files)} file(s) set aside" if res.rejected_files else ""
             progress(f"[{i}/{len(todo)}] {d.city_code}/{d.source}/dt={d.dt}: {res.rows_loaded:,} loaded, "
                      f"{res.rows_rejected:,} rejected{note}{' (re-export)' if replaced else ''}")
+    record_batch(con, batch_id, started, report)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def next_batch_id(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("""SELECT greatest(coalesce((SELECT max(batch_id) FROM audit.ingest_batches), 0),
+                                          coalesce((SELECT max(batch_id) FROM audit.delivery_history), 0)) + 1""").fetchall()[0][0]
+
+
+def close_interrupted_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """A run killed mid-batch committed some deliveries but not its batch row: add the row now,
+    from the deliveries it committed (finished_at stays NULL: it never finished), so the ledger
+    reconciles and the next build covers those deliveries."""
+    con.execute("""
+        INSERT INTO audit.ingest_batches
+        SELECT batch_id, min(ingested_at), NULL, count(*), sum(rows_loaded), sum(rows_rejected), sum(files_rejected)
+        FROM audit.delivery_history
+        WHERE batch_id NOT IN (SELECT batch_id FROM audit.ingest_batches)
+        GROUP BY batch_id""")
+
+
+def record_batch(con: duckdb.DuckDBPyConnection, batch_id: int, started: datetime, report: IngestReport) -> None:
     con.execute(
         "INSERT INTO audit.ingest_batches VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
         [batch_id, started, len(report.deliveries), report.rows_loaded, report.rows_rejected,
          len(report.rejected_files)],
     )
-    report.seconds = time.perf_counter() - t0
-    return report

@@ -15,6 +15,8 @@ BLOCK = 64
 
 # Keys in JSON lines and CSV columns whose values are personal data (never stored as delivered).
 PII_FIELDS = ("phone", "id_number", "client_ip", "comment")
+# Keys whose values link to a person and are stored as keyed hashes (user_key).
+USER_FIELDS = ("user_id",)
 
 
 def hmac_hex(key: bytes, value: str) -> str:
@@ -39,17 +41,6 @@ def register_hmac(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     )
 
 
-# Masking for rejected rows' raw text: JSON values of personal keys (complete or cut off),
-# then IPv4 addresses, 11-digit mobile numbers and 18-character identity numbers anywhere.
-_KEYS = "|".join(PII_FIELDS)
-MASK_SQL = (
-    "regexp_replace(regexp_replace(regexp_replace(regexp_replace({col}, "
-    f"""'"({_KEYS})"\\s*:\\s*"(?:[^"\\\\]|\\\\.)*("|$)', '"\\1": "***\\2', 'g'), """
-    """'\\b\\d{1,3}(?:\\.\\d{1,3}){3}\\b', '***', 'g'), """
-    """'\\b1\\d{10}\\b', '***', 'g'), """
-    """'\\b\\d{17}[\\dXx]\\b', '***', 'g')"""
-)
-
-
-def mask_sql(col: str) -> str:
-    return MASK_SQL.replace("{col}", col)
+def key_fingerprint(key: bytes) -> str:
+    """An HMAC of a fixed label under the key: tells keys apart without revealing the key."""
+    return hmac.new(key, b"citycloud pii key fingerprint v1", hashlib.sha256).hexdigest()

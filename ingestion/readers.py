@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ingestion.discover import RefusedPath, open_regular
+
 
 try:  # optional accelerator, same format and errors as gzip
     from isal import igzip as _gzip
@@ -30,7 +32,12 @@ class UnreadableFile(Exception):
 
 
 def read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
+    try:
+        with open_regular(path) as fh:
+            data = fh.read()
+    except (RefusedPath, OSError) as exc:
+        # Swapped for a link or a special file after discovery, or gone: nothing read, nothing kept.
+        raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
     if data[:2] == b"\x1f\x8b":
         try:
             data = _gzip.decompress(data)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from ingestion.pii import mask_sql
 
 TS_PARSE_MACROS = r"""
 CREATE OR REPLACE TEMP MACRO cc_parse_ts(s, is_int) AS CASE
@@ -49,7 +48,6 @@ class SourceRule:
     format: str                      # 'csv' | 'jsonl'
     fields: tuple[str, ...]          # delivered fields we keep (others are additive drift)
     required: tuple[str, ...]
-    pii: tuple[str, ...]             # fields masked in rejected rows' raw text
     checks: str                      # SQL CASE branches after the required-field checks
     select: str                      # SQL select list of the valid rows (after the common columns)
     typed: str = ""                  # extra typed columns computed before the checks
@@ -61,7 +59,6 @@ RULES: dict[str, SourceRule] = {
         fields=("event_id", "event_type", "user_id", "event_time", "channel", "phone", "id_number",
                 "auth_level", "district_code"),
         required=("event_id", "event_type", "user_id", "event_time"),
-        pii=("phone", "id_number"),
         typed="cc_parse_ts(f_event_time, false) AS ts",
         checks="""
             WHEN f_event_type NOT IN ('register', 'verify', 'cancel')
@@ -84,7 +81,6 @@ RULES: dict[str, SourceRule] = {
         fields=("event_id", "user_id", "service_id", "event_time", "channel", "outcome", "duration_ms",
                 "client_ip"),
         required=("event_id", "service_id", "event_time", "outcome"),
-        pii=("client_ip",),
         # epoch milliseconds: a JSON integer, not a string of digits (json_transform gives both
         # as text, so look at the line itself, only for all-digit values)
         typed="cc_parse_ts(f_event_time, regexp_full_match(f_event_time, '\\d{1,16}') "
@@ -106,7 +102,6 @@ RULES: dict[str, SourceRule] = {
         format="jsonl",
         fields=("event_id", "access_event_id", "user_id", "service_id", "score", "event_time", "comment"),
         required=("event_id", "service_id", "score", "event_time"),
-        pii=("comment",),
         typed="cc_parse_ts(f_event_time, false) AS ts",
         checks="""
             WHEN NOT regexp_full_match(f_score, '[1-5]')
@@ -124,7 +119,6 @@ RULES: dict[str, SourceRule] = {
         format="csv",
         fields=("service_id", "service_name", "department", "category", "online_date", "offline_date"),
         required=("service_id", "online_date"),
-        pii=(),
         typed="TRY_STRPTIME(f_online_date, '%Y-%m-%d')::DATE AS online, "
               "TRY_STRPTIME(f_offline_date, '%Y-%m-%d')::DATE AS offline",
         checks="""
@@ -164,24 +158,18 @@ def _csv_fields_sql(rule: SourceRule, header: list[str], con: duckdb.DuckDBPyCon
         "qfields": pa.array([q[1] for q in quoted], pa.list_(pa.string())),
     }))
     n = len(header)
-    pii_positions = [i + 1 for i, name in enumerate(header) if name in rule.pii]
     cols = []
     for field in rule.fields:
         if field in header:
             cols.append(f"nullif(trim(parts[{header.index(field) + 1}]), '') AS f_{field}")
         else:
             cols.append(f"NULL::VARCHAR AS f_{field}")
-    masked = "array_to_string(parts, ',')"
-    if pii_positions:
-        positions = ", ".join(map(str, pii_positions))
-        masked = (f"array_to_string(list_transform(parts, lambda x, i: "
-                  f"CASE WHEN i IN ({positions}) AND x <> '' THEN '***' ELSE x END), ',')")
-    return mask_sql(masked), f"""
-        SELECT line, parts,
+    return TRIM_EOL.format(col="text"), f"""
+        SELECT line, text, parts,
                CASE WHEN len(parts) <> {n}
                     THEN 'malformed CSV row: expected {n} fields, found ' || len(parts) END AS parse_error,
                {", ".join(cols)}
-        FROM (SELECT l.line, coalesce(q.qfields, string_split({TRIM_EOL.format(col='l.text')}, ',')) AS parts
+        FROM (SELECT l.line, l.text, coalesce(q.qfields, string_split({TRIM_EOL.format(col='l.text')}, ',')) AS parts
               FROM _lines l LEFT JOIN _quoted q USING (line) WHERE l.line > $header_line)
     """
 
@@ -190,7 +178,7 @@ def _json_fields_sql(rule: SourceRule, source: str) -> tuple[str, str]:
     """JSON lines: one parse per line (json_transform to a struct of VARCHARs)."""
     shape = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in rule.fields) + "}"
     cols = ", ".join(f"j.{f} AS f_{f}" for f in rule.fields)
-    return mask_sql(TRIM_EOL.format(col="text")), f"""
+    return TRIM_EOL.format(col="text"), f"""
         SELECT line, text, parse_error, {cols}
         FROM (SELECT line, text,
                      CASE WHEN NOT json_valid(text) THEN 'malformed JSON line'
@@ -204,7 +192,8 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
                 header: list[str] | None = None) -> tuple[str, list[str] | None]:
     """One file's lines (registered as `_lines`) → rows of (line, reason, raw, <raw.* columns>).
 
-    `reason` is NULL for a valid row; `raw` (masked) is filled only for rejected rows. Also
+    `reason` is NULL for a valid row; `raw` is filled only for rejected rows, as delivered: the
+    caller masks it (ingestion.masking) before anything is stored. Also
     returns the CSV header (None for JSON lines) so the caller can reject a headerless file.
     """
     rule = RULES[source]

@@ -29,6 +29,10 @@ AUDIT_TABLES = {
         deliveries INTEGER, rows_loaded BIGINT, rows_rejected BIGINT, files_rejected INTEGER""",
     "delivery_changes": """batch_id BIGINT, city_code VARCHAR, source VARCHAR, dt DATE, event_day DATE,
         rows BIGINT, change VARCHAR""",
+    # What in the landing area is not a delivery (bad names, refused links, empty deliveries).
+    "landing_issues": "path VARCHAR, kind VARCHAR, reason VARCHAR, first_seen TIMESTAMP",
+    # Fingerprint of the PII key the warehouse's pseudonyms were made with (never the key).
+    "pii_key": "fingerprint VARCHAR NOT NULL, since TIMESTAMP",
     "builds": """build_id BIGINT, batch_id BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP,
         status VARCHAR, message VARCHAR""",
 }

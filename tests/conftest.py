@@ -10,7 +10,7 @@ import pytest
 
 from citycloud.config import Settings
 
-TEST_KEY = "test-key-not-secret"
+TEST_KEY = "test-key-not-secret-but-32-bytes-long"
 TINY = Path(__file__).parent / "data" / "tiny"
 
 

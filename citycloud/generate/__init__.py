@@ -52,7 +52,7 @@ class City:
 
 def _check(cities, start, days, users, seed, accesses_per_day) -> None:
     def bad(msg: str) -> CitycloudError:
-        return CitycloudError(f"generate: {msg}")
+        return CitycloudError(f"{msg}")
     if not isinstance(cities, int) or not 1 <= cities <= len(PROFILES):
         raise bad(f"--cities must be between 1 and {len(PROFILES)} (got {cities!r}); the cities are, in order: "
                   + ", ".join(f"{c} {n}" for c, n in CITIES.items()))
@@ -73,7 +73,7 @@ def _check(cities, start, days, users, seed, accesses_per_day) -> None:
 
 def _prepare(out: Path, codes: list[str], overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise CitycloudError(f"generate: --out {out} exists and is not a directory; choose another path")
+        raise CitycloudError(f"--out {out} exists and is not a directory; choose another path")
     existing = [c for c in codes if (out / c).exists()]
     if existing and not overwrite:
         raise CitycloudError(
@@ -132,7 +132,7 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
         finally:
             landing.close()
     except OSError as exc:
-        raise CitycloudError(f"generate: cannot write the landing area under {out}: {exc}") from exc
+        raise CitycloudError(f"cannot write the landing area under {out}: {exc}") from exc
     stats = landing.stats
     summary = {
         "out": str(out), "cities": codes, "start": start.isoformat(), "end": day_date(last_dn).isoformat(),

@@ -127,7 +127,15 @@ def _norm(d: Decimal) -> str:
 # YAML: numbers as Decimal, duplicate keys refused
 # --------------------------------------------------------------------------------------------
 class _ContractsLoader(yaml.SafeLoader):
-    """SafeLoader that reads floats as Decimal (from their text) and refuses duplicate keys."""
+    """SafeLoader that reads floats as Decimal (from their text) and refuses duplicate keys and
+    aliases (a few hundred bytes of nested aliases expand to gigabytes: a "billion laughs")."""
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed: write each value out", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
@@ -425,7 +433,12 @@ def contract_problems(data: Any) -> tuple[list[Contract], list[str]]:
 def parse_contracts(text: str, source: str = "contracts file") -> list[Contract]:
     """Parse and validate YAML text; raises CitycloudError listing every problem."""
     try:
-        data = yaml.load(text, Loader=_ContractsLoader)  # noqa: S506 - SafeLoader subclass
+        loader = _ContractsLoader(text)
+        loader.name = source  # YAML errors then name the file, not "<unicode string>"
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise CitycloudError(f"{source} is not valid YAML: {exc}. Fix the file; nothing was settled.") from exc
     contracts, problems = contract_problems(data)

@@ -44,6 +44,7 @@ class SettleReport:
     results: list[ContractResult] = field(default_factory=list)
     summary_files: list[Path] = field(default_factory=list)
     snapshot: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> list[ContractResult]:
@@ -71,10 +72,13 @@ class SettleReport:
         skipped = len(self.results) - len(self.settled)
         if skipped:
             parts.append(f"{skipped} skipped (month outside the contract)")
+        where = (f"statements in {self.out_dir}" if self.settled
+                 else "no statement written (no contract covers this month)")
+        warned = f"; {len(self.warnings)} warning(s) above" if self.warnings else ""
         return (
             f"settled {self.month}: {len(self.results)} contract{'s' if len(self.results) != 1 else ''}, "
             + ", ".join(parts)
-            + f"; payable {self.total_payment:,.2f} CNY; statements in {self.out_dir}"
+            + f"; payable {self.total_payment:,.2f} CNY; {where}{warned}"
         )
 
 
@@ -82,6 +86,9 @@ def parse_month(month: str) -> date:
     m = _MONTH_RE.match(month or "") if isinstance(month, str) else None
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise CitycloudError(f"month {month!r} is not a month: write it YYYY-MM, e.g. --month 2026-02")
+    if not 2015 <= int(m.group(1)) <= 2999:
+        # Landing data start in 2015 (landing.md); far-future years cannot have ended.
+        raise CitycloudError(f"month {month!r} is out of range: months from 2015-01 to 2999-12 can be settled")
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
@@ -240,6 +247,10 @@ def settle(
             actuals[c.contract_id] = rows[0]
         if missing:
             raise_problems(f"settlement of {month}", missing)
+        for c in covered:
+            if note := _unfinished_deliveries(con, c.city_code, month):
+                report.warnings.append(f"contract {c.contract_id}: {note}")
+                incomplete[c.contract_id] = "; ".join(filter(None, [incomplete.get(c.contract_id), note]))
 
         computations = {c.contract_id: compute(c, actuals[c.contract_id]) for c in covered}
 
@@ -275,6 +286,21 @@ def settle(
     order = {c.contract_id: i for i, c in enumerate(contracts)}
     report.results.sort(key=lambda r: order[r.contract_id])
     return report
+
+
+def _unfinished_deliveries(con: duckdb.DuckDBPyConnection, city_code: str, month: str) -> str | None:
+    """Deliveries of the month that the landing area holds but the figures do not include
+    (no _SUCCESS yet, or _SUCCESS without data), as of the last `citycloud run`."""
+    if not versions.table_exists(con, "audit", "landing_issues"):
+        return None
+    rows = con.execute(
+        "SELECT path, kind FROM audit.landing_issues WHERE kind IN ('incomplete_delivery', 'empty_delivery') "
+        "AND starts_with(path, ?) AND contains(path, ?) ORDER BY path",
+        [f"{city_code}/", f"/dt={month}-"]).fetchall()
+    if not rows:
+        return None
+    listed = ", ".join(f"{path} ({kind.replace('_', ' ')})" for path, kind in rows)
+    return f"{len(rows)} delivery folder(s) of {month} not in the figures: {listed}"
 
 
 def _settle_one(

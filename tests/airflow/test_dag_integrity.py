@@ -109,6 +109,13 @@ def test_monthly_structure(dagbag, orch):
     assert "final" in dag.doc_md and "restatement" in dag.doc_md
 
 
+def test_monthly_scores_the_month_after_settlement(dagbag, orch):
+    dag = dagbag.dags["citycloud_monthly_settlement"]
+    assert dag.get_task("score").upstream_task_ids == {"settle"}
+    assert dag.get_task("score").pool == POOL
+    assert list(dag.get_task("score").outlets) == [orch.SCORECARD_ASSET]
+
+
 def test_parsing_stays_light():
     """The dag-processor parses these files every few seconds: no pipeline, dbt or DuckDB import."""
     code = (

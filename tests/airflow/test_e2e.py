@@ -34,7 +34,7 @@ def _tiny() -> Path:
 
 
 TINY = _tiny()
-KEY = "airflow-e2e-not-secret-3f9c1d"
+KEY = "airflow-e2e-not-secret-3f9c1d-0123456789"
 LAST_DAY = "2026-03-03"
 DAILY_TASKS = ("wait_for_deliveries", "ingest", "build", "check", "publish")
 

@@ -79,7 +79,7 @@ def _real_warehouse(folder: Path) -> tuple[Path | None, str]:
     if not (ROOT / "citycloud" / "pipeline.py").exists() or not CITYCLOUD.exists():
         return None, "citycloud pipeline not available"
     warehouse = folder / "tiny.duckdb"
-    env = dict(os.environ, CITYCLOUD_PII_KEY=os.environ.get("CITYCLOUD_PII_KEY") or "test",
+    env = dict(os.environ, CITYCLOUD_PII_KEY=os.environ.get("CITYCLOUD_PII_KEY") or "dashboard-test-key-not-secret-0123456789",
                CITYCLOUD_OUTPUT=str(folder / "output"))
     run = subprocess.run(
         [str(CITYCLOUD), "run", "--landing", str(TINY / "landing"), "--warehouse", str(warehouse),

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from expectations import BLOCKING, WARNING
+from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def tiny_run(tmp_path_factory):
     settings = Settings(landing=root / "landing", warehouse=root / "wh" / "citycloud.duckdb",
                         output=root / "output", contracts=source / "contracts.yml")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", "test")
+        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
         report = pipeline.run(settings)        # raises on a blocking failure
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     rows = con.execute("SELECT suite, expectation, city_code, day, severity, success, details "

@@ -1,0 +1,41 @@
+"""`citycloud rotate-key`: move the warehouse to a new PII key on purpose, then rebuild.
+
+The current key comes from CITYCLOUD_PII_KEY (it must match the warehouse's fingerprint), the
+new one from CITYCLOUD_NEW_PII_KEY. After it succeeds, set CITYCLOUD_PII_KEY to the new key
+everywhere (CLI, Airflow Variable or Connection): the old key is refused from then on.
+"""
+from __future__ import annotations
+
+import os
+
+from citycloud import pipeline
+from citycloud.config import CitycloudError, Settings, check_key_strength, pii_key
+from citycloud.db import connect
+from ingestion.rekey import rotate_key
+
+NEW_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
+
+
+def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
+    old_key = pii_key()
+    new_text = os.environ.get(NEW_KEY_ENV, "")
+    if not new_text:
+        raise CitycloudError(f"{NEW_KEY_ENV} is not set: put the new key there and the current one in CITYCLOUD_PII_KEY")
+    new_key = check_key_strength(new_text, NEW_KEY_ENV)
+    if not settings.landing.is_dir():
+        raise CitycloudError(f"landing area {settings.landing} is not a directory")
+    if not settings.warehouse.exists():
+        raise CitycloudError(f"warehouse {settings.warehouse} does not exist: nothing to re-key")
+    con = connect(settings.warehouse, settings=settings)
+    try:
+        report = rotate_key(con, settings.landing, old_key, new_key, progress)
+    finally:
+        con.close()
+    # Every model holding a user key is rebuilt from the re-keyed raw tables.
+    pipeline.build(settings, full_refresh=True, progress=progress)
+    quality = pipeline.check(settings, progress)
+    if quality.blocking_failures:
+        raise CitycloudError("re-keyed, but the rebuilt marts failed blocking checks and were NOT published:\n  "
+                             + "\n  ".join(str(f) for f in quality.blocking_failures))
+    pipeline.publish(settings, progress)
+    return report.summary_line() + f"; set CITYCLOUD_PII_KEY to the new key now"
