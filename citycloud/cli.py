@@ -121,6 +121,18 @@ def cmd_dashboard(args: argparse.Namespace) -> str:
     return f"dashboard: stopped (exit {code})"
 
 
+def cmd_query(args: argparse.Namespace) -> str:
+    from citycloud import query
+
+    request = query.QueryRequest(metrics=query.parse_metrics(args.metrics), grain=args.grain, city=args.city,
+                                 include_partial=args.include_partial)
+    df = query.query(_settings(args), request)
+    if not args.csv:
+        return query.as_text(df).rstrip("\n")
+    query.write_csv(df, Path(args.csv))
+    return f"query: {len(df)} rows x {len(request.metrics)} metrics by {args.grain} written to {args.csv}"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="citycloud", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -174,6 +186,16 @@ def parser() -> argparse.ArgumentParser:
                    help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     d.add_argument("--contracts", help="contract terms shown on the Settlement page")
     d.set_defaults(func=cmd_dashboard)
+
+    q = sub.add_parser("query", help="metrics of the semantic layer per city and period (published snapshot)")
+    q.add_argument("--warehouse", required=True)
+    q.add_argument("--metrics", required=True, help="comma-separated metric names, e.g. dau,mau")
+    q.add_argument("--grain", required=True, choices=("day", "week", "month"))
+    q.add_argument("--city", help="one 6-digit city code (default: every city)")
+    q.add_argument("--csv", help="write the table to this CSV file instead of stdout")
+    q.add_argument("--include-partial", action="store_true",
+                   help="also periods the city's day series covers only in part (e.g. the running month)")
+    q.set_defaults(func=cmd_query)
     return p
 
 

@@ -15,7 +15,9 @@ from citycloud.config import Settings
 BUILD_SCHEMA = "marts_build"
 PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
                    # the scorecard's measures and the reference table it divides by
-                   "scorecard_measures", "city_reference")
+                   "scorecard_measures", "city_reference",
+                   # the semantic layer's inputs besides the marts (`citycloud query` reads the snapshot)
+                   "user_activity_daily", "metricflow_time_spine")
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 

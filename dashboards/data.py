@@ -17,7 +17,6 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,23 +27,11 @@ from citycloud.config import SOURCES, published_path
 
 from dashboards import fmt
 
-# Which landing source feeds which KPI (to point at a likely cause when a KPI moves).
-KPI_SOURCE = {
-    "registered_users": "registrations",
-    "new_registrations": "registrations",
-    "cancellations": "registrations",
-    "verified_users": "registrations",
-    "dau": "service_access",
-    "wau": "service_access",
-    "mau_30d": "service_access",
-    "total_accesses": "service_access",
-    "successful_accesses": "service_access",
-    "success_rate": "service_access",
-    "active_services": "service_access",
-    "ratings": "ratings",
-    "satisfaction_rate": "ratings",
-    "connected_services": "service_catalog",
-}
+def kpi_source(kpi: str) -> str | None:
+    """The landing source that feeds a KPI (to point at a likely cause when it moves): the
+    metric's config.meta.source in the registry."""
+    metric = fmt.registry().metrics.get(kpi)
+    return metric.source if metric else None
 
 
 class SnapshotMissing(Exception):
@@ -169,7 +156,40 @@ def run_load(warehouse: Path | str, loader, *args, attempts: int = 4, **kwargs):
 
 # ---------------------------------------------------------------- loaders (one per page)
 
-DAILY_COLUMNS = ("city_code", "kpi_date") + fmt.DAILY_KPIS
+KEYS = ("city_code", "kpi_date")
+
+
+def daily_in_mart() -> dict[str, str]:
+    """Daily KPIs that marts.kpi_daily holds: metric -> column (the registry says which)."""
+    held = fmt.registry().in_mart("kpi_daily")
+    return {k: held[k] for k in fmt.daily_kpis() if k in held}
+
+
+def daily_from_semantic_layer() -> tuple[str, ...]:
+    """Daily KPIs no mart holds: answered by the semantic layer (citycloud query)."""
+    held = daily_in_mart()
+    return tuple(k for k in fmt.daily_kpis() if k not in held)
+
+
+def _add_semantic(snap: Snapshot, df: pd.DataFrame, cities: Sequence[str], grain: str, key: str) -> pd.DataFrame:
+    """Add the KPIs of `grain` that no mart holds, answered by the semantic layer (MetricFlow
+    on this snapshot), to `df` keyed by city_code and `key` (the period's first day)."""
+    mart = {"day": "kpi_daily", "month": "kpi_monthly"}[grain]
+    held = fmt.registry().in_mart(mart)
+    extra = tuple(m.name for m in fmt.registry().at_grain(grain) if m.name not in held)
+    if not extra or df.empty:
+        return df
+    from citycloud import query
+
+    answer = query.run_query(snap.con, fmt.registry(), query.QueryRequest(metrics=extra, grain=grain))
+    answer = answer[answer["city_code"].isin(list(cities))].rename(columns={"period": "_period"})
+    answer["_period"] = pd.to_datetime(answer["_period"])
+    merged = df.assign(_period=pd.to_datetime(df[key])).merge(answer, on=["city_code", "_period"], how="left")
+    return merged.drop(columns="_period")
+
+
+def _add_semantic_daily(snap: Snapshot, df: pd.DataFrame, cities: Sequence[str]) -> pd.DataFrame:
+    return _add_semantic(snap, df, cities, "day", "kpi_date")
 
 
 def _in(values: Sequence) -> str:
@@ -197,11 +217,12 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
     """Per city: the latest day <= `day`, the day before and the same weekday a week before,
     with the data-quality status, rejects and deliveries around it."""
     out: dict = {"missing": []}
-    if not snap.has("marts.kpi_daily", *DAILY_COLUMNS):
+    held = daily_in_mart()
+    if not snap.has("marts.kpi_daily", *KEYS, *held.values()):
         out["missing"].append("marts.kpi_daily")
-        out["kpis"] = pd.DataFrame(columns=DAILY_COLUMNS + ("as_of",))
+        out["kpis"] = pd.DataFrame(columns=KEYS + tuple(fmt.daily_kpis()) + ("as_of",))
         return out
-    cols = ", ".join(f"k.{c}" for c in DAILY_COLUMNS[2:])
+    cols = ", ".join(f"k.{c} AS {k}" for k, c in held.items())
     kpis = snap.df(
         f"""
         WITH latest AS (
@@ -215,6 +236,7 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         """,
         [day, *cities],
     )
+    kpis = _add_semantic_daily(snap, kpis, cities)
     for col in ("kpi_date", "as_of"):
         kpis[col] = pd.to_datetime(kpis[col]).dt.date
     out["kpis"] = kpis
@@ -330,20 +352,24 @@ def load_builds(snap: Snapshot) -> pd.DataFrame | None:
 
 
 def load_trends(snap: Snapshot, cities: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame | None:
-    if not snap.has("marts.kpi_daily", *DAILY_COLUMNS):
+    held = daily_in_mart()
+    if not snap.has("marts.kpi_daily", *KEYS, *held.values()):
         return None
     df = snap.df(
         f"""
-        SELECT city_code::VARCHAR AS city_code, kpi_date, {", ".join(DAILY_COLUMNS[2:])}
+        SELECT city_code::VARCHAR AS city_code, kpi_date, {", ".join(f"{c} AS {k}" for k, c in held.items())}
         FROM marts.kpi_daily
         WHERE city_code IN ({_in(cities)}) AND kpi_date BETWEEN ? AND ?
         ORDER BY city_code, kpi_date
         """,
         [*cities, start, end],
     )
+    df = _add_semantic_daily(snap, df, cities)
     df["kpi_date"] = pd.to_datetime(df["kpi_date"])
+    # A trend line of the day, not the monthly activity_rate KPI (mau / registered_users):
+    # 30-day active users over registered users; named apart so no one takes it for the KPI.
     reg = df["registered_users"].astype("float64")
-    df["activity_rate"] = (df["mau_30d"].astype("float64") / reg).where(reg > 0)
+    df["activity_30d_rate"] = (df["mau_30d"].astype("float64") / reg).where(reg > 0)
     return df
 
 
@@ -383,17 +409,17 @@ def load_services(snap: Snapshot, cities: Sequence[str], start: dt.date, end: dt
 
 def load_settlement(snap: Snapshot, cities: Sequence[str]) -> dict:
     out: dict = {"missing": []}
-    monthly_cols = (
-        "city_code", "month", "connected_services", "registered_users", "mau", "activity_rate",
-        "satisfaction_rate", "new_registrations", "total_accesses",
-    )
-    if snap.has("marts.kpi_monthly", *monthly_cols):
+    held = fmt.registry().in_mart("kpi_monthly")
+    monthly = {m.name: held[m.name] for m in fmt.registry().at_grain("month") if m.name in held}
+    if snap.has("marts.kpi_monthly", "city_code", "month", *monthly.values()):
+        cols = ", ".join(["city_code", "month"] + [f"{c} AS {k}" for k, c in monthly.items()])
         out["monthly"] = snap.df(
-            f"SELECT {', '.join(monthly_cols)} FROM marts.kpi_monthly WHERE city_code IN ({_in(cities)}) "
+            f"SELECT {cols} FROM marts.kpi_monthly WHERE city_code IN ({_in(cities)}) "
             "ORDER BY city_code, month",
             list(cities),
         )
         out["monthly"]["city_code"] = out["monthly"]["city_code"].astype(str)
+        out["monthly"] = _add_semantic(snap, out["monthly"], cities, "month", "month")
         out["monthly"]["month"] = pd.to_datetime(out["monthly"]["month"]).dt.date
     else:
         out["missing"].append("marts.kpi_monthly")
@@ -411,11 +437,14 @@ def load_settlement(snap: Snapshot, cities: Sequence[str]) -> dict:
         "input_fingerprint",
     )
     if snap.has("marts.settlement_statements", *stmt_cols):
+        # the terms each version was settled with (operator, tiers): shown, never re-applied
+        terms = ("contract_terms::VARCHAR" if snap.has("marts.settlement_statements", "contract_terms")
+                 else "NULL::VARCHAR")
         out["statements"] = snap.df(
             f"""
             SELECT contract_id, city_code::VARCHAR AS city_code, month, version, status,
                    monthly_fee_cny::VARCHAR AS monthly_fee_cny, payment_cny::VARCHAR AS payment_cny,
-                   computed_at, input_fingerprint::VARCHAR AS input_fingerprint
+                   computed_at, input_fingerprint::VARCHAR AS input_fingerprint, {terms} AS contract_terms
             FROM marts.settlement_statements WHERE city_code IN ({_in(cities)})
             ORDER BY contract_id, month, version
             """,
@@ -460,13 +489,13 @@ def comparison_table(kpis: pd.DataFrame, city: str) -> tuple[dt.date | None, pd.
     prev = by_day.get(as_of - dt.timedelta(days=1))
     week = by_day.get(as_of - dt.timedelta(days=7))
     table = []
-    for kpi in fmt.DAILY_KPIS:
-        value = getattr(today, kpi) if today is not None else None
-        p = getattr(prev, kpi) if prev is not None else None
-        w = getattr(week, kpi) if week is not None else None
+    for kpi in fmt.daily_kpis():
+        value = getattr(today, kpi, None) if today is not None else None
+        p = getattr(prev, kpi, None) if prev is not None else None
+        w = getattr(week, kpi, None) if week is not None else None
         table.append(
             {
-                "指标": fmt.KPI_LABELS[kpi],
+                "指标": fmt.kpi_label(kpi),
                 "当日": fmt.fmt_kpi(kpi, value),
                 "较前一日": fmt.fmt_delta(kpi, value, p),
                 "较上周同日": fmt.fmt_delta(kpi, value, w),
@@ -573,13 +602,13 @@ def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]
         base = kpi_values(kpis, city, offset)
         if base is None:
             continue
-        for kpi in fmt.DAILY_KPIS:
-            if kpi in {"successful_accesses", "wau", "mau_30d", "cancellations"}:
+        for kpi in fmt.daily_kpis():
+            if not fmt.registry().metrics[kpi].alert_on_move:
                 continue
             cur, old = today.get(kpi), base.get(kpi)
             if fmt.is_missing(cur) or fmt.is_missing(old):
                 continue
-            if kpi in fmt.RATE_KPIS:
+            if fmt.is_rate(kpi):
                 change = float(cur) - float(old)
                 big = abs(change) >= threshold / 2  # 5 points for a 10% threshold
             else:
@@ -589,66 +618,5 @@ def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]
                 big = abs(change) >= threshold and abs(float(cur) - float(old)) >= 5
             if big and not any(m["kpi"] == kpi for m in found):
                 found.append({"kpi": kpi, "against": label, "change": change,
-                              "text": f"{fmt.KPI_LABELS[kpi]} {label} {fmt.fmt_delta(kpi, cur, old)}"})
+                              "text": f"{fmt.kpi_label(kpi)} {label} {fmt.fmt_delta(kpi, cur, old)}"})
     return found
-
-
-# ---------------------------------------------------------------- contracts (indicative)
-
-
-def load_contracts(path: Path | str | None) -> tuple[list[dict], str | None]:
-    """The contract terms from contracts.yml (for targets and tiers); (contracts, problem)."""
-    if path is None:
-        return [], "no contract file configured"
-    path = Path(path)
-    if not path.exists():
-        return [], f"contract file {path} not found"
-    try:
-        import yaml
-
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        contracts = list(doc.get("contracts") or [])
-        for c in contracts:
-            c["city_code"] = str(c.get("city_code"))
-            for key in ("start_month", "end_month"):
-                c[key] = str(c.get(key))[:7]
-        return contracts, None
-    except Exception as exc:  # a broken file is shown, not raised
-        return [], f"contract file {path} could not be read: {exc}"
-
-
-def tier_factor(tiers: list[dict], attainment: Decimal) -> Decimal:
-    best = None
-    for t in tiers:
-        threshold = Decimal(str(t["min_attainment"]))
-        if attainment >= threshold and (best is None or threshold > best[0]):
-            best = (threshold, Decimal(str(t["factor"])))
-    return best[1] if best else Decimal(0)
-
-
-def estimate_settlement(contract: dict, month_row: dict) -> tuple[pd.DataFrame, Decimal]:
-    """Attainment, tier factor and payment per contract KPI for one month, as the spec defines
-    them (decimal arithmetic). Indicative only: the settled statement is the reference."""
-    lines = []
-    total = Decimal(0)
-    for k in contract.get("kpis") or []:
-        kpi = k["kpi"]
-        actual = month_row.get(kpi)
-        target = Decimal(str(k["target"]))
-        if fmt.is_missing(actual) or target == 0:
-            attainment = Decimal(0)
-        else:
-            attainment = Decimal(str(actual)) / target
-        factor = tier_factor(contract.get("tiers") or [], attainment)
-        weight = Decimal(str(k["weight"]))
-        total += weight * factor
-        lines.append({"kpi": kpi, "actual": actual, "target": float(target), "attainment": float(attainment),
-                      "weight": weight, "factor": factor})
-    fee = Decimal(str(contract.get("monthly_fee_cny", 0)))
-    payment = (fee * total).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return pd.DataFrame(lines), payment
-
-
-def contract_covers(contract: dict, month: dt.date) -> bool:
-    key = f"{month.year:04d}-{month.month:02d}"
-    return contract.get("start_month", "0000-00") <= key <= contract.get("end_month", "9999-99")

@@ -10,6 +10,10 @@ import datetime as dt
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from citycloud.registry import Registry
+from citycloud.registry import load as load_registry
+from citycloud.settlement.statements import STATUS_ZH
+
 MISSING = "—"
 
 # Administrative division codes of the cities the project serves.
@@ -23,45 +27,40 @@ CITY_NAMES: dict[str, str] = {
 
 WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
-# KPI columns of marts.kpi_daily / kpi_monthly: label shown to operators, and kind.
-KPI_LABELS: dict[str, str] = {
-    "connected_services": "接入服务数",
-    "active_services": "活跃服务数",
-    "registered_users": "注册用户数",
-    "new_registrations": "新增注册",
-    "cancellations": "注销数",
-    "verified_users": "实名用户数",
-    "dau": "日活跃用户 DAU",
-    "wau": "周活跃用户 WAU",
-    "mau_30d": "30日活跃用户 MAU",
-    "mau": "月活跃用户 MAU",
-    "total_accesses": "访问次数",
-    "successful_accesses": "成功访问次数",
-    "success_rate": "访问成功率",
-    "ratings": "评价数",
-    "satisfaction_rate": "满意度（好评率）",
-    "activity_rate": "活跃率",
-}
-RATE_KPIS = frozenset({"success_rate", "satisfaction_rate", "activity_rate"})
+# KPI names, labels and formats come from the metric registry (dbt_project/models/semantic,
+# citycloud.registry); statement statuses from the statements module. Nothing is listed here.
+STATUS_LABELS = STATUS_ZH
 
-DAILY_KPIS = (
-    "registered_users",
-    "new_registrations",
-    "cancellations",
-    "verified_users",
-    "dau",
-    "wau",
-    "mau_30d",
-    "total_accesses",
-    "successful_accesses",
-    "success_rate",
-    "ratings",
-    "satisfaction_rate",
-    "connected_services",
-    "active_services",
-)
 
-STATUS_LABELS = {"provisional": "临时", "final": "最终", "restatement": "重述"}
+def registry() -> Registry:
+    return load_registry()
+
+
+def kpi_label(kpi: str) -> str:
+    """The KPI's one Chinese label (the metric's `label`)."""
+    return registry().label(kpi)
+
+
+def is_rate(kpi: str) -> bool:
+    return kpi in registry().rates() or kpi.endswith("_rate") or kpi == "attainment"
+
+
+def daily_kpis() -> tuple[str, ...]:
+    """The KPIs kpis.md defines per day, in the registry's order."""
+    return tuple(m.name for m in registry().at_grain("day"))
+
+
+def __getattr__(name: str):
+    # The former constants, now read from the registry on use (kept for callers and tests).
+    if name == "KPI_LABELS":
+        return {n: m.label for n, m in registry().metrics.items()}
+    if name == "RATE_KPIS":
+        return registry().rates()
+    if name == "DAILY_KPIS":
+        return daily_kpis()
+    raise AttributeError(name)
+
+
 SEVERITY_LABELS = {"blocking": "阻断", "warning": "警告"}
 SOURCE_LABELS = {
     "registrations": "注册日志 registrations",
@@ -117,7 +116,7 @@ def fmt_pct(value, digits: int = 2) -> str:
 
 
 def fmt_kpi(kpi: str, value) -> str:
-    if kpi in RATE_KPIS or kpi.endswith("_rate") or kpi == "attainment":
+    if is_rate(kpi):
         return fmt_pct(value)
     return fmt_int(value)
 
@@ -145,7 +144,7 @@ def fmt_delta(kpi: str, current, previous) -> str:
     if is_missing(current) or is_missing(previous):
         return MISSING
     current, previous = float(current), float(previous)
-    if kpi in RATE_KPIS or kpi.endswith("_rate"):
+    if is_rate(kpi):
         points = (current - previous) * 100
         if abs(points) < 0.005:
             return "持平"

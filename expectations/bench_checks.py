@@ -12,28 +12,40 @@ import tempfile
 import time
 from pathlib import Path
 
+from citycloud import registry
 from citycloud.config import Settings
 from citycloud.db import connect
 from ingestion.schema import ensure_schema
 
-# The candidate marts as dbt builds them (raw.* and audit.* come from ingestion.schema).
-MARTS_BUILD_TABLES = {
-    "marts_build.kpi_daily": """city_code VARCHAR, kpi_date DATE, connected_services BIGINT, active_services BIGINT,
-        registered_users BIGINT, new_registrations BIGINT, cancellations BIGINT, verified_users BIGINT, dau BIGINT,
-        wau BIGINT, mau_30d BIGINT, total_accesses BIGINT, successful_accesses BIGINT, success_rate DOUBLE,
-        ratings BIGINT, satisfaction_rate DOUBLE""",
-    "marts_build.kpi_monthly": """city_code VARCHAR, month DATE, connected_services BIGINT, registered_users BIGINT,
-        mau BIGINT, activity_rate DOUBLE, satisfaction_rate DOUBLE, new_registrations BIGINT, total_accesses BIGINT""",
-    "marts_build.service_daily": """city_code VARCHAR, kpi_date DATE, service_id VARCHAR, service_name VARCHAR,
-        department VARCHAR, category VARCHAR, total_accesses BIGINT, successful_accesses BIGINT, users BIGINT""",
-}
+# The candidate KPI marts as documented in dbt (their YAML's column order, the interface of
+# interfaces.md), typed by the metric registry's formats; service_daily holds no metric.
+SERVICE_DAILY = """city_code VARCHAR, kpi_date DATE, service_id VARCHAR, service_name VARCHAR,
+    department VARCHAR, category VARCHAR, total_accesses BIGINT, successful_accesses BIGINT, users BIGINT"""
+KEYS = {"kpi_daily": ("city_code", "kpi_date"), "kpi_monthly": ("city_code", "month")}
+
+
+def marts_build_tables() -> dict[str, str]:
+    reg = registry.load()
+
+    def columns(mart: str) -> str:
+        rates = {col for m, col in reg.in_mart(mart).items() if reg.metrics[m].is_rate}
+        keys = KEYS[mart]
+        cols = [c for c in registry.mart_columns(mart) if c not in keys]
+        return ", ".join([f"{keys[0]} VARCHAR", f"{keys[1]} DATE"]
+                         + [f"{c} {'DOUBLE' if c in rates else 'BIGINT'}" for c in cols])
+
+    return {
+        "marts_build.kpi_daily": columns("kpi_daily"),
+        "marts_build.kpi_monthly": columns("kpi_monthly"),
+        "marts_build.service_daily": SERVICE_DAILY,
+    }
 
 
 def create_tables(con) -> None:
     """The tables run_checks reads: ingestion's own DDL plus the candidate marts."""
     ensure_schema(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS marts_build")
-    for table, cols in MARTS_BUILD_TABLES.items():
+    for table, cols in marts_build_tables().items():
         con.execute(f"CREATE TABLE {table} ({cols})")
 
 
@@ -62,16 +74,21 @@ def build(con, rows: int) -> None:
                    SELECT city_code, event_day, service_id, 'n', 'd', 'c', count(*), count(*) FILTER (outcome = 'success'),
                           count(DISTINCT user_key) FILTER (outcome = 'success')
                    FROM raw.service_access GROUP BY ALL""")
-    con.execute("""INSERT INTO marts_build.kpi_daily
-                   SELECT city_code, event_day, 1500, count(DISTINCT service_id) FILTER (outcome = 'success'), 2000000,
-                          0, 0, 1000000, count(DISTINCT user_key) FILTER (outcome = 'success'),
-                          count(DISTINCT user_key) FILTER (outcome = 'success'),
-                          count(DISTINCT user_key) FILTER (outcome = 'success'), count(*),
-                          count(*) FILTER (outcome = 'success'), count(*) FILTER (outcome = 'success') / count(*), 0, NULL
+    con.execute("""INSERT INTO marts_build.kpi_daily BY NAME
+                   SELECT city_code, event_day AS kpi_date, 1500 AS connected_services,
+                          count(DISTINCT service_id) FILTER (outcome = 'success') AS active_services,
+                          2000000 AS registered_users, 0 AS new_registrations, 0 AS cancellations,
+                          1000000 AS verified_users, count(DISTINCT user_key) FILTER (outcome = 'success') AS dau,
+                          count(DISTINCT user_key) FILTER (outcome = 'success') AS wau,
+                          count(DISTINCT user_key) FILTER (outcome = 'success') AS mau_30d, count(*) AS total_accesses,
+                          count(*) FILTER (outcome = 'success') AS successful_accesses,
+                          count(*) FILTER (outcome = 'success') / count(*) AS success_rate, 0 AS ratings,
+                          NULL AS satisfaction_rate
                    FROM raw.service_access GROUP BY ALL""")
-    con.execute("""INSERT INTO marts_build.kpi_monthly
-                   SELECT city_code, CAST(date_trunc('month', kpi_date) AS DATE), connected_services, registered_users,
-                          mau_30d, mau_30d / registered_users, NULL, new_registrations, total_accesses
+    con.execute("""INSERT INTO marts_build.kpi_monthly BY NAME
+                   SELECT city_code, CAST(date_trunc('month', kpi_date) AS DATE) AS month, connected_services,
+                          registered_users, mau_30d AS mau, mau_30d / registered_users AS activity_rate,
+                          NULL AS satisfaction_rate, new_registrations, total_accesses
                    FROM marts_build.kpi_daily""")
     con.execute("CHECKPOINT")
 

@@ -15,11 +15,11 @@ Public API (used by the CLI and the Airflow DAGs):
 See docs/settlement.md.
 """
 from citycloud.settlement.compute import Computation, Line, compute
-from citycloud.settlement.contracts import KNOWN_KPIS, Contract, KpiTerm, Tier, load_contracts, parse_contracts
+from citycloud.settlement.contracts import Contract, KpiTerm, Tier, known_kpis, load_contracts, parse_contracts
 from citycloud.settlement.service import ContractResult, SettleReport, settle
 
 __all__ = [
-    "KNOWN_KPIS",
+    "known_kpis",
     "Computation",
     "Contract",
     "ContractResult",

@@ -19,12 +19,19 @@ from typing import Any, Iterable
 
 import yaml
 
+from citycloud import registry
 from citycloud.config import CitycloudError
 
-# The monthly KPIs a contract may be paid on (kpis.md, "Contracts and settlement").
-KNOWN_KPIS = ("connected_services", "registered_users", "mau", "activity_rate", "satisfaction_rate")
-# Ratios; the others are counts (used for display formats only).
-RATE_KPIS = ("activity_rate", "satisfaction_rate")
+
+def known_kpis() -> tuple[str, ...]:
+    """The KPIs a contract may be paid on: the metrics marked `payable` in the semantic layer
+    (dbt_project/models/semantic, kpis.md "Contracts and settlement")."""
+    return registry.load().payable()
+
+
+def rate_kpis() -> frozenset[str]:
+    """Ratios (shown as percentages); the others are counts. From the metrics' `format`."""
+    return registry.load().rates()
 
 WEIGHT_TOLERANCE = Decimal("1e-9")
 # Targets, weights, tiers are stored as DECIMAL(38,18); the fee as DECIMAL(18,2).
@@ -303,8 +310,8 @@ def _validate_contract(p: _Problems, index: int, raw: Any) -> Contract | None:
                     p.add(where, f, f"unknown field(s) {', '.join(map(str, extra))} (allowed: kpi, target, weight)")
                     ok = False
                 name = item.get("kpi")
-                if name not in KNOWN_KPIS:
-                    p.add(where, f"{f}.kpi", f"unknown KPI {_describe(name)} (known: {', '.join(KNOWN_KPIS)})")
+                if name not in known_kpis():
+                    p.add(where, f"{f}.kpi", f"unknown KPI {_describe(name)} (known: {', '.join(known_kpis())})")
                     ok = False
                 elif name in seen:
                     p.add(where, f"{f}.kpi", f"KPI {name} is listed twice")

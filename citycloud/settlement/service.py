@@ -14,7 +14,8 @@ from citycloud import db, publish
 from citycloud.config import CitycloudError, Settings
 from citycloud.settlement import statements, versions
 from citycloud.settlement.compute import Computation, actual_text, compute
-from citycloud.settlement.contracts import KNOWN_KPIS, Contract, city_problems, load_contracts, raise_problems
+from citycloud import registry
+from citycloud.settlement.contracts import Contract, known_kpis, city_problems, load_contracts, raise_problems
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -117,7 +118,9 @@ def _fetch_actuals(con: duckdb.DuckDBPyConnection, city_code: str, month: date) 
     """The city's kpi_monthly row(s) for the month: the KPIs, plus `is_complete` (whether the
     city's day series reaches the month's last day) when the model provides it."""
     extra = [c for c in ("is_complete", "days_covered") if c in versions.columns(con, "marts", "kpi_monthly")]
-    cols = ", ".join(KNOWN_KPIS + tuple(extra))
+    # the payable metrics as kpi_monthly holds them (the registry names the column)
+    held = registry.load().in_mart("kpi_monthly")
+    cols = ", ".join([f"{held[k]} AS {k}" for k in known_kpis() if k in held] + extra)
     cur = con.execute(f"SELECT {cols} FROM marts.kpi_monthly WHERE city_code = ? AND month = ?", [city_code, month])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]

@@ -27,19 +27,18 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from citycloud.settlement.contracts import RATE_KPIS
+from citycloud import registry
 from citycloud.settlement.versions import StatementView
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-KPI_NAMES_ZH = {
-    "connected_services": "接入服务数",
-    "registered_users": "注册用户数",
-    "mau": "月活跃用户数",
-    "activity_rate": "用户活跃率",
-    "satisfaction_rate": "用户满意率",
-}
+# One word per statement status, here only (the dashboard reads it from here too).
 STATUS_ZH = {"provisional": "暂定", "final": "最终", "restatement": "重述"}
+
+
+def kpi_name_zh(kpi: str) -> str:
+    """The KPI's Chinese label from the metric registry (dbt_project/models/semantic)."""
+    return registry.load().label(kpi)
 
 MONEY = '#,##0.00'
 COUNT = '#,##0'
@@ -128,7 +127,7 @@ def statement_csv_rows(view: StatementView) -> list[dict[str, str]]:
                 "input_fingerprint": s["input_fingerprint"],
                 "line_no": str(ln["line_no"]),
                 "kpi": ln["kpi"],
-                "kpi_name": KPI_NAMES_ZH.get(ln["kpi"], ""),
+                "kpi_name": kpi_name_zh(ln["kpi"]),
                 "actual": ln["actual_exact"] or "",
                 "target": dec_text(ln["target"]),
                 "attainment": dec_text(ln["attainment"]),
@@ -171,7 +170,7 @@ _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 
 
 def _kpi_format(kpi: str) -> str:
-    return RATE if kpi in RATE_KPIS else COUNT
+    return RATE if kpi in registry.load().rates() else COUNT
 
 
 def _num(value: Any) -> Any:
@@ -252,7 +251,7 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
         fmt = _kpi_format(ln["kpi"])
         values = [
             (ln["kpi"], None),
-            (KPI_NAMES_ZH.get(ln["kpi"], ""), None),
+            (kpi_name_zh(ln["kpi"]), None),
             (_num(ln["actual_exact"]) if ln["actual_exact"] is not None else "无数据 no data", fmt),
             (_num(ln["target"]), fmt),
             (_num(ln["attainment"]), RATE),
@@ -284,7 +283,7 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
             fmt = _kpi_format(k["kpi"])
             values = [
                 (k["kpi"], None),
-                (KPI_NAMES_ZH.get(k["kpi"], ""), None),
+                (kpi_name_zh(k["kpi"]), None),
                 (_num(k["actual_before"]) if k["actual_before"] is not None else "—", fmt),
                 (_num(k["actual_after"]) if k["actual_after"] is not None else "—", fmt),
                 (_num(k["factor_before"]) if k["factor_before"] is not None else "—", FACTOR),
@@ -332,7 +331,7 @@ def fill_terms_sheet(ws: Worksheet, view: StatementView) -> None:
         r += 1
         fmt = _kpi_format(k["kpi"])
         for col, (value, f) in enumerate(
-            [(k["kpi"], None), (KPI_NAMES_ZH.get(k["kpi"], ""), None), (Decimal(k["target"]), fmt),
+            [(k["kpi"], None), (kpi_name_zh(k["kpi"]), None), (Decimal(k["target"]), fmt),
              (Decimal(k["weight"]), RATE)], start=1,
         ):
             cell = ws.cell(row=r, column=col, value=value)

@@ -31,8 +31,8 @@ if trend is not None and not trend.empty:
     last = trend[trend["kpi_date"] == trend["kpi_date"].max()]
     services = svc.get("services")
     m = st.columns(5)
-    m[0].metric("接入服务数（期末）", fmt.fmt_int(last["connected_services"].sum()), border=True)
-    m[1].metric("活跃服务数（当日）", fmt.fmt_int(last["active_services"].sum()), border=True)
+    m[0].metric(f"{fmt.kpi_label('connected_services')}（期末）", fmt.fmt_int(last["connected_services"].sum()), border=True)
+    m[1].metric(f"{fmt.kpi_label('active_services')}（当日）", fmt.fmt_int(last["active_services"].sum()), border=True)
     if services is not None:
         tot = services["total_accesses"].sum()
         ok = services["successful_accesses"].sum()
@@ -69,7 +69,7 @@ def service_table(frame: pd.DataFrame) -> pd.DataFrame:
         "服务编码": frame["service_id"],
         "部门": frame["department"],
         "类别": frame["category"],
-        "访问次数": frame["total_accesses"].map(fmt.fmt_int),
+        fmt.kpi_label("total_accesses"): frame["total_accesses"].map(fmt.fmt_int),
         "失败次数": frame["failed_accesses"].map(fmt.fmt_int),
         "成功率": frame["success_rate"].map(fmt.fmt_pct),
         "日均用户": frame["avg_daily_users"].map(lambda v: fmt.fmt_num(v, 1)),
@@ -106,7 +106,7 @@ def group_table(g: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
         label: g[column],
         "服务数": g["services"].map(fmt.fmt_int),
         "有成功访问的服务": g["active"].map(fmt.fmt_int),
-        "访问次数": g["total"].map(fmt.fmt_int),
+        fmt.kpi_label("total_accesses"): g["total"].map(fmt.fmt_int),
         "成功率": g["rate"].map(fmt.fmt_pct),
     })
     if multi:
@@ -119,7 +119,7 @@ for column, label, title in (("department", "部门", "按部门 · By departmen
     g = by(column, label)
     c1, c2 = st.columns([2, 3])
     with c1:
-        ui.bar_chart(g.rename(columns={column: label}), "total", label, x_title="访问次数（次）", y_title=label,
+        ui.bar_chart(g.rename(columns={column: label}), "total", label, x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label,
                      color="城市" if multi else None, color_title="城市")
     with c2:
         ui.table(group_table(g, column, label))

@@ -16,7 +16,9 @@ kpis: pd.DataFrame = d["kpis"]
 
 DEADLINE = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
 LATE_RULE = "迟到 = 在更晚交付日期的数据入库之后才到达" + (f"，或入库晚于交付日零点后 {DEADLINE} 小时" if DEADLINE else "")
-HEADLINE = ("registered_users", "dau", "total_accesses", "success_rate", "satisfaction_rate", "connected_services")
+# The headline cards: the metrics with config.meta.headline, in that order (the registry).
+HEADLINE = fmt.registry().headline()[:6]
+SUMMARY = HEADLINE[:5]  # the columns of the all-cities summary table
 
 
 def build_banner(builds: pd.DataFrame | None) -> None:
@@ -73,11 +75,7 @@ def summary_row(city: str) -> dict:
     return {
         "城市": fmt.city_label(city),
         "日期": fmt.fmt_day(as_of),
-        "注册用户数": fmt.fmt_int(today["registered_users"]),
-        "日活 DAU": fmt.fmt_int(today["dau"]),
-        "访问次数": fmt.fmt_int(today["total_accesses"]),
-        "访问成功率": fmt.fmt_pct(today["success_rate"]),
-        "满意度": fmt.fmt_pct(today["satisfaction_rate"]),
+        **{fmt.kpi_label(k): fmt.fmt_kpi(k, today[k]) for k in SUMMARY},
         "数据质量": quality_badge(q),
         "拒收行/文件": "—" if rej_rows is None else f"{rej_rows:,} / {rej_files or 0:,}",
         "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "❌ " + "、".join(
@@ -122,7 +120,7 @@ def city_detail(city: str) -> None:
         wow = fmt.fmt_delta(kpi, value, week.get(kpi)) if week else fmt.MISSING
         flat = delta in (fmt.MISSING, "持平")
         col.metric(
-            fmt.KPI_LABELS[kpi], fmt.fmt_kpi(kpi, value),
+            fmt.kpi_label(kpi), fmt.fmt_kpi(kpi, value),
             delta=None if delta == fmt.MISSING else delta,
             delta_color="off" if flat else "normal", delta_arrow="off" if flat else "auto",
             delta_description="较前一日", border=True,
@@ -139,7 +137,7 @@ def city_detail(city: str) -> None:
         if not moved:
             st.caption("与前一日和上周同日相比，没有超过 10% 的变化。 No KPI moved by more than 10%.")
         for m in moved:
-            source = data.KPI_SOURCE[m["kpi"]]
+            source = data.kpi_source(m["kpi"])
             causes = []
             if status is not None:
                 s = status[(status["source"] == source) & (status["dt"] == as_of)]

@@ -22,10 +22,22 @@ multi = len(sel["cities"]) > 1
 st.caption(f"{fmt.city_label(sel['city'])} · {fmt.fmt_date(start)} 至 {fmt.fmt_date(end)}")
 
 
-def chart(cols: list[str], title: str, y_title: str, kind: str = "count") -> None:
-    st.markdown(f"**{title}**")
+# The day trend of 30-day active users over registered users (not the monthly activity_rate KPI).
+TREND_LABELS = {"activity_30d_rate": "30日活跃用户占注册用户比例"}
+
+
+def label(kpi: str) -> str:
+    return TREND_LABELS.get(kpi) or fmt.kpi_label(kpi)
+
+
+def chart(cols: list[str], y_title: str, title: str | None = None) -> None:
+    """One chart of the KPIs `cols`; titled with their registry labels (Chinese and English)."""
+    reg = fmt.registry().metrics
+    kind = "rate" if all(fmt.is_rate(c) for c in cols) else "count"
+    st.markdown("**" + (title or " / ".join(f"{label(c)} {reg[c].label_en}" if c in reg else label(c)
+                                           for c in cols)) + "**")
     long = df.melt(id_vars=["kpi_date", "城市"], value_vars=cols, var_name="kpi", value_name="value")
-    long["指标"] = long["kpi"].map(fmt.KPI_LABELS)
+    long["指标"] = long["kpi"].map(label)
     if multi and len(cols) > 1:
         ui.line_chart(long, "kpi_date", "value", "城市", x_title="日期", y_title=y_title, kind=kind,
                       color_title="城市", dash="指标")
@@ -37,26 +49,29 @@ def chart(cols: list[str], title: str, y_title: str, kind: str = "count") -> Non
                       y_title=y_title, kind=kind, color_title="指标")
 
 
+# Page layout: which KPIs share a chart (labels, units and formats come from the registry).
 left, right = st.columns(2)
 with left:
-    chart(["registered_users"], "注册用户数 Registered users", "注册用户数（人）")
-    chart(["activity_rate"], "活跃率 Activity rate（30日活跃用户 / 注册用户）", "活跃率", kind="rate")
-    chart(["success_rate"], "访问成功率 Success rate", "访问成功率", kind="rate")
+    chart(["registered_users"], f"{label('registered_users')}（人）")
+    chart(["activity_30d_rate"], label("activity_30d_rate"))
+    chart(["success_rate"], label("success_rate"))
 with right:
-    chart(["dau", "wau", "mau_30d"], "活跃用户 DAU / WAU / MAU（30日）", "活跃用户数（人）")
-    chart(["total_accesses"], "访问次数 Accesses", "访问次数（次）")
-    chart(["satisfaction_rate"], "满意度 Satisfaction rate（评分 ≥ 4 的占比）", "满意度", kind="rate")
+    chart(["dau", "wau", "mau_30d"], "活跃用户数（人）", title="活跃用户 DAU / WAU / MAU（30日）")
+    chart(["total_accesses"], f"{label('total_accesses')}（次）")
+    chart(["satisfaction_rate"], label("satisfaction_rate"))
 
 # the range at a glance: first and last day, and the change, per city
 st.markdown("**区间变化 · Change over the range**")
 rows = []
 for city, g in df.sort_values("kpi_date").groupby("city_code"):
     first, last = g.iloc[0], g.iloc[-1]
-    for kpi in ("registered_users", "dau", "wau", "mau_30d", "activity_rate", "success_rate", "satisfaction_rate"):
+    for kpi in [*fmt.daily_kpis(), "activity_30d_rate"]:
+        if kpi not in g:
+            continue
         values = g[kpi].dropna()
         rows.append({
             "城市": fmt.city_label(city),
-            "指标": fmt.KPI_LABELS[kpi],
+            "指标": label(kpi),
             "区间": f"{fmt.fmt_date(first['kpi_date'])} 至 {fmt.fmt_date(last['kpi_date'])}",
             "期初": fmt.fmt_kpi(kpi, first[kpi]),
             "期末": fmt.fmt_kpi(kpi, last[kpi]),

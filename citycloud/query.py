@@ -1,0 +1,180 @@
+"""`citycloud query`: metrics of the semantic layer per city and period, through MetricFlow.
+
+MetricFlow plans the SQL from the dbt semantic manifest (the metric definitions in
+dbt_project/models/semantic/); the SQL runs on a read-only connection to the published
+snapshot, so a query never waits for (nor blocks) a running pipeline. The semantic models
+point at dbt's candidate marts (`marts_build`); the snapshot holds their published copies
+in `marts`, so the relations are re-pointed there before planning.
+
+Rows: one per city and period the city's day series covers completely (as kpi_monthly: a
+month still running has no row), unless `include_partial`. Columns: city_code, period (the
+period's first day), one per metric in the order asked.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from citycloud import registry
+from citycloud.config import CitycloudError, Settings, published_path
+
+GRAINS = ("day", "week", "month")
+PUBLISHED_SCHEMA = "marts"
+BUILD_SCHEMA = "marts_build"
+# Anchors the rows: every period of the city's series, zeros where a metric has no events.
+ANCHOR = "days_covered"
+_PERIOD_DAYS = {"day": "1", "week": "7", "month": "day(last_day(period))"}
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    metrics: tuple[str, ...]
+    grain: str
+    city: str | None = None
+    include_partial: bool = False
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not names:
+        raise CitycloudError("--metrics: name at least one metric (e.g. --metrics dau,mau)")
+    return names
+
+
+def _published_manifest(manifest: dict) -> str:
+    """The semantic manifest with every relation in the build schema re-pointed at `marts`."""
+    manifest = json.loads(json.dumps(manifest))
+    models = [(m["name"], m["node_relation"]) for m in manifest["semantic_models"]]
+    models += [("time spine", s["node_relation"]) for s in manifest["project_configuration"].get("time_spines", [])]
+    for name, rel in models:
+        if rel["schema_name"] != BUILD_SCHEMA:
+            raise CitycloudError(
+                f"semantic model {name} reads {rel['schema_name']}.{rel['alias']}: the semantic layer answers from "
+                f"the published snapshot, so it may only sit on models built into {BUILD_SCHEMA} and published "
+                "(dbt_project/models/marts or models/semantic; see docs/extending.md)")
+        rel.update(schema_name=PUBLISHED_SCHEMA, database=None,
+                   relation_name=f'"{PUBLISHED_SCHEMA}"."{rel["alias"]}"')
+    return json.dumps(manifest)
+
+
+class _PlanOnlyDuckDb:
+    """The SqlClient MetricFlow plans for: DuckDB's dialect. MetricFlow only plans here (explain);
+    the SQL runs on the caller's read-only connection, so this client never executes."""
+
+    def __init__(self):
+        from metricflow.protocols.sql_client import SqlEngine
+        from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
+
+        self.sql_engine_type = SqlEngine.DUCKDB
+        self.sql_plan_renderer = DuckDbSqlPlanRenderer()
+
+    def _refuse(self, *args, **kwargs):
+        raise NotImplementedError("citycloud.query plans with MetricFlow and runs the SQL itself")
+
+    query = execute = dry_run = _refuse
+
+    def close(self) -> None:
+        pass
+
+    def render_bind_parameter_key(self, bind_parameter_key: str) -> str:
+        return f"${bind_parameter_key}"
+
+
+_ENGINES: dict[int, tuple[dict, object]] = {}
+
+
+def _engine(manifest: dict):
+    """One MetricFlow engine per manifest (building one parses every semantic model: ~1 s).
+    It only plans: the SQL runs on the caller's read-only connection."""
+    cached = _ENGINES.get(id(manifest))
+    if cached is None or cached[0] is not manifest:
+        logging.getLogger("metricflow").setLevel(logging.WARNING)
+        from metricflow.engine.metricflow_engine import MetricFlowEngine
+        from metricflow_semantics.model.dbt_manifest_parser import parse_manifest_from_dbt_generated_manifest
+        from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+
+        lookup = SemanticManifestLookup(parse_manifest_from_dbt_generated_manifest(_published_manifest(manifest)))
+        cached = (manifest, MetricFlowEngine(lookup, _PlanOnlyDuckDb()))
+        _ENGINES.clear()  # one manifest at a time: a changed registry replaces the engine
+        _ENGINES[id(manifest)] = cached
+    return cached[1]
+
+
+def plan_sql(manifest: dict, request: QueryRequest) -> str:
+    """MetricFlow's SQL for the metrics plus the anchor, by city and metric_time at the grain."""
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
+    metrics = [ANCHOR] + [m for m in request.metrics if m != ANCHOR]
+    where = ["{{ Entity('city') }} = '%s'" % request.city] if request.city else None
+    mf_request = MetricFlowQueryRequest.create(
+        metric_names=metrics, group_by_names=["city", f"metric_time__{request.grain}"], where_constraints=where,
+    )
+    try:
+        return _engine(manifest).explain(mf_request).sql_statement.sql
+    except CitycloudError:
+        raise
+    except Exception as exc:  # MetricFlow's own errors (e.g. a metric defined only by month)
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CitycloudError(
+            f"--metrics {','.join(request.metrics)} --grain {request.grain}: MetricFlow cannot answer this: {first}"
+        ) from exc
+
+
+def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
+    sql = plan_sql(reg.manifest, request)
+    # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
+    metric_cols = ", ".join(
+        f'CAST("{m}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
+    complete = "" if request.include_partial else f"AND {ANCHOR} = {_PERIOD_DAYS[request.grain]}"
+    return con.execute(
+        f"""
+        WITH mf AS ({sql}),
+        periods AS (
+            SELECT CAST(city AS VARCHAR) AS city_code, CAST(metric_time__{request.grain} AS DATE) AS period, *
+            FROM mf
+        )
+        SELECT city_code, period, {metric_cols} FROM periods
+        WHERE {ANCHOR} IS NOT NULL {complete}
+        ORDER BY city_code, period
+        """
+    ).df()
+
+
+def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
+    if request.grain not in GRAINS:
+        raise CitycloudError(f"--grain {request.grain!r}: must be one of {', '.join(GRAINS)}")
+    unknown = [m for m in request.metrics if m not in reg.metrics]
+    if unknown:
+        raise CitycloudError(
+            f"--metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(reg.names())})")
+    if request.city is not None and not (request.city.isdigit() and len(request.city) == 6):
+        raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code")
+
+
+def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
+    """Answer `request` from the published snapshot beside settings.warehouse."""
+    reg = registry.load()
+    check_request(reg, request)
+    snapshot = published_path(settings.warehouse)
+    if not snapshot.exists():
+        raise CitycloudError(f"--warehouse {settings.warehouse}: no published snapshot at {snapshot}: "
+                             "run `citycloud run` first")
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        return run_query(con, reg, request)
+    finally:
+        con.close()
+
+
+def write_csv(df: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False, date_format="%Y-%m-%d")
+
+
+def as_text(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, date_format="%Y-%m-%d")
