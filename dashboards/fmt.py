@@ -6,24 +6,27 @@ decimals (``93.48%``), changes of a rate in percentage points (``+1.20个百分�
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import functools
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from citycloud.config import DBT_PROJECT_DIR
 from citycloud.registry import Registry
 from citycloud.registry import load as load_registry
 from citycloud.settlement.statements import STATUS_ZH
 
 MISSING = "—"
 
-# Administrative division codes of the cities the project serves.
-CITY_NAMES: dict[str, str] = {
-    "310000": "上海市",
-    "510100": "成都市",
-    "430100": "长沙市",
-    "411700": "驻马店市",
-    "460100": "海口市",
-}
+CITY_REFERENCE = DBT_PROJECT_DIR / "seeds" / "city_reference.csv"
+
+
+@functools.cache
+def city_names() -> dict[str, str]:
+    """Code → official name, from the one home of city facts: the dbt seed city_reference."""
+    with CITY_REFERENCE.open(encoding="utf-8") as fh:
+        return {row["city_code"]: row["official_name"] for row in csv.DictReader(fh)}
 
 WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
@@ -73,14 +76,14 @@ SOURCE_LABELS = {
 def city_label(code: str | None) -> str:
     if code is None:
         return "全部城市"
-    name = CITY_NAMES.get(str(code))
+    name = city_names().get(str(code))
     return f"{name}（{code}）" if name else str(code)
 
 
 def city_name(code: str | None) -> str:
     if code is None:
         return "全部城市"
-    return CITY_NAMES.get(str(code), str(code))
+    return city_names().get(str(code), str(code))
 
 
 def is_missing(value) -> bool:

@@ -110,7 +110,7 @@ def sidebar() -> dict:
     overview = load("load_overview")
     cities_df = overview["cities"]
     present = [] if cities_df is None else list(cities_df["city_code"])
-    options = [ALL] + present + [c for c in fmt.CITY_NAMES if c not in present]
+    options = [ALL] + present + [c for c in fmt.city_names() if c not in present]
     with st.sidebar:
         # selections live in the session and mirror the URL (?city=430100&day=2026-03-03)
         if "city" not in st.session_state:
