@@ -13,7 +13,9 @@ import duckdb
 from citycloud.config import Settings
 
 BUILD_SCHEMA = "marts_build"
-PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily")
+PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
+                   # user operations (user_ops.md)
+                   "user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 
