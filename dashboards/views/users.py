@@ -41,8 +41,9 @@ if lifecycle is None or lifecycle[lifecycle["grain"] == grain].empty:
     st.caption("尚无完整周期 (no fully covered period yet)")
 else:
     long = user_ops.lifecycle_long(lifecycle, grain)
+    long["周期"] = long["period_start"].map(fmt.fmt_date)  # ordinal axis: one wide bar per period
     chart = alt.Chart(long).mark_bar().encode(
-        x=alt.X("period_start:T", title="周期起始日", axis=alt.Axis(format="%m-%d", labelAngle=0)),
+        x=alt.X("周期:O", title="周期起始日", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("signed:Q", title="用户数（人）", stack="zero"),
         color=alt.Color("类别:N", sort=list(user_ops.LIFECYCLE_LABELS.values()), legend=alt.Legend(orient="bottom")),
         order=alt.Order("order:Q"),

@@ -208,8 +208,11 @@ def _user_ids(landing, city) -> dict[str, str]:
     key = pii_key()
     ids = set()
     for f in (landing / city / "service_access").rglob("*.jsonl*"):
-        data = f.read_bytes()
-        text = (gzip.decompress(data) if f.name.endswith(".gz") else data).decode("utf-8", errors="replace")
+        try:
+            data = f.read_bytes()
+            text = (gzip.decompress(data) if f.name.endswith(".gz") else data).decode("utf-8", errors="replace")
+        except (OSError, EOFError):  # the generator's truncated gzip file
+            continue
         for line in text.splitlines():
             try:
                 uid = json.loads(line).get("user_id")
