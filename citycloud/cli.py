@@ -91,6 +91,13 @@ def cmd_dashboard(args: argparse.Namespace) -> str:
     return f"dashboard: stopped (exit {code})"
 
 
+def cmd_user_ops(args: argparse.Namespace) -> str:
+    from citycloud.user_ops_export import export_user_ops
+
+    path = export_user_ops(_settings(args), args.city, args.month, out_dir=Path(args.out) if args.out else None)
+    return f"user-ops: wrote {path}"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="citycloud", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -130,6 +137,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--address", help="interface to listen on (default: Streamlit's)")
     d.add_argument("--contracts", help="contract terms shown on the Settlement page")
     d.set_defaults(func=cmd_dashboard)
+
+    u = sub.add_parser("user-ops", help="write the monthly user-operations workbook (XLSX) of a city")
+    u.add_argument("--warehouse", required=True)
+    u.add_argument("--city", required=True, help="6-digit city code")
+    u.add_argument("--month", required=True, help="YYYY-MM")
+    u.add_argument("--out", help="folder for the workbook")
+    u.set_defaults(func=cmd_user_ops)
     return p
 
 

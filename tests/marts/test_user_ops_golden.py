@@ -95,3 +95,28 @@ def test_comparison_finds_a_changed_cell_and_a_missing_row(tiny_published, tmp_p
         (("430100", "2026-02-01", "all", "0"), "retention_rate", "0.671876", 0.671875)]
     assert mismatches(tiny_published, tmp_path, "user_lifecycle") == [
         (("430100", "week", "2026-02-23"), "row", "absent", "present")]
+
+
+def test_monthly_workbook_has_one_sheet_per_mart_with_the_months_rows(tiny_published, tmp_path):
+    import datetime as dt
+
+    from openpyxl import load_workbook
+
+    from citycloud.config import CitycloudError
+    from citycloud.user_ops_export import export_user_ops
+
+    settings = make_settings(tmp_path)
+    settings.warehouse = tiny_published.with_name("citycloud.duckdb")
+    path = export_user_ops(settings, "430100", "2026-02", out_dir=tmp_path)
+    book = load_workbook(path)
+    assert book.sheetnames == ["lifecycle", "retention", "activation", "stickiness", "channels"]
+    lifecycle = [[c.value for c in r] for r in book["lifecycle"].iter_rows(min_row=2)]
+    assert lifecycle[0][1:] == ["month", dt.datetime(2026, 2, 1), 110, 77, 33, 0, 0]
+    assert [r[2] for r in lifecycle[1:]] == [dt.datetime(2026, 2, d) for d in (2, 9, 16, 23)]
+    expected_rows = {name: sum(1 for _ in csv.DictReader((TINY / "expected" / f"{name}.csv").open()))
+                     for name in USER_OPS_KEYS}
+    assert book["retention"].max_row - 1 == expected_rows["retention_monthly"]  # only February is covered
+    assert book["stickiness"].max_row - 1 == expected_rows["stickiness_monthly"]
+    assert book["activation"].max_row - 1 == 28  # the registration days of February
+    with pytest.raises(CitycloudError, match="month 2026-03: not fully covered"):
+        export_user_ops(settings, "430100", "2026-03", out_dir=tmp_path)
