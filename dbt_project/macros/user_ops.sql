@@ -37,3 +37,54 @@
     )
     {% endif %}
 {%- endmacro %}
+
+{#- Per city, the first week and month whose user-operations rows a build must redo: the
+    periods of the earliest access day new batches touched, and of the earliest day newly
+    delivered (any source: a new day can complete a week or a month, an earlier delivery
+    extends the series backwards). Independent of the rows already built, so a pre_hook and
+    its model agree. Rows: (city_code, first_week, first_month). -#}
+{% macro user_ops_rebuild_from() -%}
+    select
+        city_code,
+        cast(date_trunc('week', min(day)) as date) as first_week,
+        cast(date_trunc('month', min(day)) as date) as first_month
+    from (
+        select city_code, event_day as day from ({{ affected_days('service_access') }})
+        union all
+        select city_code, dt from {{ ref('stg_audit__deliveries') }} where batch_id > {{ var('since_batch') }}
+    )
+    group by city_code
+{%- endmacro %}
+
+{#- The same for retention_monthly, plus first_cohort: the month of the earliest account-event
+    day new batches touched (a late or removed register event can move users between cohorts
+    from that month on). Rows: (city_code, first_month, first_cohort); either may be null. -#}
+{% macro retention_rebuild_from() -%}
+    select city_code, min(first_month) as first_month, min(first_cohort) as first_cohort
+    from (
+        select city_code, first_month, null::date as first_cohort from ({{ user_ops_rebuild_from() }})
+        union all
+        select city_code, null::date, cast(date_trunc('month', min(event_day)) as date)
+        from ({{ affected_days('registrations') }})
+        group by city_code
+    )
+    group by city_code
+{%- endmacro %}
+
+{#- pre_hooks of the incremental user-operations marts: drop the rows the model inserts again. -#}
+{% macro delete_stickiness_from_rebuild() -%}
+    {% if is_incremental() %}
+    delete from {{ this }} t
+    where exists (select 1 from ({{ user_ops_rebuild_from() }}) r
+                  where r.city_code = t.city_code and t.month >= r.first_month)
+    {% endif %}
+{%- endmacro %}
+
+{% macro delete_retention_from_rebuild() -%}
+    {% if is_incremental() %}
+    delete from {{ this }} t
+    where exists (select 1 from ({{ retention_rebuild_from() }}) r
+                  where r.city_code = t.city_code
+                    and (t.cohort_month + to_months(t.months_since) >= r.first_month or t.cohort_month >= r.first_cohort))
+    {% endif %}
+{%- endmacro %}
