@@ -29,7 +29,7 @@ import duckdb
 ROOT = Path(os.environ.get("CITYCLOUD_HOME", Path(__file__).resolve().parents[1]))
 START = date(2026, 1, 1)
 CITY = "430100"
-MODELS = ["stg_audit__delivery_changes", "int_users_first_registered", "int_city_periods_covered",
+MODELS = ["stg_audit__delivery_changes", "stg_audit__deliveries", "int_users_first_registered", "int_city_periods_covered",
           "int_user_activity_aggregated_to_periods", "user_lifecycle", "retention_monthly", "stickiness_monthly",
           "activation_daily", "channel_daily", "int_channel_accesses_aggregated_to_days"]
 # channel_daily reads accesses through int_channel_accesses_aggregated_to_days (incremental by
@@ -57,6 +57,10 @@ def _inputs(con, users: int, first: int, last: int, batch: int) -> None:
         INSERT INTO intermediate.int_channel_accesses_aggregated_to_days
         SELECT '{CITY}', DATE '{START}' + d::INTEGER, c, 1000, 950, 400
         FROM range({first}, {last + 1}) t(d), unnest(['ios', 'android', 'web', 'wechat_mini', 'alipay_mini']) x(c)""")
+    con.execute(f"""
+        INSERT INTO audit.deliveries
+        SELECT '{CITY}', s, DATE '{START}' + d::INTEGER, 1, 0, 0, 0, now()::TIMESTAMP, '', {batch}
+        FROM range({first}, {last + 1}) t(d), unnest(['service_access', 'registrations']) x(s)""")
     con.execute(f"INSERT INTO intermediate.int_city_days_enumerated SELECT '{CITY}', DATE '{START}' + d::INTEGER "
                 f"FROM range({first}, {last + 1}) t(d)")
     con.execute(f"""
@@ -78,6 +82,9 @@ def _create(path: Path) -> None:
     con.execute("CREATE TABLE staging.stg_landing__registrations (city_code VARCHAR, event_id VARCHAR, "
                 "event_type VARCHAR, user_key VARCHAR, event_ts_utc TIMESTAMP, event_day DATE, channel VARCHAR, "
                 "auth_level INTEGER)")
+    con.execute("CREATE TABLE audit.deliveries (city_code VARCHAR, source VARCHAR, dt DATE, files INTEGER, "
+                "rows_read BIGINT, rows_loaded BIGINT, rows_rejected BIGINT, ingested_at TIMESTAMP, "
+                "content_hash VARCHAR, batch_id BIGINT)")
     con.execute("CREATE TABLE audit.delivery_changes (batch_id BIGINT, city_code VARCHAR, source VARCHAR, dt DATE, "
                 "event_day DATE, rows BIGINT, change VARCHAR)")
     con.close()
