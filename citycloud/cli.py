@@ -133,6 +133,13 @@ def cmd_query(args: argparse.Namespace) -> str:
     return f"query: {len(df)} rows x {len(request.metrics)} metrics by {args.grain} written to {args.csv}"
 
 
+def cmd_user_ops(args: argparse.Namespace) -> str:
+    from citycloud.user_ops_export import export_user_ops
+
+    path = export_user_ops(_settings(args), args.city, args.month, out_dir=Path(args.out) if args.out else None)
+    return f"user-ops: wrote {path}"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="citycloud", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -196,6 +203,13 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--include-partial", action="store_true",
                    help="also periods the city's day series covers only in part (e.g. the running month)")
     q.set_defaults(func=cmd_query)
+
+    u = sub.add_parser("user-ops", help="write the monthly user-operations workbook (XLSX) of a city")
+    u.add_argument("--warehouse", required=True)
+    u.add_argument("--city", required=True, help="6-digit city code")
+    u.add_argument("--month", required=True, help="YYYY-MM")
+    u.add_argument("--out", help="folder for the workbook")
+    u.set_defaults(func=cmd_user_ops)
     return p
 
 

@@ -22,6 +22,7 @@ pages = [
     st.Page(VIEWS / "trends.py", title="趋势 Trends", icon=":material/trending_up:", url_path="trends"),
     st.Page(VIEWS / "services.py", title="服务 Services", icon=":material/account_balance:", url_path="services"),
     st.Page(VIEWS / "settlement.py", title="结算 Settlement", icon=":material/payments:", url_path="settlement"),
+    st.Page(VIEWS / "users.py", title="用户运营 Users", icon=":material/group:", url_path="users"),
 ]
 page = st.navigation(pages, position="sidebar")
 ui.sidebar()

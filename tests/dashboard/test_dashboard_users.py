@@ -1,0 +1,69 @@
+"""The Users page (用户运营) in headless Chromium: its tables show the published user-operations
+marts' figures, and its data functions sum cities and recompute rates from counts."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from dashboard_support import ROOT, snapshot_query
+
+from dashboards import data, fmt, user_ops
+
+pytestmark = pytest.mark.slow
+
+SHOTS = Path(os.environ.get("CITYCLOUD_SCREENSHOT_DIR", ROOT / "docs" / "img"))
+CITY = "430100"
+
+
+def _row(tables: list[list[str]], first: str) -> list[str]:
+    for r in tables:
+        if r and r[0] == first:
+            return r
+    raise AssertionError(f"no table row starting with {first!r}; rows: {tables[:60]}")
+
+
+@pytest.fixture(scope="module")
+def tiny_snapshot(warehouse_under_test):
+    if warehouse_under_test["kind"] != "tiny":
+        pytest.skip(f"the Users page needs the worked example's snapshot: {warehouse_under_test['note']}")
+    return warehouse_under_test["warehouse"]
+
+
+def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapshot):
+    (week, active, new, returning, resurrecting, dormant) = snapshot_query(
+        tiny_snapshot, "SELECT period_start, active_users, new_users, returning_users, resurrecting_users, "
+                       "dormant_users FROM marts.user_lifecycle WHERE city_code = ? AND grain = 'week' "
+                       "ORDER BY period_start DESC LIMIT 1", [CITY])[0]
+    text = browser.open(f"{dashboard.url}/users?city={CITY}",
+                        ["用户运营", "用户生命周期", "月度留存", "7日激活", "月活跃天数分布", "渠道构成", fmt.fmt_date(week)])
+    browser.wait_settled()
+    text = browser.text()
+    assert "Traceback" not in text and "Error:" not in text, text[:3000]
+    tables = browser.tables()
+    # the worked example's last covered week: 96 active = 18 new + 64 returning + 14 resurrecting, 12 dormant
+    assert _row(tables, fmt.fmt_date(week))[1:6] == [fmt.fmt_int(v) for v in
+                                                     (active, new, returning, resurrecting, dormant)]
+    assert _row(tables, "2026-02-23")[1:6] == ["96", "18", "64", "14", "12"]
+    # February's cohort, all channels, month 0: 43 of 64 users
+    assert _row(tables, "2026年02月")[1:5] == ["0", "64", "43", "67.19%"]
+    # stickiness of February: 20 users came on exactly one day (of 110 active)
+    assert _row(tables, "1")[1:3] == ["20", fmt.fmt_pct(20 / 110)]
+    assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
+    browser.screenshot(SHOTS / "dashboard_users.png")
+
+
+def test_users_data_sums_cities_and_recomputes_rates(tiny_snapshot):
+    d = data.run_load(tiny_snapshot, user_ops.load_users, [CITY, "999999"], dt.date(2026, 3, 3))
+    assert d["missing"] == []
+    feb = d["retention"][(d["retention"]["channel"] == "all")
+                         & (d["retention"]["cohort_month"] == "2026-02-01")].iloc[0]
+    assert (feb["cohort_users"], feb["retained_users"], feb["retention_rate"]) == (64, 43, 43 / 64)
+    f = user_ops.funnel(d["activation"])
+    # the 30 registration days up to 03-03 whose 7-day window is complete: 02-02 .. 02-25
+    assert f["users"].tolist() == [54, 27, 15]
+    long = user_ops.lifecycle_long(d["lifecycle"], "week")
+    dormant = long[(long["kind"] == "dormant_users") & (long["period_start"] == "2026-02-23")]
+    assert dormant["signed"].tolist() == [-12]
