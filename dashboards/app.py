@@ -23,6 +23,7 @@ pages = [
     st.Page(VIEWS / "services.py", title="服务 Services", icon=":material/account_balance:", url_path="services"),
     st.Page(VIEWS / "settlement.py", title="结算 Settlement", icon=":material/payments:", url_path="settlement"),
     st.Page(VIEWS / "users.py", title="用户运营 Users", icon=":material/group:", url_path="users"),
+    st.Page(VIEWS / "scorecard.py", title="运营评价 Scorecard", icon=":material/grading:", url_path="scorecard"),
 ]
 page = st.navigation(pages, position="sidebar")
 ui.sidebar()
