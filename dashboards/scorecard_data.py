@@ -8,6 +8,7 @@ Indicator and dimension labels and display formats come from citycloud/scorecard
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
@@ -71,6 +72,14 @@ def fmt_indicator_value(value, indicator: str) -> str:
     return fmt_score(value)
 
 
+def points_lost(weight, score) -> str:
+    """What the indicator cost the total: weight × (100 − score), to 0.01 (as the reports show it)."""
+    if fmt.is_missing(weight) or fmt.is_missing(score):
+        return fmt.MISSING
+    lost = Decimal(str(weight)) * (Decimal(100) - Decimal(str(score)))
+    return str(lost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 def ranking_table(monthly: pd.DataFrame, month: dt.date, scheme_id: str) -> pd.DataFrame:
     """The scheme's cities in the month, best first: rank, city, total, grade, the four dimensions."""
     rows = monthly[(monthly["month"] == month) & (monthly["scheme_id"] == scheme_id)]
@@ -86,7 +95,7 @@ def ranking_table(monthly: pd.DataFrame, month: dt.date, scheme_id: str) -> pd.D
 
 def indicator_table(indicators: pd.DataFrame, scheme_id: str, city: str) -> pd.DataFrame:
     """The city's indicators in the catalogue's order: label, dimension, value, target, weight,
-    score, and whether the value was missing (scored 0, flagged no_data)."""
+    score, the points it cost the total, and whether the value was missing (scored 0, flagged no_data)."""
     order = {name: i for i, name in enumerate(catalog.indicators())}
     rows = indicators[(indicators["scheme_id"] == scheme_id) & (indicators["city_code"] == city)].copy()
     rows = rows.assign(_order=rows["indicator"].map(order)).sort_values("_order")
@@ -98,6 +107,7 @@ def indicator_table(indicators: pd.DataFrame, scheme_id: str, city: str) -> pd.D
         "目标 Target": [fmt_indicator_value(v, i) for v, i in zip(rows["target"], rows["indicator"])],
         "权重 Weight": rows["weight"].map(lambda w: fmt.fmt_pct(w, 0)),
         "得分 Score": rows["score"].map(fmt_score),
+        "失分 Points lost": [points_lost(w, v) for w, v in zip(rows["weight"], rows["score"])],
         "无数据 No data": rows["no_data"].map(lambda flag: "⚠ 无数据" if flag else ""),
     })
 

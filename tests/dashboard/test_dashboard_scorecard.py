@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+from decimal import Decimal
 
 import pytest
 
@@ -71,12 +72,12 @@ def test_scorecard_page_shows_the_recorded_scores(scored_dashboard, browser, tmp
     tables = browser.tables()
     assert _row(tables, "1") == RANKING
     # indicators with labels from indicators.yml; team was not assessed: no value, scored 0, flagged
-    assert _row(tables, "运营团队") == ["运营团队", "运营能力", "无数据 no data", "100.0", "5%", "0.0", "⚠ 无数据"]
-    assert _row(tables, "服务覆盖") == ["服务覆盖", "运营能力", "38", "40", "15%", "95.0", ""]
-    assert _row(tables, "可用性") == ["可用性", "运营能力", "90.22%", "95.00%", "15%", "95.0", ""]
-    assert _row(tables, "资源利用率") == ["资源利用率", "运营成效", "53.98%", "80.00%", "10%", "67.5", ""]
-    assert _row(tables, "运营内容") == ["运营内容", "运营内容", "86.0", "100.0", "5%", "86.0", ""]
-    assert len([r for r in tables if r and r[-1] in ("", "⚠ 无数据") and len(r) == 7]) == 10
+    assert _row(tables, "运营团队") == ["运营团队", "运营能力", "无数据 no data", "100.0", "5%", "0.0", "5.00", "⚠ 无数据"]
+    assert _row(tables, "服务覆盖") == ["服务覆盖", "运营能力", "38", "40", "15%", "95.0", "0.75", ""]
+    assert _row(tables, "可用性") == ["可用性", "运营能力", "90.22%", "95.00%", "15%", "95.0", "0.75", ""]
+    assert _row(tables, "资源利用率") == ["资源利用率", "运营成效", "53.98%", "80.00%", "10%", "67.5", "3.25", ""]
+    assert _row(tables, "运营内容") == ["运营内容", "运营内容", "86.0", "100.0", "5%", "86.0", "0.70", ""]
+    assert len([r for r in tables if r and r[-1] in ("", "⚠ 无数据") and len(r) == 8]) == 10
     # the trend: one month scored so far
     assert _row(tables, "2026年02月") == ["2026年02月", "87.5"]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 1
@@ -99,6 +100,10 @@ def test_scorecard_data_as_recorded(scored_warehouse, warehouse_under_test):
     ind = sc.indicator_table(d["indicators"], "EVAL-TINY", CITY)
     assert ind["得分 Score"].tolist() == ["95.0", "95.0", "92.6", "98.7", "96.4", "0.0", "67.5", "100.0", "91.3", "86.0"]
     assert ind["无数据 No data"].tolist().count("⚠ 无数据") == 1
+    # weight × (100 − score); 100 − their sum is Σ weight × score = 87.45, the total 87.5 rounded half-up
+    lost = ind["失分 Points lost"].tolist()
+    assert lost == ["0.75", "0.75", "0.74", "0.13", "0.36", "5.00", "3.25", "0.00", "0.87", "0.70"]
+    assert 100 - sum(Decimal(x) for x in lost) == Decimal("87.45")
     assert d["refusals"].empty
     trend = sc.trend(d["monthly"], "EVAL-TINY")
     assert trend[["city_code", "total_score", "grade", "rank"]].values.tolist() == [[CITY, 87.5, "良好", 1]]
