@@ -12,17 +12,19 @@ from decimal import Decimal
 
 import pytest
 
+import dashboard_handmade as handmade
+import duckdb
 from dashboard_support import CITYCLOUD, TINY, Dashboard
 
 from citycloud.config import published_path
+from citycloud.scorecard.store import COLUMNS
 
 from dashboards import data
 from dashboards import scorecard_data as sc
 
-pytestmark = pytest.mark.slow
-
 CITY = "430100"
 FEB = dt.date(2026, 2, 1)
+JAN = dt.date(2026, 1, 1)
 # expected/scorecard_monthly_2026-02.csv, as the page shows it (mechanism: no indicator in the scheme)
 RANKING = ["1", "长沙市（430100）", "87.5", "良好", "86.0", "—", "88.1", "86.3"]
 
@@ -63,6 +65,7 @@ def scored_dashboard(scored_warehouse, tmp_path_factory):
     d.stop()
 
 
+@pytest.mark.slow
 def test_scorecard_page_shows_the_recorded_scores(scored_dashboard, browser, tmp_path):
     browser.open(f"{scored_dashboard.url}/scorecard?city={CITY}",
                  ["运营评价 Scorecard", "城市排名", "指标得分", "总分趋势", "EVAL-TINY", "2026年02月"])
@@ -84,6 +87,7 @@ def test_scorecard_page_shows_the_recorded_scores(scored_dashboard, browser, tmp
     browser.screenshot(tmp_path / "dashboard_scorecard.png")
 
 
+@pytest.mark.slow
 def test_scorecard_page_before_scoring_names_the_command(dashboard, browser, warehouse_under_test):
     # the shared warehouse was run and settled but never scored
     text = browser.open(f"{dashboard.url}/scorecard", ["运营评价 Scorecard", "尚未计算运营评价",
@@ -93,6 +97,7 @@ def test_scorecard_page_before_scoring_names_the_command(dashboard, browser, war
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_scorecard_data_as_recorded(scored_warehouse, warehouse_under_test):
     d = data.run_load(scored_warehouse, sc.load_scorecard)
     assert (d["missing"], d["months"], d["month"]) == ([], [FEB], FEB)
@@ -112,3 +117,82 @@ def test_scorecard_data_as_recorded(scored_warehouse, warehouse_under_test):
     # before scoring: no months, and the tables the snapshot lacks are named
     unscored = data.run_load(warehouse_under_test["warehouse"], sc.load_scorecard)
     assert unscored["months"] == [] and unscored["missing"] == [sc.MONTHLY, sc.INDICATORS]
+
+
+# ---- hand-built: two schemes, two months, equal totals, a refusal, a city not scored in January ----
+MONTHLY_ROWS = [  # city, month, scheme, total, grade, content, mechanism, capability, results, rank
+    ("430100", FEB, "EVAL-ALL", 80.0, "良好", 70.0, None, 85.0, 80.0, 1),
+    ("310000", FEB, "EVAL-ALL", 80.0, "良好", 90.0, None, 75.0, 82.5, 1),
+    ("510100", FEB, "EVAL-ALL", 55.0, "不合格", 50.0, None, 55.0, 57.5, 3),
+    ("430100", JAN, "EVAL-ALL", 70.0, "合格", 70.0, None, 72.0, 68.0, 2),
+    ("310000", JAN, "EVAL-ALL", 75.0, "合格", 80.0, None, 74.0, 75.0, 1),
+    ("430100", FEB, "EVAL-TWO", 90.0, "优秀", None, 90.0, 90.0, None, 1),
+]
+INDICATOR_ROWS = [  # city, month, scheme, indicator, dimension, value, target, weight, score, no_data
+    ("430100", FEB, "EVAL-TWO", "team", "capability", None, 100.0, 0.4, 0.0, True),
+    ("430100", FEB, "EVAL-TWO", "availability", "capability", 0.9, 0.95, 0.6, 94.7, False),
+]
+
+
+@pytest.fixture(scope="module")
+def handmade_scored(tmp_path_factory):
+    """The hand-built snapshot plus scorecard tables made with the store's own column list."""
+    warehouse = tmp_path_factory.mktemp("scorecard-handmade") / "handmade.duckdb"
+    handmade.build(warehouse)
+    con = duckdb.connect(str(published_path(warehouse)))
+    try:
+        for table, columns in COLUMNS.items():
+            con.execute(f"CREATE TABLE marts.{table} ({columns})")
+        con.executemany("INSERT INTO marts.scorecard_monthly VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                        MONTHLY_ROWS)
+        con.executemany("INSERT INTO marts.scorecard_indicators VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, now())", INDICATOR_ROWS)
+        con.execute("INSERT INTO marts.scorecard_refusals VALUES "
+                    "('460100', DATE '2026-02-01', 'EVAL-TWO', '2026-02 is not covered', now())")
+    finally:
+        con.close()
+    return warehouse
+
+
+def test_scorecard_data_of_two_schemes_and_months(handmade_scored):
+    d = data.run_load(handmade_scored, sc.load_scorecard)
+    assert (d["months"], d["month"]) == ([FEB, JAN], FEB)
+    # equal totals share rank 1, the next city is 3rd; the code breaks the tie in the listing
+    assert sc.ranking_table(d["monthly"], FEB, "EVAL-ALL").values.tolist() == [
+        ["1", "上海市（310000）", "80.0", "良好", "90.0", "—", "75.0", "82.5"],
+        ["1", "长沙市（430100）", "80.0", "良好", "70.0", "—", "85.0", "80.0"],
+        ["3", "成都市（510100）", "55.0", "不合格", "50.0", "—", "55.0", "57.5"]]
+    assert sc.ranking_table(d["monthly"], FEB, "EVAL-TWO").values.tolist() == [
+        ["1", "长沙市（430100）", "90.0", "优秀", "—", "90.0", "90.0", "—"]]
+    assert d["refusals"].values.tolist() == [["EVAL-TWO", "460100", "2026-02 is not covered"]]
+    ind = sc.indicator_table(d["indicators"], "EVAL-TWO", "430100")  # catalogue order: availability first
+    assert ind.values.tolist() == [["可用性", "运营能力", "90.00%", "95.00%", "60%", "94.7", "3.18", ""],
+                                   ["运营团队", "运营能力", "无数据 no data", "100.0", "40%", "0.0", "40.00", "⚠ 无数据"]]
+    table = sc.trend_table(sc.trend(d["monthly"], "EVAL-ALL"))
+    assert list(table.columns) == ["月份 Month", "上海市（310000）", "成都市（510100）", "长沙市（430100）"]
+    assert table.values.tolist() == [["2026年02月", "80.0", "55.0", "80.0"], ["2026年01月", "75.0", "—", "70.0"]]
+    # an earlier month on request: its indicators and refusals only
+    jan = data.run_load(handmade_scored, sc.load_scorecard, JAN)
+    assert jan["month"] == JAN and jan["indicators"].empty and jan["refusals"].empty
+
+
+@pytest.mark.slow
+def test_scorecard_page_with_two_schemes(handmade_scored, browser, tmp_path):
+    d = Dashboard(handmade_scored, tmp_path / "streamlit.log")
+    try:
+        browser.open(f"{d.url}/scorecard", ["评价方案 Scheme EVAL-ALL", "评价方案 Scheme EVAL-TWO", "海口市（460100）",
+                                            "总分趋势"])
+        browser.wait_settled()
+        text = browser.text()
+        assert "Traceback" not in text and "Error:" not in text, text[:3000]
+        assert "海口市（460100） 未评分 (not scored): 2026-02 is not covered" in text
+        tables = browser.tables()
+        assert [r[:3] for r in tables if r and r[0] in ("1", "3")] == [
+            ["1", "上海市（310000）", "80.0"], ["1", "长沙市（430100）", "80.0"], ["3", "成都市（510100）", "55.0"],
+            ["1", "长沙市（430100）", "90.0"]]
+        assert _row(tables, "2026年01月") == ["2026年01月", "75.0", "—", "70.0"]
+        assert _row(tables, "运营团队")[-2:] == ["40.00", "⚠ 无数据"]
+        assert browser.evaluate("document.querySelectorAll('.vega-embed').length") == 2
+        browser.screenshot(tmp_path / "dashboard_scorecard_two_schemes.png")
+    finally:
+        d.stop()
