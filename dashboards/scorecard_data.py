@@ -55,6 +55,14 @@ def load_scorecard(snap: Snapshot, month: dt.date | str | None = None) -> dict:
     return out
 
 
+def parse_month(text: str | None) -> dt.date | None:
+    """`2026-01` (the URL's ?month=) → its first day; anything else → None (the latest month)."""
+    try:
+        return dt.datetime.strptime(str(text), "%Y-%m").date()
+    except ValueError:
+        return None
+
+
 def fmt_score(value) -> str:
     """Scores as stored: one decimal (87.5, 86.0); a dimension without indicators shows —."""
     return fmt.MISSING if fmt.is_missing(value) else f"{float(value):.1f}"

@@ -20,8 +20,10 @@ wh = ui.warehouse()
 version = data.snapshot_version(wh)
 if version is None:
     ui.missing_snapshot(data.snapshot_path(wh))
+# the month is mirrored in the URL (?month=2026-01) so a view can be shared; unscored → the latest
+wanted = st.session_state.get("sc_month") or sc.parse_month(st.query_params.get("month"))
 try:
-    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), st.session_state.get("sc_month"))
+    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), wanted)
 except data.SnapshotMissing as exc:
     ui.missing_snapshot(exc.path)
 except Exception as exc:  # being replaced: the next rerun reads the new snapshot
@@ -35,9 +37,13 @@ if not d["months"]:
             f"```\n{sc.COMMAND.format(warehouse=wh)}\n```")
     st.stop()
 
+if st.session_state.get("sc_month") not in d["months"]:
+    st.session_state["sc_month"] = d["month"]
 month = st.selectbox("评价月份 Month", d["months"], format_func=fmt.fmt_month, key="sc_month")
 if month != d["month"]:  # the selection changed after the load: read that month
     d = _load(str(wh), (version.inode, version.mtime_ns, version.size), month)
+if st.query_params.get("month") != month.strftime("%Y-%m"):
+    st.query_params["month"] = month.strftime("%Y-%m")
 monthly, indicators = d["monthly"], d["indicators"]
 chosen = st.session_state.get("city", ui.ALL)  # the sidebar's city: its details only, else every city's
 schemes = sorted(monthly[monthly["month"] == month]["scheme_id"].unique())

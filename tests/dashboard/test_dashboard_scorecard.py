@@ -194,5 +194,18 @@ def test_scorecard_page_with_two_schemes(handmade_scored, browser, tmp_path):
         assert _row(tables, "运营团队")[-2:] == ["40.00", "⚠ 无数据"]
         assert browser.evaluate("document.querySelectorAll('.vega-embed').length") == 2
         browser.screenshot(tmp_path / "dashboard_scorecard_two_schemes.png")
+        # January through the URL: only EVAL-ALL was scored then, Shanghai ahead of Changsha
+        browser.open(f"{d.url}/scorecard?month=2026-01", ["评价方案 Scheme EVAL-ALL", "2026年01月"],
+                     absent=["评价方案 Scheme EVAL-TWO"])
+        browser.wait_settled()
+        tables = browser.tables()
+        assert [r[:4] for r in tables if r and r[0] in ("1", "2")] == [
+            ["1", "上海市（310000）", "75.0", "合格"], ["2", "长沙市（430100）", "70.0", "合格"]]
+        assert "评价方案 Scheme EVAL-TWO" not in browser.text()
     finally:
         d.stop()
+
+
+def test_scorecard_month_from_the_url():
+    assert sc.parse_month("2026-01") == JAN
+    assert [sc.parse_month(t) for t in (None, "", "2026-13", "2026-01-05", "январь")] == [None] * 5
