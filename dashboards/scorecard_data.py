@@ -27,9 +27,10 @@ COMMAND = ("citycloud scorecard --warehouse {warehouse} --scheme evaluation.yml 
 
 
 def load_scorecard(snap: Snapshot, month: dt.date | str | None = None) -> dict:
-    """Scored months (newest first), every month's totals (for the trend), and the indicators and
-    refusals of `month` (default: the latest scored month). `months` is empty when no scorecard
-    has been computed (or the tables are not in the snapshot: their names in `missing`)."""
+    """Scored months (newest first; a month whose every city was refused counts: the page says
+    why), every month's totals (for the trend), and the indicators and refusals of `month`
+    (default: the latest). `months` is empty when no scorecard has been computed (or the tables
+    are not in the snapshot: their names in `missing`)."""
     dims = list(catalog.dimensions())
     out: dict = {"missing": [t for t in (MONTHLY, INDICATORS) if not snap.has(t)], "months": [],
                  "month": None, "monthly": None, "indicators": None, "refusals": None}
@@ -38,10 +39,12 @@ def load_scorecard(snap: Snapshot, month: dt.date | str | None = None) -> dict:
     monthly = snap.df(f"""SELECT month, scheme_id, city_code, total_score::DOUBLE AS total_score, grade,
                                  {', '.join(f'{d}::DOUBLE AS {d}' for d in dims)}, rank
                           FROM {MONTHLY} ORDER BY month, scheme_id, rank, city_code""")
-    if monthly.empty:
-        return out
     monthly["month"] = pd.to_datetime(monthly["month"]).dt.date
-    months = sorted(monthly["month"].unique(), reverse=True)
+    refused = f"UNION SELECT month FROM {REFUSALS}" if snap.has(REFUSALS) else ""
+    months = [pd.Timestamp(m).date() for (m,) in snap.con.execute(
+        f"SELECT month FROM {MONTHLY} {refused} ORDER BY month DESC").fetchall()]
+    if not months:
+        return out
     chosen = fmt.to_date(month) if month is not None else months[0]
     if chosen not in months:
         chosen = months[0]
@@ -49,10 +52,16 @@ def load_scorecard(snap: Snapshot, month: dt.date | str | None = None) -> dict:
     out["indicators"] = snap.df(f"""SELECT scheme_id, city_code, indicator, dimension, value, target, weight,
                                            score::DOUBLE AS score, no_data, evaluator, assessed_on
                                     FROM {INDICATORS} WHERE month = ? ORDER BY scheme_id, city_code""", [chosen])
-    if snap.has(REFUSALS):
-        out["refusals"] = snap.df(f"SELECT scheme_id, city_code, reason FROM {REFUSALS} WHERE month = ? "
-                                  "ORDER BY scheme_id, city_code", [chosen])
+    out["refusals"] = (snap.df(f"SELECT scheme_id, city_code, reason FROM {REFUSALS} WHERE month = ? "
+                               "ORDER BY scheme_id, city_code", [chosen]) if snap.has(REFUSALS)
+                       else pd.DataFrame(columns=["scheme_id", "city_code", "reason"]))
     return out
+
+
+def schemes_of(d: dict) -> list[str]:
+    """The schemes of the chosen month: those that scored a city or refused one."""
+    scored = d["monthly"][d["monthly"]["month"] == d["month"]]["scheme_id"]
+    return sorted(set(scored) | set(d["refusals"]["scheme_id"]))
 
 
 def parse_month(text: str | None) -> dt.date | None:

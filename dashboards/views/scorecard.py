@@ -46,7 +46,7 @@ if st.query_params.get("month") != month.strftime("%Y-%m"):
     st.query_params["month"] = month.strftime("%Y-%m")
 monthly, indicators = d["monthly"], d["indicators"]
 chosen = st.session_state.get("city", ui.ALL)  # the sidebar's city: its details only, else every city's
-schemes = sorted(monthly[monthly["month"] == month]["scheme_id"].unique())
+schemes = sc.schemes_of(d)
 st.caption(f"{fmt.fmt_month(month)} · 评价方案 {len(schemes)} 个 · 按 `citycloud scorecard` 记录的结果，未重新计算")
 
 for scheme in schemes:
@@ -54,9 +54,8 @@ for scheme in schemes:
     st.markdown("**城市排名 · Ranking**（总分、等级与四个维度得分）")
     ui.table(sc.ranking_table(monthly, month, scheme))
     refusals = d["refusals"]
-    if refusals is not None:
-        for row in refusals[refusals["scheme_id"] == scheme].itertuples():
-            st.warning(f"{fmt.city_label(row.city_code)} 未评分 (not scored): {row.reason}")
+    for row in refusals[refusals["scheme_id"] == scheme].itertuples():
+        st.warning(f"{fmt.city_label(row.city_code)} 未评分 (not scored): {row.reason}")
 
     cities = sorted(indicators[indicators["scheme_id"] == scheme]["city_code"].unique())
     shown = [chosen] if chosen in cities else cities
@@ -66,6 +65,9 @@ for scheme in schemes:
 
     st.markdown("**总分趋势 · Trend**（各城市每个已评价月份的总分）")
     rows = sc.trend(monthly, scheme)
+    if rows.empty:
+        st.caption("该方案尚无评分 (no city scored under this scheme yet)")
+        continue
     chart = alt.Chart(rows).mark_line(point=True).encode(
         x=alt.X("month:T", title="月份", axis=alt.Axis(format="%Y-%m", labelAngle=0, tickCount="month")),
         y=alt.Y("total_score:Q", title="总分", scale=alt.Scale(domain=[0, 100])),

@@ -25,6 +25,7 @@ from dashboards import scorecard_data as sc
 CITY = "430100"
 FEB = dt.date(2026, 2, 1)
 JAN = dt.date(2026, 1, 1)
+DEC = dt.date(2025, 12, 1)
 # expected/scorecard_monthly_2026-02.csv, as the page shows it (mechanism: no indicator in the scheme)
 RANKING = ["1", "长沙市（430100）", "87.5", "良好", "86.0", "—", "88.1", "86.3"]
 
@@ -148,7 +149,8 @@ def handmade_scored(tmp_path_factory):
         con.executemany("INSERT INTO marts.scorecard_indicators VALUES "
                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, now())", INDICATOR_ROWS)
         con.execute("INSERT INTO marts.scorecard_refusals VALUES "
-                    "('460100', DATE '2026-02-01', 'EVAL-TWO', '2026-02 is not covered', now())")
+                    "('460100', DATE '2026-02-01', 'EVAL-TWO', '2026-02 is not covered', now()), "
+                    "('430100', DATE '2025-12-01', 'EVAL-ALL', '2025-12 is not covered', now())")
     finally:
         con.close()
     return warehouse
@@ -156,7 +158,8 @@ def handmade_scored(tmp_path_factory):
 
 def test_scorecard_data_of_two_schemes_and_months(handmade_scored):
     d = data.run_load(handmade_scored, sc.load_scorecard)
-    assert (d["months"], d["month"]) == ([FEB, JAN], FEB)
+    assert (d["months"], d["month"]) == ([FEB, JAN, DEC], FEB)
+    assert sc.schemes_of(d) == ["EVAL-ALL", "EVAL-TWO"]
     # equal totals share rank 1, the next city is 3rd; the code breaks the tie in the listing
     assert sc.ranking_table(d["monthly"], FEB, "EVAL-ALL").values.tolist() == [
         ["1", "上海市（310000）", "80.0", "良好", "90.0", "—", "75.0", "82.5"],
@@ -174,6 +177,11 @@ def test_scorecard_data_of_two_schemes_and_months(handmade_scored):
     # an earlier month on request: its indicators and refusals only
     jan = data.run_load(handmade_scored, sc.load_scorecard, JAN)
     assert jan["month"] == JAN and jan["indicators"].empty and jan["refusals"].empty
+    assert sc.schemes_of(jan) == ["EVAL-ALL"]
+    # December: every city refused, nothing scored; the month is listed and says why
+    dec = data.run_load(handmade_scored, sc.load_scorecard, DEC)
+    assert sc.schemes_of(dec) == ["EVAL-ALL"] and sc.ranking_table(dec["monthly"], DEC, "EVAL-ALL").empty
+    assert dec["refusals"].values.tolist() == [["EVAL-ALL", "430100", "2025-12 is not covered"]]
 
 
 @pytest.mark.slow
@@ -202,6 +210,8 @@ def test_scorecard_page_with_two_schemes(handmade_scored, browser, tmp_path):
         assert [r[:4] for r in tables if r and r[0] in ("1", "2")] == [
             ["1", "上海市（310000）", "75.0", "合格"], ["2", "长沙市（430100）", "70.0", "合格"]]
         assert "评价方案 Scheme EVAL-TWO" not in browser.text()
+        browser.open(f"{d.url}/scorecard?month=2025-12", ["2025年12月", "长沙市（430100） 未评分 (not scored): 2025-12"])
+        assert "Traceback" not in browser.text()
     finally:
         d.stop()
 
