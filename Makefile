@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast browser bench bench-quick docs clean
+.PHONY: setup demo test test-fast browser bench bench-quick docs docs-img clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test-fast: setup
 .PHONY: test-celery
 test-celery: setup
 	CITYCLOUD_TEST_CELERY=1 $(BIN)/python -m pytest -q -s -m celery tests/airflow/test_celery.py
+
+# Refresh the dashboard screenshots in docs/img (tests themselves write only to temporary folders).
+docs-img: setup browser
+	CITYCLOUD_SCREENSHOT_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/dashboard -k "pages_show or users_page or scorecard_page"
 
 bench: setup
 	$(BIN)/python -m bench.run --full
