@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print(args.func(args), flush=True)
         return 0
     except CitycloudError as exc:
+        from citycloud.pipeline import BlockingFailure
+
         print(f"citycloud {args.verb}: error: {exc}", file=sys.stderr)
-        return 1 if "blocking" in str(exc) else 2
+        return 1 if isinstance(exc, BlockingFailure) else 2
     except KeyboardInterrupt:
         print(f"citycloud {args.verb}: interrupted", file=sys.stderr)
         return 130

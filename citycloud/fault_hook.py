@@ -1,0 +1,32 @@
+"""A test hook for the fault-injection suite (tests/faults/): pause a writer at a named phase.
+
+Only when CITYCLOUD_FAULT_PAUSE_AT names the phase: the process writes a marker file
+(CITYCLOUD_FAULT_MARKER, a JSON object with its pid and the phase's details) and sleeps, so a
+test can SIGKILL it at exactly that point. Without the variable every call is a no-op.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+PAUSE_VARIABLE = "CITYCLOUD_FAULT_PAUSE_AT"
+MARKER_VARIABLE = "CITYCLOUD_FAULT_MARKER"
+
+
+def armed(phase: str) -> bool:
+    return os.environ.get(PAUSE_VARIABLE) == phase
+
+
+def pause_at(phase: str, **details: object) -> None:
+    """Pause here for good if the test asked for `phase` (it then kills this process)."""
+    if not armed(phase):
+        return
+    marker = os.environ.get(MARKER_VARIABLE)
+    if marker:
+        tmp = f"{marker}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"phase": phase, "pid": os.getpid(), **details}, f)
+        os.replace(tmp, marker)  # the test never reads a half-written marker
+    while True:
+        time.sleep(3600)
