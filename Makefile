@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast browser bench bench-quick docs clean
+.PHONY: setup demo test test-fast test-faults browser bench bench-quick docs clean
 
 setup: $(STAMP)
 
@@ -24,11 +24,16 @@ browser:
 demo: setup
 	$(BIN)/python -m citycloud.demo
 
+# The fault suite's long part (every kill phase, every full disk) runs in `make test-faults`.
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not faults_full"
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Kills at every phase, two writers, full disks (tmpfs, as root), hostile landing areas.
+test-faults: setup
+	$(BIN)/python -m pytest -q tests/faults --durations=0
 
 bench: setup
 	$(BIN)/python -m bench.run --full

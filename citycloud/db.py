@@ -103,15 +103,21 @@ _FILE_IN_MESSAGE = re.compile(r"""(?:file|write|writing|open)\s+["']([^"']+)["']
 
 
 def no_space_error(exc: BaseException, fallback: Path, consequence: str) -> CitycloudError | None:
-    """A CitycloudError naming where the disk is full, if `exc` is a full disk; else None."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        where = exc.filename or fallback
-    elif _NO_SPACE.search(str(exc)):
-        match = _FILE_IN_MESSAGE.search(str(exc))
-        where = match.group(1) if match else fallback
-    else:
-        return None
-    return CitycloudError(f"no space left on {where}: free some space there and run again; {consequence}")
+    """A CitycloudError naming where the disk is full, if `exc` or what led to it (a failed
+    rollback hides the full disk behind "cannot rollback") is a full disk; else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = exc.filename or fallback
+        elif _NO_SPACE.search(str(exc)):
+            match = _FILE_IN_MESSAGE.search(str(exc))
+            where = match.group(1) if match else fallback
+        else:
+            exc = exc.__cause__ or exc.__context__
+            continue
+        return CitycloudError(f"no space left on {where}: free some space there and run again; {consequence}")
+    return None
 
 
 @contextmanager

@@ -57,6 +57,7 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
         if fault_hook.armed("dbt-start"):
             os.kill(proc.pid, signal.SIGSTOP)
             fault_hook.pause_at("dbt-start", dbt_pid=proc.pid)
+            os.kill(proc.pid, signal.SIGCONT)  # released: dbt goes on
         for line in proc.stdout:
             line = line.rstrip()
             lines.append(line)
@@ -66,6 +67,7 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
                 if fault_hook.armed("dbt-middle") and _past_half(step.group(0)):
                     os.kill(proc.pid, signal.SIGSTOP)  # dbt frozen mid-build until the test kills us
                     fault_hook.pause_at("dbt-middle", dbt_pid=proc.pid)
+                    os.kill(proc.pid, signal.SIGCONT)  # released: dbt goes on
         proc.wait()
     except BaseException:
         # Interrupted (Ctrl-C, an error reading its output): dbt stops with us, not after us.
