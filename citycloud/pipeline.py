@@ -259,8 +259,9 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         con.close()
     if latest == 0:
         raise CitycloudError(f"no complete delivery found under {settings.landing}: nothing to build")
-    if published >= latest and not full_refresh and settings.published.exists():
+    if published >= latest and not full_refresh:
         report.notes.append("nothing new since the last published build; marts are up to date")
+        # A writer killed between publishing and renaming the snapshot left it behind (or none).
         if refresh_snapshot(settings, progress):
             report.notes.append("readers' snapshot exported again: it lagged the published marts")
         report.seconds = time.perf_counter() - t0

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import (LAST_CHECKS, Paused, assert_consistent, assert_same, citycloud, content,
-                                   copy_warehouse,
-                                   run_args)
+                                   copy_warehouse, run_args)
 
 PHASES = ["ingest-early", "dbt-middle", "snapshot-export"]
 
