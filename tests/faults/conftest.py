@@ -105,7 +105,7 @@ def process_gone(pid: int, within: float = 5.0) -> bool:
     return False
 
 
-def _rows(con, table: str, drop=VOLATILE) -> list[tuple]:
+def rows(con, table: str, drop=VOLATILE) -> list[tuple]:
     schema, name = table.split(".")
     cols = [c for (c,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
@@ -122,9 +122,9 @@ def content(warehouse: Path, schemas=("raw", "staging", "intermediate", "marts_b
             "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
             f"AND table_catalog = current_database() AND table_schema IN ({', '.join(repr(s) for s in schemas)}) "
             "ORDER BY ALL").fetchall()]
-        out = {t: _rows(con, t) for t in tables}
+        out = {t: rows(con, t) for t in tables}
         for ledger in ("deliveries", "delivery_history", "delivery_changes", "rejected_rows", "rejected_files"):
-            out[f"audit.{ledger}"] = _rows(con, f"audit.{ledger}")
+            out[f"audit.{ledger}"] = rows(con, f"audit.{ledger}")
         # Batches: a killed batch may be recorded apart from its rerun; the totals must agree.
         out["audit.ingest_batches (totals)"] = con.execute(
             "SELECT sum(deliveries), sum(rows_loaded), sum(rows_rejected), sum(files_rejected) "

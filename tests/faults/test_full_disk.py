@@ -53,8 +53,8 @@ def sha256(path: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.faults
-@pytest.mark.parametrize("phase", [
-    pytest.param(p, marks=() if p == "snapshot-export" else pytest.mark.faults_full) for p in PHASES])
+@pytest.mark.faults_full
+@pytest.mark.parametrize("phase", PHASES)
 def test_full_disk_leaves_published_state_and_reruns_clean(phase, small_disk, published_before, clean_build):
     t0 = time.perf_counter()
     warehouse = copy_warehouse(published_before, small_disk / "wh")

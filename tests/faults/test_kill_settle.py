@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.faults.conftest import Paused, citycloud, copy_warehouse, settle_args
+from tests.faults.conftest import Paused, citycloud, copy_warehouse, rows, settle_args
 
 FAST = {"settle-committed", "snapshot-export"}
 PHASES = ["settle-versions", "settle-committed", "snapshot-export", "settle-files"]
@@ -24,12 +24,7 @@ _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+08:00")
 def settlement(warehouse: Path) -> dict:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return {t: con.execute(f"SELECT * EXCLUDE ({', '.join(c for c in SETTLE_VOLATILE if c in cols)}) "
-                               f"FROM marts.{t} ORDER BY ALL").fetchall()
-                for t in TABLES
-                for cols in [{c for (c,) in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-                    "AND table_schema = 'marts' AND table_name = ?", [t]).fetchall()}]}
+        return {t: rows(con, f"marts.{t}", drop=SETTLE_VOLATILE) for t in TABLES}
     finally:
         con.close()
 
