@@ -99,7 +99,7 @@ def writer_lock(settings: Settings) -> Iterator[None]:
 # ---- a full disk: one clear line instead of DuckDB's or dbt's traceback ---------------------
 
 _NO_SPACE = re.compile(r"No space left on device|\bENOSPC\b|\[Errno 28\]", re.IGNORECASE)
-_FILE_IN_MESSAGE = re.compile(r"""(?:file|write|writing|open)\s+["']([^"']+)["']""", re.IGNORECASE)
+_QUOTED_PATH = re.compile(r"""["'](/[^"']+)["']""")
 
 
 def no_space_error(exc: BaseException, fallback: Path, consequence: str) -> CitycloudError | None:
@@ -111,7 +111,10 @@ def no_space_error(exc: BaseException, fallback: Path, consequence: str) -> City
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             where = exc.filename or fallback
         elif _NO_SPACE.search(str(exc)):
-            match = _FILE_IN_MESSAGE.search(str(exc))
+            # The path on the line that says so (DuckDB: 'Could not write file "…": No space left
+            # on device'), not one from a traceback around it.
+            line = next(ln for ln in str(exc).splitlines() if _NO_SPACE.search(ln))
+            match = _QUOTED_PATH.search(line)
             where = match.group(1) if match else fallback
         else:
             exc = exc.__cause__ or exc.__context__

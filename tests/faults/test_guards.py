@@ -69,3 +69,10 @@ def test_writer_lock_is_reentrant_here_and_refuses_another_process(tmp_path):
 
 def test_writer_lock_error_is_a_citycloud_error():
     assert issubclass(type(no_space_error(OSError(errno.ENOSPC, "x"), Path("/x"), "y")), CitycloudError)
+
+
+def test_a_path_from_a_traceback_is_not_taken_for_the_full_file():
+    dbt_output = ('dbt build failed (exit 2):\n  File "/venv/lib/click/core.py", line 1, in invoke\n'
+                  '  OSError: [Errno 28] No space left on device')
+    assert str(no_space_error(CitycloudError(dbt_output), Path("/disk/wh/c.duckdb"), CONSEQUENCE)).startswith(
+        "no space left on /disk/wh/c.duckdb: ")
