@@ -9,6 +9,7 @@ The fast subset (`make test`) kills mid-dbt (proving dbt dies with its parent);
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 
 import duckdb
@@ -89,3 +90,22 @@ def test_snapshot_behind_the_marts_is_exported_again(tmp_path, published_before,
     assert "marts unchanged" in rerun.stdout
     assert_consistent(warehouse)
     assert_same(content(warehouse), clean_build["content"], ignore=(LAST_CHECKS,))
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+@pytest.mark.faults_full
+def test_ctrl_c_during_dbt_stops_dbt_and_records_the_build(tmp_path):
+    """SIGINT (Ctrl-C) reaches the citycloud process only (dbt has its own process group): it
+    stops dbt itself, records the build `failed` and exits 130 with one line."""
+    warehouse = tmp_path / "wh" / "citycloud.duckdb"
+    paused = Paused(run_args(warehouse), "dbt-middle", tmp_path)
+    paused.proc.send_signal(signal.SIGINT)
+    assert paused.proc.wait(60) == 130
+    assert paused.output().strip().splitlines()[-1] == "citycloud run: interrupted"
+    assert process_gone(paused.details["dbt_pid"], within=0.5)  # gone before the parent exited
+    con = duckdb.connect(str(warehouse), read_only=True)  # the lock is free again
+    try:
+        assert con.execute("SELECT status, message FROM audit.builds").fetchall() == [("failed", "interrupted")]
+    finally:
+        con.close()
