@@ -22,6 +22,7 @@ from citycloud.config import CitycloudError, Settings, pii_key
 from citycloud.db import connect, disk_full_as_error, writer_lock
 from citycloud.dbt_runner import build_args, run_dbt
 from ingestion import IngestReport, ingest_landing
+from ingestion.load import close_interrupted_batches
 from ingestion.schema import ensure_schema
 
 Progress = Callable[[str], None] | None
@@ -36,7 +37,7 @@ class BlockingFailure(CitycloudError):
     """Blocking data-quality failures: the candidate marts were not published (CLI exit 1)."""
 
 
-def _writer_step(step: Callable) -> Callable:
+def writer_step(step: Callable) -> Callable:
     """Run a step holding the writer lock, with a full disk reported as one clear error."""
     @wraps(step)
     def guarded(settings: Settings, *args, **kwargs):
@@ -65,15 +66,9 @@ def recover(con, settings: Settings) -> list[str]:
     # Deliveries commit one by one and the batch's ledger row comes last: a kill in between
     # leaves committed deliveries whose batch is unrecorded. Record it from their own ledger,
     # so the next batch takes a new id and every delivery's batch exists in ingest_batches.
-    orphans = con.execute(
-        """INSERT INTO audit.ingest_batches
-           SELECT batch_id, min(ingested_at), max(ingested_at), count(*), sum(rows_loaded),
-                  sum(rows_rejected), sum(files_rejected)
-           FROM audit.delivery_history
-           WHERE batch_id NOT IN (SELECT batch_id FROM audit.ingest_batches)
-           GROUP BY batch_id RETURNING batch_id""").fetchall()
+    orphans = close_interrupted_batches(con)
     if orphans:
-        notes.append(f"recovered the ledger of interrupted ingest batch(es) {', '.join(str(b) for (b,) in orphans)}")
+        notes.append(f"recovered the ledger of interrupted ingest batch(es) {', '.join(map(str, orphans))}")
     stale = con.execute(
         "UPDATE audit.builds SET status = ?, finished_at = coalesce(finished_at, now()::TIMESTAMP), "
         "message = 'interrupted: the process stopped before the build finished' "
@@ -153,7 +148,7 @@ def _with_fault_points(progress: Progress) -> Progress:
     return relay
 
 
-@_writer_step
+@writer_step
 def ingest(settings: Settings, start: date | None = None, end: date | None = None,
            progress: Progress = None) -> IngestReport:
     key = pii_key()
@@ -166,7 +161,7 @@ def ingest(settings: Settings, start: date | None = None, end: date | None = Non
         return ingest_landing(con, settings.landing, key, start, end, _with_fault_points(progress))
 
 
-@_writer_step
+@writer_step
 def build(settings: Settings, full_refresh: bool = False, progress: Progress = None) -> BuildReport:
     con = connect(settings.warehouse, settings=settings)
     try:
@@ -197,7 +192,7 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
     return BuildReport(since, latest, seconds=time.perf_counter() - t0)
 
 
-@_writer_step
+@writer_step
 def check(settings: Settings, progress: Progress = None):
     """Great Expectations and SQL checks on the new batches and the candidate marts."""
     from expectations import run_checks
@@ -210,7 +205,7 @@ def check(settings: Settings, progress: Progress = None):
         return run_checks(con, settings, run_id=uuid.uuid4().hex[:12], since_batch=published)
 
 
-@_writer_step
+@writer_step
 def publish(settings: Settings, progress: Progress = None) -> None:
     """Publish the latest built candidate marts; its build and the snapshot say `published`."""
     with _connection(settings) as con:
@@ -220,7 +215,7 @@ def publish(settings: Settings, progress: Progress = None) -> None:
         progress(f"published marts; readers' snapshot {settings.published}")
 
 
-@_writer_step
+@writer_step
 def refresh_snapshot(settings: Settings, progress: Progress = None) -> bool:
     """Export the snapshot again if it lags the warehouse (a writer died before renaming it)."""
     with _connection(settings) as con:
@@ -232,7 +227,7 @@ def refresh_snapshot(settings: Settings, progress: Progress = None) -> bool:
     return True
 
 
-@_writer_step
+@writer_step
 def mark_blocked(settings: Settings, message: str) -> None:
     """Record that the latest built batch failed blocking checks (not published)."""
     con = connect(settings.warehouse, settings=settings)
@@ -244,7 +239,7 @@ def mark_blocked(settings: Settings, message: str) -> None:
         con.close()
 
 
-@_writer_step
+@writer_step
 def run(settings: Settings, start: date | None = None, end: date | None = None,
         progress: Progress = None, full_refresh: bool = False) -> RunReport:
     """Ingest what is new, build, check, publish. Raises BlockingFailure on a blocking failure."""
