@@ -28,8 +28,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud.config import SOURCES, Settings
-from citycloud.publish import PUBLISHED_MARTS
+from citycloud.config import PUBLISHED_MARTS, SOURCES, Settings
 
 log = logging.getLogger("citycloud.airflow")
 

@@ -18,16 +18,9 @@ from pathlib import Path
 import duckdb
 
 from citycloud import fault_hook
-from citycloud.config import Settings
+from citycloud.config import PUBLISHED_MARTS, Settings
 
 BUILD_SCHEMA = "marts_build"
-PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
-                   # the scorecard's measures and the reference table it divides by
-                   "scorecard_measures", "city_reference",
-                   # the semantic layer's inputs besides the marts (`citycloud query` reads the snapshot)
-                   "user_activity_daily", "metricflow_time_spine",
-                   # user operations (user_ops.md)
-                   "user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from citycloud.publish import PUBLISHED_MARTS
+from citycloud.config import PUBLISHED_MARTS
 
 from airflow_harness import AIRFLOW_HOME, BIN, REPO, base_env, dags_test, run_dags
 
