@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast browser bench bench-quick docs clean
+.PHONY: setup demo test test-fast test-faults browser bench bench-quick docs docs-img clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,9 @@ browser:
 demo: setup browser
 	$(BIN)/python -m citycloud.demo
 
+# The fault suite's long part (every kill phase, every full disk) runs in `make test-faults`.
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not faults_full"
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -36,6 +37,14 @@ test-fast: setup
 .PHONY: test-celery
 test-celery: setup
 	CITYCLOUD_TEST_CELERY=1 $(BIN)/python -m pytest -q -s -m celery tests/airflow/test_celery.py
+
+# Refresh the dashboard screenshots in docs/img (tests themselves write only to temporary folders).
+docs-img: setup browser
+	CITYCLOUD_SCREENSHOT_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/dashboard -k "pages_show or users_page or scorecard_page"
+
+# Kills at every phase, two writers, full disks (tmpfs, as root), hostile landing areas.
+test-faults: setup
+	$(BIN)/python -m pytest -q tests/faults --durations=0
 
 bench: setup
 	$(BIN)/python -m bench.run --full

@@ -227,11 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         print(args.func(args), flush=True)
         return 0
     except CitycloudError as exc:
+        from citycloud.pipeline import BlockingFailure
+
         message = str(exc)
         if len(message) > 4000:  # never flood the terminal with an echoed input (e.g. a YAML expansion)
             message = message[:4000] + f"… [{len(message):,} characters in all]"
         print(f"citycloud {args.verb}: error: {message}", file=sys.stderr)
-        return 1 if "blocking" in str(exc) else 2
+        return 1 if isinstance(exc, BlockingFailure) else 2
     except KeyboardInterrupt:
         print(f"citycloud {args.verb}: interrupted", file=sys.stderr)
         return 130

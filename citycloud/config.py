@@ -15,6 +15,17 @@ EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
 
+# The dbt models copied from marts_build into marts (and the readers' snapshot) by each publish;
+# here, not in citycloud.publish, so the Airflow DAGs can name them without importing DuckDB.
+PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
+                   # the scorecard's measures and the reference table it divides by
+                   "scorecard_measures", "city_reference",
+                   # the semantic layer's inputs besides the marts (`citycloud query` reads the snapshot)
+                   "user_activity_daily", "metricflow_time_spine",
+                   # user operations (user_ops.md)
+                   "user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
+
+
 
 class CitycloudError(Exception):
     """An error the user can act on: printed without a traceback by the CLI."""

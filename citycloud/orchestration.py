@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud.config import SOURCES, Settings
+from citycloud.config import PUBLISHED_MARTS, SOURCES, Settings
 
 log = logging.getLogger("citycloud.airflow")
 
@@ -48,7 +48,7 @@ WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
 # The published marts (outlets of the daily DAG's publish task) and the settlement tables.
 MARTS_ASSETS = [
     Asset(name=f"citycloud.marts.{table}", uri=f"x-citycloud://warehouse/marts/{table}", group="citycloud")
-    for table in ("kpi_daily", "kpi_monthly", "service_daily")
+    for table in PUBLISHED_MARTS
 ]
 SETTLEMENT_ASSET = Asset(
     name="citycloud.marts.settlement_statements",

@@ -2,27 +2,89 @@
 
 One function per step so the CLI (`citycloud run`) and the Airflow DAGs run the same code.
 Only one step writes the warehouse at a time (DuckDB has one writer per file): each step
-opens and closes its own connection, and dbt runs as one subprocess in between.
+opens and closes its own connection, and dbt runs as one subprocess in between. Every step
+holds the warehouse's writer lock (a whole `run` holds it throughout), so what a step finds
+half-done when it starts was left by a writer that died: `recover` repairs it (docs/reliability.md).
 """
 from __future__ import annotations
 
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from functools import wraps
+from typing import Any, Callable, Iterator
 
+from citycloud import fault_hook
 from citycloud import publish as publishing
 from citycloud.config import CitycloudError, Settings, pii_key
-from citycloud.db import connect
+from citycloud.db import connect, disk_full_as_error, writer_lock
 from citycloud.dbt_runner import build_args, run_dbt
 from ingestion import IngestReport, ingest_landing
+from ingestion.load import close_interrupted_batches
 from ingestion.schema import ensure_schema
 
 Progress = Callable[[str], None] | None
 
 # audit.builds.status: a build whose dbt step succeeded is one of these.
 BUILT = ("built", "published", "blocked")
+# A build found `building` when a writer starts was left by one that died (killed, power cut).
+KILLED = "killed"
+
+
+class BlockingFailure(CitycloudError):
+    """Blocking data-quality failures: the candidate marts were not published (CLI exit 1)."""
+
+
+def writer_step(step: Callable) -> Callable:
+    """Run a step holding the writer lock, with a full disk reported as one clear error."""
+    @wraps(step)
+    def guarded(settings: Settings, *args, **kwargs):
+        with writer_lock(settings), disk_full_as_error(
+                settings.warehouse, "the previously published marts and snapshot are unchanged"):
+            return step(settings, *args, **kwargs)
+    return guarded
+
+
+@contextmanager
+def _connection(settings: Settings) -> Iterator[Any]:
+    con = connect(settings.warehouse, settings=settings)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def recover(con, settings: Settings) -> list[str]:
+    """Repair what a writer killed mid-run left behind; returns what was repaired.
+
+    Safe only under the writer lock with `con` open read-write: then no other writer exists.
+    """
+    ensure_schema(con)
+    notes = []
+    # Deliveries commit one by one and the batch's ledger row comes last: a kill in between
+    # leaves committed deliveries whose batch is unrecorded. Record it from their own ledger,
+    # so the next batch takes a new id and every delivery's batch exists in ingest_batches.
+    orphans = close_interrupted_batches(con)
+    if orphans:
+        notes.append(f"recovered the ledger of interrupted ingest batch(es) {', '.join(map(str, orphans))}")
+    stale = con.execute(
+        "UPDATE audit.builds SET status = ?, finished_at = coalesce(finished_at, now()::TIMESTAMP), "
+        "message = 'interrupted: the process stopped before the build finished' "
+        "WHERE status = 'building' RETURNING build_id", [KILLED]).fetchall()
+    if stale:
+        notes.append(f"marked interrupted build(s) {', '.join(str(b) for (b,) in stale)} {KILLED}")
+    if leftovers := publishing.remove_leftovers(settings):
+        notes.append(f"removed {len(leftovers)} half-written snapshot file(s)")
+    if settings.spill_dir == settings.warehouse.parent / ".spill" and settings.spill_dir.is_dir():
+        # Only the warehouse's own spill folder: one set with CITYCLOUD_SPILL_DIR may be shared.
+        spilled = [p for p in settings.spill_dir.glob("duckdb_temp*") if p.is_file()]
+        for path in spilled:
+            path.unlink(missing_ok=True)
+        if spilled:
+            notes.append(f"removed {len(spilled)} spill file(s) left in {settings.spill_dir}")
+    return notes
 
 
 @dataclass
@@ -69,21 +131,41 @@ def _batches(con) -> tuple[int, int, int]:
     return latest, built, published
 
 
+def _with_fault_points(progress: Progress) -> Progress:
+    """Test hook: pause after the first and after the last delivery ("[i/n] ..." progress)."""
+    if not (fault_hook.armed("ingest-early") or fault_hook.armed("ingest-late")):
+        return progress
+
+    def relay(message: str) -> None:
+        if progress:
+            progress(message)
+        if message.startswith("[") and "/" in message.split("]", 1)[0]:
+            done, total = (int(n) for n in message[1:].split("]", 1)[0].split("/"))
+            if done == 1:
+                fault_hook.pause_at("ingest-early", deliveries_committed=done)
+            if done == total:
+                fault_hook.pause_at("ingest-late", deliveries_committed=done)
+    return relay
+
+
+@writer_step
 def ingest(settings: Settings, start: date | None = None, end: date | None = None,
            progress: Progress = None) -> IngestReport:
     key = pii_key()
     if not settings.landing.is_dir():
         raise CitycloudError(f"landing area {settings.landing} is not a directory")
-    con = connect(settings.warehouse, settings=settings)
-    try:
-        return ingest_landing(con, settings.landing, key, start, end, progress)
-    finally:
-        con.close()
+    with _connection(settings) as con:
+        for note in recover(con, settings):
+            if progress:
+                progress(note)
+        return ingest_landing(con, settings.landing, key, start, end, _with_fault_points(progress))
 
 
+@writer_step
 def build(settings: Settings, full_refresh: bool = False, progress: Progress = None) -> BuildReport:
     con = connect(settings.warehouse, settings=settings)
     try:
+        recover(con, settings)
         latest, built, _ = _batches(con)
         has_marts = bool(con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts_build'").fetchall()[0][0])
@@ -94,6 +176,7 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
                     [build_id, latest])
     finally:
         con.close()
+    status, message = "failed", "interrupted"
     since = -1 if full_refresh else built
     t0 = time.perf_counter()
     try:
@@ -103,39 +186,48 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
         status, message = "failed", str(exc)[:2000]
         raise
     finally:
-        con = connect(settings.warehouse, settings=settings)
-        con.execute("UPDATE audit.builds SET status = ?, message = ?, finished_at = now()::TIMESTAMP "
-                    "WHERE build_id = ?", [status, message, build_id])
-        con.close()
+        with _connection(settings) as con:
+            con.execute("UPDATE audit.builds SET status = ?, message = ?, finished_at = now()::TIMESTAMP "
+                        "WHERE build_id = ?", [status, message, build_id])
     return BuildReport(since, latest, seconds=time.perf_counter() - t0)
 
 
+@writer_step
 def check(settings: Settings, progress: Progress = None):
     """Great Expectations and SQL checks on the new batches and the candidate marts."""
     from expectations import run_checks
 
-    con = connect(settings.warehouse, settings=settings)
-    try:
+    with _connection(settings) as con:
         _, _, published = _batches(con)
         if progress:
             progress("checks: validating deliveries and candidate marts")
+        fault_hook.pause_at("checks")
         return run_checks(con, settings, run_id=uuid.uuid4().hex[:12], since_batch=published)
-    finally:
-        con.close()
 
 
+@writer_step
 def publish(settings: Settings, progress: Progress = None) -> None:
-    con = connect(settings.warehouse, settings=settings)
-    try:
-        publishing.publish(con, settings)
-        con.execute("UPDATE audit.builds SET status = 'published', finished_at = now()::TIMESTAMP "
-                    "WHERE build_id = (SELECT max(build_id) FROM audit.builds WHERE status = 'built')")
-    finally:
-        con.close()
+    """Publish the latest built candidate marts; its build and the snapshot say `published`."""
+    with _connection(settings) as con:
+        (build_id,) = con.execute("SELECT max(build_id) FROM audit.builds WHERE status = 'built'").fetchone()
+        publishing.publish(con, settings, build_id)
     if progress:
         progress(f"published marts; readers' snapshot {settings.published}")
 
 
+@writer_step
+def refresh_snapshot(settings: Settings, progress: Progress = None) -> bool:
+    """Export the snapshot again if it lags the warehouse (a writer died before renaming it)."""
+    with _connection(settings) as con:
+        if publishing.snapshot_is_current(con, settings):
+            return False
+        publishing.export_snapshot(con, settings)
+    if progress:
+        progress(f"readers' snapshot {settings.published} was behind the published marts: exported again")
+    return True
+
+
+@writer_step
 def mark_blocked(settings: Settings, message: str) -> None:
     """Record that the latest built batch failed blocking checks (not published)."""
     con = connect(settings.warehouse, settings=settings)
@@ -147,9 +239,10 @@ def mark_blocked(settings: Settings, message: str) -> None:
         con.close()
 
 
+@writer_step
 def run(settings: Settings, start: date | None = None, end: date | None = None,
         progress: Progress = None, full_refresh: bool = False) -> RunReport:
-    """Ingest what is new, build, check, publish. Raises CitycloudError on a blocking failure."""
+    """Ingest what is new, build, check, publish. Raises BlockingFailure on a blocking failure."""
     t0 = time.perf_counter()
     report = RunReport(ingest=ingest(settings, start, end, progress))
     if progress:
@@ -161,8 +254,11 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         con.close()
     if latest == 0:
         raise CitycloudError(f"no complete delivery found under {settings.landing}: nothing to build")
-    if published >= latest and not full_refresh and settings.published.exists():
+    if published >= latest and not full_refresh:
         report.notes.append("nothing new since the last published build; marts are up to date")
+        # A writer killed between publishing and renaming the snapshot left it behind (or none).
+        if refresh_snapshot(settings, progress):
+            report.notes.append("readers' snapshot exported again: it lagged the published marts")
         report.seconds = time.perf_counter() - t0
         return report
     report.build = build(settings, full_refresh, progress)
@@ -171,7 +267,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         message = "blocking data-quality failures, marts NOT published:\n  " + "\n  ".join(
             str(f) for f in report.quality.blocking_failures)
         mark_blocked(settings, message)
-        raise CitycloudError(message + f"\nThe previous marts stay published. Data Docs: {report.quality.docs_index}")
+        raise BlockingFailure(message + f"\nThe previous marts stay published. Data Docs: {report.quality.docs_index}")
     publish(settings, progress)
     report.published = True
     report.seconds = time.perf_counter() - t0

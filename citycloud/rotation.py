@@ -16,6 +16,7 @@ from ingestion.rekey import rotate_key
 NEW_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
 
 
+@pipeline.writer_step
 def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
     old_key = pii_key()
     new_text = os.environ.get(NEW_KEY_ENV, "")
@@ -35,7 +36,7 @@ def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
     pipeline.build(settings, full_refresh=True, progress=progress)
     quality = pipeline.check(settings, progress)
     if quality.blocking_failures:
-        raise CitycloudError("re-keyed, but the rebuilt marts failed blocking checks and were NOT published:\n  "
+        raise pipeline.BlockingFailure("re-keyed, but the rebuilt marts failed blocking checks and were NOT published:\n  "
                              + "\n  ".join(str(f) for f in quality.blocking_failures))
     pipeline.publish(settings, progress)
     return report.summary_line() + f"; set CITYCLOUD_PII_KEY to the new key now"

@@ -325,16 +325,17 @@ def next_batch_id(con: duckdb.DuckDBPyConnection) -> int:
                                           coalesce((SELECT max(batch_id) FROM audit.delivery_history), 0)) + 1""").fetchall()[0][0]
 
 
-def close_interrupted_batches(con: duckdb.DuckDBPyConnection) -> None:
+def close_interrupted_batches(con: duckdb.DuckDBPyConnection) -> list[int]:
     """A run killed mid-batch committed some deliveries but not its batch row: add the row now,
-    from the deliveries it committed (finished_at stays NULL: it never finished), so the ledger
-    reconciles and the next build covers those deliveries."""
-    con.execute("""
+    from the deliveries it committed, so the ledger reconciles, the next batch takes a new id and
+    the next build covers those deliveries. Returns the batch ids recorded."""
+    return [b for (b,) in con.execute("""
         INSERT INTO audit.ingest_batches
-        SELECT batch_id, min(ingested_at), NULL, count(*), sum(rows_loaded), sum(rows_rejected), sum(files_rejected)
+        SELECT batch_id, min(ingested_at), max(ingested_at), count(*), sum(rows_loaded), sum(rows_rejected),
+               sum(files_rejected)
         FROM audit.delivery_history
         WHERE batch_id NOT IN (SELECT batch_id FROM audit.ingest_batches)
-        GROUP BY batch_id""")
+        GROUP BY batch_id RETURNING batch_id""").fetchall()]
 
 
 def record_batch(con: duckdb.DuckDBPyConnection, batch_id: int, started: datetime, report: IngestReport) -> None:

@@ -20,6 +20,25 @@ def pii_key_env(monkeypatch):
     monkeypatch.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "2GB")
 
 
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory) -> Settings:
+    """The worked example run once through the whole pipeline, for the tests that only read it
+    (golden marts, user operations, the semantic layer, the scorecard). Tests that change a
+    warehouse copy it first."""
+    import shutil
+
+    from citycloud import pipeline
+
+    tmp = tmp_path_factory.mktemp("tiny_built")
+    shutil.copytree(TINY / "landing", tmp / "landing")
+    settings = make_settings(tmp, tmp / "landing")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
+        mp.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "2GB")
+        assert pipeline.run(settings).published
+    return settings
+
+
 def write_delivery(landing: Path, city: str, source: str, dt: str, files: dict[str, str | bytes],
                    complete: bool = True) -> Path:
     """Write one delivery folder; names ending .gz are gzip-compressed (mtime 0)."""

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from citycloud import db
 from citycloud.config import CitycloudError, Settings
+from citycloud.pipeline import writer_step
 from citycloud.publish import export_snapshot
 from citycloud.scorecard import measures, store
 from citycloud.scorecard.pdf import chromium
@@ -40,6 +41,7 @@ class ScorecardReport:
                 f"scheme(s) ({best}){refused}; tables marts.scorecard_indicators, marts.scorecard_monthly{where}")
 
 
+@writer_step  # one writer at a time; a full disk is one clear line
 def score_month(settings: Settings, scheme_path: Path | str, month: str, assessments_path: Path | str | None = None,
                 out_dir: Path | str | None = None, today: date | None = None,
                 progress: Callable[[str], None] | None = None) -> ScorecardReport:

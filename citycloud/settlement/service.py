@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from citycloud import db, publish
+from citycloud import db, fault_hook, publish
 from citycloud.config import CitycloudError, Settings
 from citycloud.settlement import statements, versions
 from citycloud.settlement.compute import Computation, actual_text, compute
@@ -190,6 +190,18 @@ def settle(
     out_dir = Path(out_dir) if out_dir is not None else Path(settings.output) / "statements" / month
     report = SettleReport(month=month, final=final, computed_at=now_sh, out_dir=out_dir)
 
+    # One writer for the whole settlement (see citycloud.db.writer_lock); a full disk is one line.
+    with db.writer_lock(settings), db.disk_full_as_error(
+            warehouse, "statement versions are written whole or not at all: run the same command again"):
+        _settle_locked(settings, report, contracts, contracts_path, month, month_start, final, now_sh, out_dir)
+    order = {c.contract_id: i for i, c in enumerate(contracts)}
+    report.results.sort(key=lambda r: order[r.contract_id])
+    return report
+
+
+def _settle_locked(settings: Settings, report: SettleReport, contracts: list[Contract], contracts_path: Path,
+                   month: str, month_start: date, final: bool, now_sh: datetime, out_dir: Path) -> None:
+    warehouse = Path(settings.warehouse)
     con = db.connect(warehouse, settings=settings)
     try:
         if not versions.table_exists(con, "marts", "kpi_monthly"):
@@ -261,6 +273,7 @@ def settle(
                 versions.verify_sealed(con, c.contract_id, month_start)
                 comp, warning = computations[c.contract_id], incomplete.get(c.contract_id)
                 report.results.append(_settle_one(con, c, month_start, comp, final, now_sh, warning))
+            fault_hook.pause_at("settle-versions")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -268,11 +281,13 @@ def settle(
 
         # Readers (dashboard) see the settlement through the published snapshot: refresh it when
         # this run wrote something, or when it lags behind (an earlier run stopped before it).
+        fault_hook.pause_at("settle-committed")
         if report.written or not _snapshot_current(con, settings):
             report.snapshot = publish.export_snapshot(con, settings)
 
         # Files: each contract's current version, rendered from its stored rows on every run
         # (so a run that writes nothing new still repairs missing or stale files).
+        fault_hook.pause_at("settle-files")
         views = []
         for r in report.results:
             if r.status == "skipped":
@@ -283,9 +298,6 @@ def settle(
         report.summary_files = statements.write_month_summary(views, month, out_dir)
     finally:
         con.close()
-    order = {c.contract_id: i for i, c in enumerate(contracts)}
-    report.results.sort(key=lambda r: order[r.contract_id])
-    return report
 
 
 def _unfinished_deliveries(con: duckdb.DuckDBPyConnection, city_code: str, month: str) -> str | None:

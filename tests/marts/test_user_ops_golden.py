@@ -13,8 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from citycloud import pipeline
-from tests.conftest import TEST_KEY, TINY, make_settings
+from tests.conftest import TINY, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -65,15 +64,8 @@ def mismatches(db: Path, expected_dir: Path, table: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def tiny_published(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tiny_user_ops")
-    landing = tmp / "landing"
-    shutil.copytree(TINY / "landing", landing)
-    settings = make_settings(tmp, landing)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
-        assert pipeline.run(settings).published
-    return settings.published
+def tiny_published(tiny_built):
+    return tiny_built.published
 
 
 @pytest.mark.parametrize("table", list(USER_OPS_KEYS))
