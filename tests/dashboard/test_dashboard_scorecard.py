@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,8 @@ def test_scorecard_page_shows_the_recorded_scores(scored_dashboard, browser, tmp
     # the trend: one month scored so far
     assert _row(tables, "2026年02月") == ["2026年02月", "87.5"]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 1
-    browser.screenshot(tmp_path / "dashboard_scorecard.png")
+    # into the test's folder; `make docs-img` sets CITYCLOUD_SCREENSHOT_DIR to refresh docs/img
+    browser.screenshot(Path(os.environ.get("CITYCLOUD_SCREENSHOT_DIR") or tmp_path) / "dashboard_scorecard.png")
 
 
 @pytest.mark.slow
