@@ -105,11 +105,17 @@ def _engine(manifest: dict):
     return cached[1]
 
 
+def answering(reg: "registry.Registry", request: QueryRequest) -> dict[str, str]:
+    """metric asked -> the MetricFlow metric answering it at the grain (config.meta.by_grain:
+    a per-period figure, e.g. new_users, is a different metric at week and month grain)."""
+    return {m: reg.metrics[m].by_grain.get(request.grain, m) for m in request.metrics}
+
+
 def plan_sql(manifest: dict, request: QueryRequest) -> str:
     """MetricFlow's SQL for the metrics plus the anchor, by city and metric_time at the grain."""
     from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
 
-    metrics = [ANCHOR] + [m for m in request.metrics if m != ANCHOR]
+    metrics = [ANCHOR] + [m for m in dict.fromkeys(request.metrics) if m != ANCHOR]
     where = ["{{ Entity('city') }} = '%s'" % request.city] if request.city else None
     mf_request = MetricFlowQueryRequest.create(
         metric_names=metrics, group_by_names=["city", f"metric_time__{request.grain}"], where_constraints=where,
@@ -126,10 +132,11 @@ def plan_sql(manifest: dict, request: QueryRequest) -> str:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
-    sql = plan_sql(reg.manifest, request)
+    mf_names = answering(reg, request)
+    sql = plan_sql(reg.manifest, QueryRequest(tuple(mf_names.values()), request.grain, request.city))
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
     metric_cols = ", ".join(
-        f'CAST("{m}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
+        f'CAST("{mf_names[m]}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
     complete = "" if request.include_partial else f"AND {ANCHOR} = {_PERIOD_DAYS[request.grain]}"
     return con.execute(
         f"""
@@ -152,6 +159,11 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
     if unknown:
         raise CitycloudError(
             f"--metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(reg.names())})")
+    refused = [m for m in request.metrics if reg.metrics[m].periods is not None and request.grain not in reg.metrics[m].periods]
+    if refused:
+        raise CitycloudError(
+            f"--grain {request.grain}: {', '.join(refused)} is a figure of a whole period, answered only at "
+            f"--grain {' or '.join(reg.metrics[refused[0]].periods)} (a sum of shorter periods would be wrong)")
     if request.city is not None and not (request.city.isdigit() and len(request.city) == 6):
         raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code")
 
