@@ -17,8 +17,10 @@ from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
 
-LIFECYCLE = ["active_users", "new_users", "returning_users", "resurrecting_users", "dormant_users"]
-ACTIVATION = ["registrations", "activated_7d", "verified_7d"]
+# metric -> the mart column holding it (user_ops.md's names; three renamed, see user_ops_metrics.yml)
+LIFECYCLE = {"lifecycle_active_users": "active_users", "new_users": "new_users", "returning_users": "returning_users",
+             "resurrecting_users": "resurrecting_users", "dormant_users": "dormant_users"}
+ACTIVATION = {"first_registrations": "registrations", "activated_7d": "activated_7d", "verified_7d": "verified_7d"}
 CHANNEL = {"channel_total_accesses": "total_accesses", "channel_successful_accesses": "successful_accesses",
            "channel_new_registrations": "new_registrations"}
 
@@ -49,20 +51,22 @@ def test_registry_carries_the_user_ops_metrics(tiny_registry):
         assert m.payable is False and m.grains == ()  # not kpis.md KPIs: off the KPI tables
     assert reg.metrics["new_users"].periods == ("week", "month")
     assert reg.metrics["new_users"].by_grain == {"week": "weekly_new_users"}
-    assert reg.in_mart("user_lifecycle") == {c: c for c in LIFECYCLE}
-    assert reg.in_mart("activation_daily") == {c: c for c in ACTIVATION}
+    assert reg.in_mart("user_lifecycle") == LIFECYCLE
+    assert reg.in_mart("activation_daily") == ACTIVATION
     assert reg.in_mart("channel_daily") == CHANNEL
 
 
 @pytest.mark.parametrize("grain,rows", [("week", 4), ("month", 1)])
 def test_lifecycle_equals_mart_at_week_and_month(tiny_settings, grain, rows):
-    mart = _rows(tiny_settings, f"SELECT city_code, period_start, {', '.join(LIFECYCLE)} FROM marts.user_lifecycle "
+    mart = _rows(tiny_settings, f"SELECT city_code, period_start, {', '.join(LIFECYCLE.values())} FROM marts.user_lifecycle "
                                 "WHERE grain = ? ORDER BY 1, 2", [grain])
     got = _ask(tiny_settings, LIFECYCLE, grain)
     assert len(mart) == rows and got == mart
-    expected = [(e["city_code"], dt.date.fromisoformat(e["period_start"]), *(int(e[c]) for c in LIFECYCLE))
+    expected = [(e["city_code"], dt.date.fromisoformat(e["period_start"]), *(int(e[c]) for c in LIFECYCLE.values()))
                 for e in _expected("user_lifecycle") if e["grain"] == grain]
     assert got == expected
+    # active users of a whole period are the distinct users dau counts over it (user_activity_daily)
+    assert [r[:3] for r in got] == _ask(tiny_settings, ["dau"], grain)
 
 
 def test_lifecycle_worked_example_first_week_by_hand(tiny_settings):
@@ -72,19 +76,19 @@ def test_lifecycle_worked_example_first_week_by_hand(tiny_settings):
 
 
 @pytest.mark.parametrize("metric,grain", [("new_users", "day"), ("dormant_users", "day"),
-                                          ("weekly_new_users", "month"), ("weekly_active_users", "day")])
+                                          ("weekly_new_users", "month"), ("weekly_lifecycle_active_users", "day")])
 def test_lifecycle_refuses_grains_where_a_sum_is_wrong(tiny_settings, metric, grain):
     with pytest.raises(CitycloudError, match=f"--grain {grain}: {metric} is a figure of a whole period"):
         query.query(tiny_settings, query.QueryRequest(metrics=(metric,), grain=grain))
 
 
 def test_activation_equals_mart_by_registration_day(tiny_settings):
-    mart = _rows(tiny_settings, f"SELECT city_code, registration_day, {', '.join(ACTIVATION)}, "
+    mart = _rows(tiny_settings, f"SELECT city_code, registration_day, {', '.join(ACTIVATION.values())}, "
                                 "CASE WHEN registrations > 0 THEN activated_7d / registrations END "
                                 "FROM marts.activation_daily ORDER BY 1, 2")
     got = _ask(tiny_settings, [*ACTIVATION, "activation_rate"], "day")
     assert len(mart) == 33 and got == mart
-    expected = [(e["city_code"], dt.date.fromisoformat(e["registration_day"]), *(int(e[c]) for c in ACTIVATION))
+    expected = [(e["city_code"], dt.date.fromisoformat(e["registration_day"]), *(int(e[c]) for c in ACTIVATION.values()))
                 for e in _expected("activation_daily")]
     assert [r[:5] for r in got] == expected
 
@@ -98,7 +102,7 @@ def test_activation_month_is_the_sum_of_its_days(tiny_settings):
     assert got == mart  # March is still running: no row (complete periods only)
     # the worked example's February, summed by hand from activation_daily.csv
     feb = [e for e in _expected("activation_daily") if e["registration_day"].startswith("2026-02")]
-    assert got[0][2:5] == tuple(sum(int(e[c]) for e in feb) for c in ACTIVATION)
+    assert got[0][2:5] == tuple(sum(int(e[c]) for e in feb) for c in ACTIVATION.values())
 
 
 @pytest.mark.parametrize("grain", ["day", "week", "month"])
@@ -144,7 +148,7 @@ def test_cli_lifecycle_week_csv_and_refusal(tiny_settings, tmp_path):
     proc = subprocess.run([*cli, "--metrics", ",".join(LIFECYCLE), "--grain", "week", "--csv", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    expected = [{"city_code": e["city_code"], "period": e["period_start"], **{c: e[c] for c in LIFECYCLE}}
+    expected = [{"city_code": e["city_code"], "period": e["period_start"], **{m: e[c] for m, c in LIFECYCLE.items()}}
                 for e in _expected("user_lifecycle") if e["grain"] == "week"]
     assert list(csv.DictReader(out.open())) == expected
     proc = subprocess.run([*cli, "--metrics", "new_users", "--grain", "day"], capture_output=True, text=True)
