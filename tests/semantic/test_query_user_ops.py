@@ -154,3 +154,11 @@ def test_cli_lifecycle_week_csv_and_refusal(tiny_settings, tmp_path):
     proc = subprocess.run([*cli, "--metrics", "new_users", "--grain", "day"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "new_users is a figure of a whole period, answered only at --grain week or month" in proc.stderr
+
+
+@pytest.mark.parametrize("grain", ["day", "week"])
+def test_metricflow_itself_refuses_the_month_figure_below_a_month(tiny_registry, grain):
+    """In MetricFlow new_users is the month figure (time granularity month): asked at a finer
+    grain, MetricFlow refuses; only citycloud query's by_grain turns --grain week into weekly_new_users."""
+    with pytest.raises(CitycloudError, match="MetricFlow cannot answer this"):
+        query.plan_sql(tiny_registry.manifest, query.QueryRequest(metrics=("new_users",), grain=grain))
