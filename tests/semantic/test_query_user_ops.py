@@ -122,24 +122,31 @@ def test_channel_metrics_by_city_equal_the_mart_summed_over_channels(tiny_settin
     assert [r[2:] for r in got] == [r[2:] for r in kpis]
 
 
-def test_channel_metrics_per_channel_through_metricflow_equal_mart(tiny_settings, tiny_registry):
-    """The per-channel cells: MetricFlow's plan grouped by the channel dimension, run on the
-    snapshot, equals marts.channel_daily and the worked example's channel_daily.csv."""
-    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+@pytest.mark.parametrize("grain", ["day", "week"])
+def test_query_by_channel_equals_mart_cell_for_cell(tiny_settings, grain):
+    """`--by channel`: one row per city, period and channel, equal to marts.channel_daily (at
+    day its rows, at week their sums) and at day to the worked example's channel_daily.csv."""
+    period = {"day": "kpi_date", "week": "date_trunc('week', kpi_date)::DATE"}[grain]
+    mart = _rows(tiny_settings, f"SELECT city_code, {period} AS p, channel, "
+                                f"{', '.join(f'sum({c})' for c in CHANNEL.values())} FROM marts.channel_daily "
+                                "GROUP BY ALL ORDER BY 1, 2, 3")
+    if grain == "week":  # complete weeks only (the series runs 2026-01-30 .. 2026-03-03)
+        mart = [r for r in mart if dt.date(2026, 2, 2) <= r[1] <= dt.date(2026, 2, 23)]
+    df = query.query(tiny_settings, query.QueryRequest(metrics=tuple(CHANNEL), grain=grain, by="channel"))
+    assert list(df.columns) == ["city_code", "period", "channel", *CHANNEL]
+    got = [(r[0], r[1].date(), *r[2:]) for r in df.itertuples(index=False)]
+    assert got == mart and len(got) > 20
+    if grain == "day":
+        expected = [(e["city_code"], dt.date.fromisoformat(e["kpi_date"]), e["channel"],
+                     *(int(e[c]) for c in CHANNEL.values())) for e in _expected("channel_daily")]
+        assert got == expected
 
-    engine = query._engine(tiny_registry.manifest)
-    sql = engine.explain(MetricFlowQueryRequest.create(
-        metric_names=list(CHANNEL), group_by_names=["city", "city_day_channel__channel", "metric_time__day"],
-    )).sql_statement.sql
-    got = _rows(tiny_settings, f"SELECT CAST(city AS VARCHAR), CAST(metric_time__day AS DATE), "
-                               f"city_day_channel__channel, {', '.join(f'CAST({m} AS BIGINT)' for m in CHANNEL)} "
-                               f"FROM ({sql}) WHERE {' + '.join(CHANNEL)} > 0 ORDER BY 1, 2, 3")
-    mart = _rows(tiny_settings, f"SELECT city_code, kpi_date, channel, {', '.join(CHANNEL.values())} "
-                                f"FROM marts.channel_daily WHERE {' + '.join(CHANNEL.values())} > 0 ORDER BY 1, 2, 3")
-    assert got == mart
-    expected = [(e["city_code"], dt.date.fromisoformat(e["kpi_date"]), e["channel"],
-                 *(int(e[c]) for c in CHANNEL.values())) for e in _expected("channel_daily")]
-    assert got == [e for e in expected if sum(e[3:]) > 0]
+
+def test_query_by_bad_dimension_one_line_error(tiny_settings):
+    with pytest.raises(CitycloudError, match="--by nope: no semantic model has a categorical dimension"):
+        query.query(tiny_settings, query.QueryRequest(metrics=tuple(CHANNEL), grain="day", by="nope"))
+    with pytest.raises(CitycloudError, match="MetricFlow cannot answer this"):  # dau has no channel
+        query.query(tiny_settings, query.QueryRequest(metrics=("dau",), grain="day", by="channel"))
 
 
 def test_cli_lifecycle_week_csv_and_refusal(tiny_settings, tmp_path):
@@ -162,3 +169,14 @@ def test_metricflow_itself_refuses_the_month_figure_below_a_month(tiny_registry,
     grain, MetricFlow refuses; only citycloud query's by_grain turns --grain week into weekly_new_users."""
     with pytest.raises(CitycloudError, match="MetricFlow cannot answer this"):
         query.plan_sql(tiny_registry.manifest, query.QueryRequest(metrics=("new_users",), grain=grain))
+
+
+def test_cli_query_by_channel_csv(tiny_settings, tmp_path):
+    out = tmp_path / "channels.csv"
+    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+                           "--metrics", ",".join(CHANNEL), "--grain", "day", "--by", "channel", "--csv", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    expected = [{"city_code": e["city_code"], "period": e["kpi_date"], "channel": e["channel"],
+                 **{m: e[c] for m, c in CHANNEL.items()}} for e in _expected("channel_daily")]
+    assert list(csv.DictReader(out.open())) == expected
