@@ -147,7 +147,8 @@ def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request:
     asked = QueryRequest(tuple(mf_names.values()), request.grain, request.city)
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
     metric_cols = ", ".join(
-        f'CAST("{mf_names[m]}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
+        f'CAST("{mf_names[m]}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"'
+        for m in request.metrics)
     complete = "" if request.include_partial else f"AND {ANCHOR} = {_PERIOD_DAYS[request.grain]}"
     if request.by:
         return _run_by(con, reg, request, asked, metric_cols, complete)
@@ -195,7 +196,9 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
     if unknown:
         raise CitycloudError(
             f"--metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(reg.names())})")
-    refused = [m for m in request.metrics if reg.metrics[m].periods is not None and request.grain not in reg.metrics[m].periods]
+    # figures of a whole week or month (config.meta.periods): a sum of shorter periods is wrong
+    refused = [m for m in request.metrics
+               if reg.metrics[m].periods is not None and request.grain not in reg.metrics[m].periods]
     if refused:
         raise CitycloudError(
             f"--grain {request.grain}: {', '.join(refused)} is a figure of a whole period, answered only at "

@@ -58,7 +58,8 @@ def test_registry_carries_the_user_ops_metrics(tiny_registry):
 
 @pytest.mark.parametrize("grain,rows", [("week", 4), ("month", 1)])
 def test_lifecycle_equals_mart_at_week_and_month(tiny_settings, grain, rows):
-    mart = _rows(tiny_settings, f"SELECT city_code, period_start, {', '.join(LIFECYCLE.values())} FROM marts.user_lifecycle "
+    mart = _rows(tiny_settings, f"SELECT city_code, period_start, {', '.join(LIFECYCLE.values())} "
+                                "FROM marts.user_lifecycle "
                                 "WHERE grain = ? ORDER BY 1, 2", [grain])
     got = _ask(tiny_settings, LIFECYCLE, grain)
     assert len(mart) == rows and got == mart
@@ -88,7 +89,8 @@ def test_activation_equals_mart_by_registration_day(tiny_settings):
                                 "FROM marts.activation_daily ORDER BY 1, 2")
     got = _ask(tiny_settings, [*ACTIVATION, "activation_rate"], "day")
     assert len(mart) == 33 and got == mart
-    expected = [(e["city_code"], dt.date.fromisoformat(e["registration_day"]), *(int(e[c]) for c in ACTIVATION.values()))
+    expected = [(e["city_code"], dt.date.fromisoformat(e["registration_day"]),
+                 *(int(e[c]) for c in ACTIVATION.values()))
                 for e in _expected("activation_daily")]
     assert [r[:5] for r in got] == expected
 
@@ -97,7 +99,8 @@ def test_activation_month_is_the_sum_of_its_days(tiny_settings):
     mart = _rows(tiny_settings, "SELECT city_code, date_trunc('month', registration_day)::DATE AS m, "
                                 "sum(registrations), sum(activated_7d), sum(verified_7d), "
                                 "sum(activated_7d) / sum(registrations) FROM marts.activation_daily "
-                                "WHERE registration_day BETWEEN DATE '2026-02-01' AND DATE '2026-02-28' GROUP BY ALL ORDER BY 1, 2")
+                                "WHERE registration_day BETWEEN DATE '2026-02-01' AND DATE '2026-02-28' "
+                                "GROUP BY ALL ORDER BY 1, 2")
     got = _ask(tiny_settings, [*ACTIVATION, "activation_rate"], "month")
     assert got == mart  # March is still running: no row (complete periods only)
     # the worked example's February, summed by hand from activation_daily.csv
