@@ -125,7 +125,7 @@ def cmd_query(args: argparse.Namespace) -> str:
     from citycloud import query
 
     request = query.QueryRequest(metrics=query.parse_metrics(args.metrics), grain=args.grain, city=args.city,
-                                 include_partial=args.include_partial)
+                                 include_partial=args.include_partial, by=args.by)
     df = query.query(_settings(args), request)
     if not args.csv:
         return query.as_text(df).rstrip("\n")
@@ -202,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--csv", help="write the table to this CSV file instead of stdout")
     q.add_argument("--include-partial", action="store_true",
                    help="also periods the city's day series covers only in part (e.g. the running month)")
+    q.add_argument("--by", help="cut the metrics by a categorical dimension, e.g. channel (a column after period)")
     q.set_defaults(func=cmd_query)
 
     u = sub.add_parser("user-ops", help="write the monthly user-operations workbook (XLSX) of a city")

@@ -37,6 +37,7 @@ class QueryRequest:
     grain: str
     city: str | None = None
     include_partial: bool = False
+    by: str | None = None  # a categorical dimension to cut the metrics by (e.g. channel)
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
@@ -105,15 +106,31 @@ def _engine(manifest: dict):
     return cached[1]
 
 
-def plan_sql(manifest: dict, request: QueryRequest) -> str:
-    """MetricFlow's SQL for the metrics plus the anchor, by city and metric_time at the grain."""
+def answering(reg: "registry.Registry", request: QueryRequest) -> dict[str, str]:
+    """metric asked -> the MetricFlow metric answering it at the grain (config.meta.by_grain:
+    a per-period figure, e.g. new_users, is a different metric at week and month grain)."""
+    return {m: reg.metrics[m].by_grain.get(request.grain, m) for m in request.metrics}
+
+
+def dimension(manifest: dict, name: str) -> str:
+    """MetricFlow's name (`<primary entity>__<name>`) of the categorical dimension `name`."""
+    found = sorted({f"{sm['primary_entity']}__{d['name']}" for sm in manifest["semantic_models"]
+                    for d in sm["dimensions"] if d["name"] == name and d["type"] == "categorical"})
+    if len(found) != 1:
+        raise CitycloudError(f"--by {name}: " + (f"ambiguous, one of {', '.join(found)}" if found else
+                                                 "no semantic model has a categorical dimension of that name"))
+    return found[0]
+
+
+def plan_sql(manifest: dict, request: QueryRequest, anchor: bool = True) -> str:
+    """MetricFlow's SQL for the metrics (plus the anchor), by city and metric_time at the grain
+    (and the dimension `request.by`, MetricFlow's name)."""
     from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
 
-    metrics = [ANCHOR] + [m for m in request.metrics if m != ANCHOR]
+    metrics = ([ANCHOR] if anchor else []) + [m for m in dict.fromkeys(request.metrics) if m != ANCHOR]
     where = ["{{ Entity('city') }} = '%s'" % request.city] if request.city else None
-    mf_request = MetricFlowQueryRequest.create(
-        metric_names=metrics, group_by_names=["city", f"metric_time__{request.grain}"], where_constraints=where,
-    )
+    group_by = ["city", f"metric_time__{request.grain}"] + ([request.by] if request.by else [])
+    mf_request = MetricFlowQueryRequest.create(metric_names=metrics, group_by_names=group_by, where_constraints=where)
     try:
         return _engine(manifest).explain(mf_request).sql_statement.sql
     except CitycloudError:
@@ -126,11 +143,16 @@ def plan_sql(manifest: dict, request: QueryRequest) -> str:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
-    sql = plan_sql(reg.manifest, request)
+    mf_names = answering(reg, request)
+    asked = QueryRequest(tuple(mf_names.values()), request.grain, request.city)
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
     metric_cols = ", ".join(
-        f'CAST("{m}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"' for m in request.metrics)
+        f'CAST("{mf_names[m]}" AS {"DOUBLE" if reg.metrics[m].is_rate else "BIGINT"}) AS "{m}"'
+        for m in request.metrics)
     complete = "" if request.include_partial else f"AND {ANCHOR} = {_PERIOD_DAYS[request.grain]}"
+    if request.by:
+        return _run_by(con, reg, request, asked, metric_cols, complete)
+    sql = plan_sql(reg.manifest, asked)
     return con.execute(
         f"""
         WITH mf AS ({sql}),
@@ -145,6 +167,28 @@ def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request:
     ).df()
 
 
+def _run_by(con, reg, request: QueryRequest, asked: QueryRequest, metric_cols: str, complete: str) -> pd.DataFrame:
+    """Cut by a dimension: the anchor (a city's days) has no such dimension, so MetricFlow plans
+    the metrics by city, period and dimension and the anchor by city and period, joined here.
+    Rows: the dimension's values present in the period (no zero rows for absent ones)."""
+    dim, t = dimension(reg.manifest, request.by), f"metric_time__{request.grain}"
+    anchor_sql = plan_sql(reg.manifest, QueryRequest((), request.grain, request.city))
+    metrics_sql = plan_sql(reg.manifest, QueryRequest(asked.metrics, request.grain, request.city, by=dim), anchor=False)
+    return con.execute(
+        f"""
+        WITH anchor AS ({anchor_sql}), mf AS ({metrics_sql}),
+        periods AS (
+            SELECT CAST(mf.city AS VARCHAR) AS city_code, CAST(mf.{t} AS DATE) AS period,
+                   CAST(mf.{dim} AS VARCHAR) AS "{request.by}", anchor.{ANCHOR}, mf.*
+            FROM mf JOIN anchor ON anchor.city = mf.city AND anchor.{t} = mf.{t}
+        )
+        SELECT city_code, period, "{request.by}", {metric_cols} FROM periods
+        WHERE {ANCHOR} IS NOT NULL {complete}
+        ORDER BY city_code, period, "{request.by}"
+        """
+    ).df()
+
+
 def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
     if request.grain not in GRAINS:
         raise CitycloudError(f"--grain {request.grain!r}: must be one of {', '.join(GRAINS)}")
@@ -152,6 +196,15 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
     if unknown:
         raise CitycloudError(
             f"--metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(reg.names())})")
+    # figures of a whole week or month (config.meta.periods): a sum of shorter periods is wrong
+    refused = [m for m in request.metrics
+               if reg.metrics[m].periods is not None and request.grain not in reg.metrics[m].periods]
+    if refused:
+        raise CitycloudError(
+            f"--grain {request.grain}: {', '.join(refused)} is a figure of a whole period, answered only at "
+            f"--grain {' or '.join(reg.metrics[refused[0]].periods)} (a sum of shorter periods would be wrong)")
+    if request.by is not None:
+        dimension(reg.manifest, request.by)
     if request.city is not None and not (request.city.isdigit() and len(request.city) == 6):
         raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code")
 

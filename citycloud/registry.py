@@ -39,6 +39,10 @@ class Metric:
     source: str | None = None  # landing source that feeds it
     alert_on_move: bool = True  # the dashboard flags a big day-on-day or week-on-week move
     headline: int | None = None  # place among the dashboard's headline cards
+    # `citycloud query`: the grains it may be asked at (None: any; a figure of a whole week or
+    # month must not be summed into longer periods), and the metric answering it at a grain
+    periods: tuple[str, ...] | None = None
+    by_grain: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_rate(self) -> bool:
@@ -130,6 +134,7 @@ def _metric(raw: dict) -> Metric:
         payable=bool(meta["payable"]), grains=tuple(meta["grains"]), marts=dict(meta.get("marts") or {}),
         source=meta.get("source"), alert_on_move=bool(meta.get("alert_on_move", True)),
         headline=meta.get("headline"),
+        periods=tuple(meta["periods"]) if "periods" in meta else None, by_grain=dict(meta.get("by_grain") or {}),
     )
 
 
