@@ -45,7 +45,7 @@ else:
     chart = alt.Chart(long).mark_bar().encode(
         x=alt.X("周期:O", title="周期起始日", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("signed:Q", title="用户数（人）", stack="zero"),
-        color=alt.Color("类别:N", sort=list(user_ops.LIFECYCLE_LABELS.values()), legend=alt.Legend(orient="bottom")),
+        color=alt.Color("类别:N", sort=list(user_ops.lifecycle_labels().values()), legend=alt.Legend(orient="bottom")),
         order=alt.Order("order:Q"),
         tooltip=[alt.Tooltip("period_start:T", title="周期起始日", format="%Y-%m-%d"), alt.Tooltip("类别:N"),
                  alt.Tooltip("users:Q", title="用户数", format=",.0f")],
@@ -54,7 +54,7 @@ else:
     rows = lifecycle[lifecycle["grain"] == grain].sort_values("period_start", ascending=False)
     table = pd.DataFrame({"周期起始": rows["period_start"].map(fmt.fmt_date),
                           "活跃用户": rows["active_users"].map(fmt.fmt_int)})
-    for col, label in user_ops.LIFECYCLE_LABELS.items():
+    for col, label in user_ops.lifecycle_labels().items():
         table[label] = rows[col].map(fmt.fmt_int)
     ui.table(table)
 
@@ -101,15 +101,15 @@ with left:
         ui.bar_chart(f.assign(步骤=f["step"]), "users", "步骤", x_title="用户数（人）", y_title="")
         ui.table(pd.DataFrame({"步骤（窗口已满的注册日）": f["step"], "用户数": f["users"].map(fmt.fmt_int),
                                "占首次注册": f["share"].map(fmt.fmt_pct)}))
-        daily = activation.melt(id_vars=["registration_day", "window_complete"], value_vars=list(user_ops.FUNNEL_LABELS),
+        daily = activation.melt(id_vars=["registration_day", "window_complete"], value_vars=list(user_ops.funnel_labels()),
                                 var_name="step", value_name="users")
-        daily["步骤"] = daily["step"].map(user_ops.FUNNEL_LABELS)
+        daily["步骤"] = daily["step"].map(user_ops.funnel_labels())
         daily["窗口"] = daily["window_complete"].map({True: "已满 complete", False: "未满 incomplete"})
         st.altair_chart(alt.Chart(daily).mark_bar().encode(
             x=alt.X("registration_day:T", title="注册日", axis=alt.Axis(format="%m-%d", labelAngle=0)),
-            xOffset=alt.XOffset("步骤:N", sort=list(user_ops.FUNNEL_LABELS.values())),
+            xOffset=alt.XOffset("步骤:N", sort=list(user_ops.funnel_labels().values())),
             y=alt.Y("users:Q", title="用户数（人）"),
-            color=alt.Color("步骤:N", sort=list(user_ops.FUNNEL_LABELS.values()), legend=alt.Legend(orient="bottom")),
+            color=alt.Color("步骤:N", sort=list(user_ops.funnel_labels().values()), legend=alt.Legend(orient="bottom")),
             opacity=alt.Opacity("窗口:N", scale=alt.Scale(domain=["已满 complete", "未满 incomplete"], range=[1, 0.35]),
                                 legend=None),
             tooltip=[alt.Tooltip("registration_day:T", title="注册日", format="%Y-%m-%d"), "步骤:N",
@@ -150,7 +150,7 @@ else:
                  alt.Tooltip("new_registrations:Q", title="注册")],
     ).properties(height=260), width="stretch")
     mix = user_ops.channel_mix(channels)
-    ui.table(pd.DataFrame({"渠道": mix["channel"], "访问次数": mix["total_accesses"].map(fmt.fmt_int),
+    ui.table(pd.DataFrame({"渠道": mix["channel"], fmt.kpi_label("total_accesses"): mix["total_accesses"].map(fmt.fmt_int),
                            "成功访问": mix["successful_accesses"].map(fmt.fmt_int),
                            "成功访问占比": mix["share"].map(fmt.fmt_pct),
                            "注册数": mix["new_registrations"].map(fmt.fmt_int)}))
