@@ -36,7 +36,10 @@ months as (
         count(*) filter (where d.total_accesses > 0) as days_with_accesses,
         count(f.dt) as fully_delivered_days,
         count(*) filter (where d.connected_services > 0) as days_with_services,
-        avg(d.active_services / d.connected_services) filter (where d.connected_services > 0) as utilisation
+        -- summed in day order: a float sum in whatever order the threads meet gives results that
+        -- differ in the last bits between two builds of the same data
+        avg(d.active_services / d.connected_services order by d.kpi_date)
+            filter (where d.connected_services > 0) as utilisation
     from days d
     left join fully_delivered_days f on f.city_code = d.city_code and f.dt = d.kpi_date
     group by all
