@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
@@ -305,7 +305,7 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
 
     batch_id = next_batch_id(con)
     report.batch_id = batch_id
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = con.execute("SELECT now()::TIMESTAMP").fetchall()[0][0]  # as finished_at: the warehouse's time zone
     todo.sort(key=lambda item: (item[0].dt, item[0].city_code, item[0].source))
     for i, (d, signature, content_hash, replaced) in enumerate(todo, 1):
         res = _ingest_delivery(con, d, landing, batch_id, signature, content_hash, replaced,

@@ -10,7 +10,6 @@ warehouse under the old key, whole. The caller rebuilds the models from scratch 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -66,7 +65,7 @@ def rotate_key(con: duckdb.DuckDBPyConnection, landing: Path, old_key: bytes, ne
     register_hmac(con, new_key)
     con.execute(TS_PARSE_MACROS)
     batch_id = next_batch_id(con)
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = con.execute("SELECT now()::TIMESTAMP").fetchall()[0][0]  # as finished_at: the warehouse's time zone
     report = IngestReport(batch_id=batch_id)
     con.execute("BEGIN TRANSACTION")
     try:
