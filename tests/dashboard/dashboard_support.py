@@ -121,3 +121,11 @@ def build_warehouse_under_test(folder: Path) -> dict:
         handmade.build(warehouse)
         note = f"hand-built snapshot ({note})"
     return {"warehouse": warehouse, "note": note, "kind": "tiny" if "citycloud run" in note else "handmade"}
+
+
+def table_row(tables: list[list[str]], first: str) -> list[str]:
+    """The first row of a page's tables that starts with `first`."""
+    for r in tables:
+        if r and r[0] == first:
+            return r
+    raise AssertionError(f"no table row starting with {first!r}; rows: {tables[:60]}")

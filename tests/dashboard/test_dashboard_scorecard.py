@@ -15,7 +15,7 @@ import pytest
 
 import dashboard_handmade as handmade
 import duckdb
-from dashboard_support import CITYCLOUD, TINY, Dashboard
+from dashboard_support import CITYCLOUD, TINY, Dashboard, table_row
 
 from citycloud.config import published_path
 from citycloud.scorecard.store import COLUMNS
@@ -29,13 +29,6 @@ JAN = dt.date(2026, 1, 1)
 DEC = dt.date(2025, 12, 1)
 # expected/scorecard_monthly_2026-02.csv, as the page shows it (mechanism: no indicator in the scheme)
 RANKING = ["1", "长沙市（430100）", "87.5", "良好", "86.0", "—", "88.1", "86.3"]
-
-
-def _row(tables: list[list[str]], first: str) -> list[str]:
-    for r in tables:
-        if r and r[0] == first:
-            return r
-    raise AssertionError(f"no table row starting with {first!r}; rows: {tables[:60]}")
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +67,16 @@ def test_scorecard_page_shows_the_recorded_scores(scored_dashboard, browser, tmp
     text = browser.text()
     assert "Traceback" not in text and "Error:" not in text, text[:3000]
     tables = browser.tables()
-    assert _row(tables, "1") == RANKING
+    assert table_row(tables, "1") == RANKING
     # indicators with labels from indicators.yml; team was not assessed: no value, scored 0, flagged
-    assert _row(tables, "运营团队") == ["运营团队", "运营能力", "无数据 no data", "100.0", "5%", "0.0", "5.00", "⚠ 无数据"]
-    assert _row(tables, "服务覆盖") == ["服务覆盖", "运营能力", "38", "40", "15%", "95.0", "0.75", ""]
-    assert _row(tables, "可用性") == ["可用性", "运营能力", "90.22%", "95.00%", "15%", "95.0", "0.75", ""]
-    assert _row(tables, "资源利用率") == ["资源利用率", "运营成效", "53.98%", "80.00%", "10%", "67.5", "3.25", ""]
-    assert _row(tables, "运营内容") == ["运营内容", "运营内容", "86.0", "100.0", "5%", "86.0", "0.70", ""]
+    assert table_row(tables, "运营团队") == ["运营团队", "运营能力", "无数据 no data", "100.0", "5%", "0.0", "5.00", "⚠ 无数据"]
+    assert table_row(tables, "服务覆盖") == ["服务覆盖", "运营能力", "38", "40", "15%", "95.0", "0.75", ""]
+    assert table_row(tables, "可用性") == ["可用性", "运营能力", "90.22%", "95.00%", "15%", "95.0", "0.75", ""]
+    assert table_row(tables, "资源利用率") == ["资源利用率", "运营成效", "53.98%", "80.00%", "10%", "67.5", "3.25", ""]
+    assert table_row(tables, "运营内容") == ["运营内容", "运营内容", "86.0", "100.0", "5%", "86.0", "0.70", ""]
     assert len([r for r in tables if r and r[-1] in ("", "⚠ 无数据") and len(r) == 8]) == 10
     # the trend: one month scored so far
-    assert _row(tables, "2026年02月") == ["2026年02月", "87.5"]
+    assert table_row(tables, "2026年02月") == ["2026年02月", "87.5"]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 1
     # into the test's folder; `make docs-img` sets CITYCLOUD_SCREENSHOT_DIR to refresh docs/img
     browser.screenshot(Path(os.environ.get("CITYCLOUD_SCREENSHOT_DIR") or tmp_path) / "dashboard_scorecard.png")
@@ -199,8 +192,8 @@ def test_scorecard_page_with_two_schemes(handmade_scored, browser, tmp_path):
         assert [r[:3] for r in tables if r and r[0] in ("1", "3")] == [
             ["1", "上海市（310000）", "80.0"], ["1", "长沙市（430100）", "80.0"], ["3", "成都市（510100）", "55.0"],
             ["1", "长沙市（430100）", "90.0"]]
-        assert _row(tables, "2026年01月") == ["2026年01月", "75.0", "—", "70.0"]
-        assert _row(tables, "运营团队")[-2:] == ["40.00", "⚠ 无数据"]
+        assert table_row(tables, "2026年01月") == ["2026年01月", "75.0", "—", "70.0"]
+        assert table_row(tables, "运营团队")[-2:] == ["40.00", "⚠ 无数据"]
         assert browser.evaluate("document.querySelectorAll('.vega-embed').length") == 2
         browser.screenshot(tmp_path / "dashboard_scorecard_two_schemes.png")
         # January through the URL: only EVAL-ALL was scored then, Shanghai ahead of Changsha

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard_support import ROOT, snapshot_query
+from dashboard_support import ROOT, snapshot_query, table_row
 
 from dashboards import data, fmt, user_ops
 
@@ -18,13 +18,6 @@ pytestmark = pytest.mark.slow
 # Tests write only to temporary folders; `make docs-img` points this at docs/img to refresh the docs.
 SHOTS = Path(os.environ.get("CITYCLOUD_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="citycloud-shots-"))
 CITY = "430100"
-
-
-def _row(tables: list[list[str]], first: str) -> list[str]:
-    for r in tables:
-        if r and r[0] == first:
-            return r
-    raise AssertionError(f"no table row starting with {first!r}; rows: {tables[:60]}")
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +39,13 @@ def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapsho
     assert "Traceback" not in text and "Error:" not in text, text[:3000]
     tables = browser.tables()
     # the worked example's last covered week: 96 active = 18 new + 64 returning + 14 resurrecting, 12 dormant
-    assert _row(tables, fmt.fmt_date(week))[1:6] == [fmt.fmt_int(v) for v in
+    assert table_row(tables, fmt.fmt_date(week))[1:6] == [fmt.fmt_int(v) for v in
                                                      (active, new, returning, resurrecting, dormant)]
-    assert _row(tables, "2026-02-23")[1:6] == ["96", "18", "64", "14", "12"]
+    assert table_row(tables, "2026-02-23")[1:6] == ["96", "18", "64", "14", "12"]
     # February's cohort, all channels, month 0: 43 of 64 users
-    assert _row(tables, "2026年02月")[1:5] == ["0", "64", "43", "67.19%"]
+    assert table_row(tables, "2026年02月")[1:5] == ["0", "64", "43", "67.19%"]
     # stickiness of February: 20 users came on exactly one day (of 110 active)
-    assert _row(tables, "1")[1:3] == ["20", fmt.fmt_pct(20 / 110)]
+    assert table_row(tables, "1")[1:3] == ["20", fmt.fmt_pct(20 / 110)]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
     browser.screenshot(SHOTS / "dashboard_users.png")
 
