@@ -196,7 +196,7 @@ def test_monthly_settlement_provisional_then_final(tiny):
     provisionally, a person settles final, and re-running the final settlement writes nothing."""
     root, (_, *results) = tiny
     for result in results:
-        assert_all_succeeded(result, ("wait_for_month_published", "settle"))
+        assert_all_succeeded(result, ("wait_for_month_published", "settle", "score"))
     payment = Decimal("33800.00")  # tests/data/tiny/expected/settlement_2026-02.csv
     warehouse = root / "warehouse" / "citycloud.duckdb"
     assert query(
