@@ -130,7 +130,10 @@ def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypat
                    {"r.csv": f"{REG_HEADER}\nr1,register,U1,2026-03-01 09:00:00,ios,13812345678,,1,\nr2,bad,U2,x,ios,,,,"})
     settings = make_settings(tmp_path)
     pipeline.run(settings)
-    marts = table_fingerprints(settings.warehouse, schemas=("marts",))
+    # Every figure stays; only the published user-days (the semantic layer's input) hold user keys.
+    figures = lambda: {t: f for t, f in table_fingerprints(settings.warehouse, schemas=("marts",)).items()
+                       if t != "marts.user_activity_daily"}
+    marts = figures()
     old_keys = {k for (k,) in query(settings.warehouse, "SELECT user_key FROM raw.service_access")}
 
     monkeypatch.setenv("CITYCLOUD_NEW_PII_KEY", KEY_B)
@@ -141,7 +144,9 @@ def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypat
     assert not new_keys & old_keys
     (raw,), = query(settings.warehouse, "SELECT raw FROM audit.rejected_rows")
     assert hmac_hex(KEY_B.encode(), f"{CITY}:U2") in raw
-    assert table_fingerprints(settings.warehouse, schemas=("marts",)) == marts  # same figures
+    assert figures() == marts  # same figures
+    published_keys = {k for (k,) in query(settings.warehouse, "SELECT DISTINCT user_key FROM marts.user_activity_daily")}
+    assert published_keys and published_keys <= new_keys
     # The old key is refused from now on; the new one is accepted.
     with pytest.raises(CitycloudError, match="not the key this warehouse was built with"):
         pipeline.ingest(settings)
