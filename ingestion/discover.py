@@ -116,6 +116,13 @@ def open_regular(path: Path):
         raise
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """Why an entry is not read: recorded by the caller under the name the landing shows."""
+    kind: str
+    reason: str
+
+
 class _Walker:
     def __init__(self, landing: Path):
         self.root = landing.resolve()
@@ -127,30 +134,41 @@ class _Walker:
     def problem(self, path: Path, kind: str, reason: str) -> None:
         self.problems.append(LandingProblem(self.rel(path), kind, reason))
 
-    def entry(self, path: Path) -> tuple[Path, str] | None:
-        """(path to read, 'dir' | 'file') for a usable entry; records a problem and returns None otherwise."""
+    def entry(self, path: Path) -> tuple[Path, str] | _Refused:
+        """(path to read, 'dir' | 'file') for a usable entry, else why it is refused."""
         st = path.lstat()
         target = path
         if stat.S_ISLNK(st.st_mode):
             try:
                 target = path.resolve(strict=True)
             except (OSError, RuntimeError):
-                self.problem(path, "refused_link", "symbolic link to nothing (dangling or a loop): refused")
-                return None
+                return _Refused("refused_link", "symbolic link to nothing (dangling or a loop): refused")
             if not target.is_relative_to(self.root):
-                self.problem(path, "refused_link",
-                             "symbolic link pointing outside the landing area: refused, nothing read")
-                return None
+                return _Refused("refused_link", "symbolic link pointing outside the landing area: refused, nothing read")
             st = target.stat()
         if stat.S_ISDIR(st.st_mode):
             return target, "dir"
         if stat.S_ISREG(st.st_mode):
             return target, "file"
-        self.problem(path, "special_file", f"{_kind(st.st_mode)}, not a regular file: refused, nothing read")
-        return None
+        return _Refused("special_file", f"{_kind(st.st_mode)}, not a regular file: refused, nothing read")
+
+    def folder(self, path: Path, shown: Path, level: str, fits) -> Path | None:
+        """The folder to descend into for a layout level, or None with the problem recorded."""
+        usable = self.entry(path)
+        if isinstance(usable, _Refused):
+            self.problem(shown, usable.kind, usable.reason)
+            return None
+        target, kind = usable
+        if kind != "dir":
+            self.problem(shown, "stray_file", _STRAY[level])
+            return None
+        if not fits(path.name):
+            self.problem(shown, "bad_name", _bad_name(level, path.name))
+            return None
+        return target
 
     def children(self, folder: Path) -> list[Path]:
-        return sorted(folder.iterdir(), key=lambda p: p.name)
+        return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
 
 def _kind(mode: int) -> str:
@@ -159,6 +177,11 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "a special file"
+
+
+_STRAY = {"city": "a file at the top of the landing area: not read",
+          "source": "a file where a source folder belongs: not read",
+          "dt": "a file where a dt= folder belongs: not read"}
 
 
 def _bad_name(level: str, name: str) -> str:
@@ -175,56 +198,26 @@ def discover(landing: Path, start: date | None = None, end: date | None = None) 
     complete: list[Delivery] = []
     incomplete: list[Delivery] = []
     for city_entry in walker.children(walker.root):
-        if city_entry.name.startswith("."):
-            continue
-        usable = walker.entry(city_entry)
-        if usable is None:
-            continue
-        city_dir, kind = usable
-        if kind != "dir" or not CITY_RE.match(city_entry.name):
-            if kind == "dir":
-                walker.problem(city_entry, "bad_name", _bad_name("city", city_entry.name))
-            else:
-                walker.problem(city_entry, "stray_file", "a file at the top of the landing area: not read")
+        shown_city = walker.root / city_entry.name
+        city_dir = walker.folder(city_entry, shown_city, "city", CITY_RE.match)
+        if city_dir is None:
             continue
         for source_entry in walker.children(city_dir):
-            if source_entry.name.startswith("."):
-                continue
-            shown = Path(walker.root / city_entry.name / source_entry.name)
-            usable = walker.entry(source_entry)
-            if usable is None:
-                walker.problems[-1] = _relabel(walker.problems[-1], walker.rel(shown))
-                continue
-            source_dir, kind = usable
-            if kind != "dir" or source_entry.name not in SOURCES:
-                walker.problems.append(LandingProblem(
-                    walker.rel(shown), "bad_name" if kind == "dir" else "stray_file",
-                    _bad_name("source", source_entry.name) if kind == "dir" else "a file where a source folder belongs: not read"))
+            shown = shown_city / source_entry.name
+            source_dir = walker.folder(source_entry, shown, "source", SOURCES.__contains__)
+            if source_dir is None:
                 continue
             for dt_entry in walker.children(source_dir):
-                if dt_entry.name.startswith("."):
-                    continue
                 shown_dt = shown / dt_entry.name
-                usable = walker.entry(dt_entry)
-                if usable is None:
-                    walker.problems[-1] = _relabel(walker.problems[-1], walker.rel(shown_dt))
+                dt_dir = walker.folder(dt_entry, shown_dt, "dt", lambda name: _parse_dt(name) is not None)
+                if dt_dir is None:
                     continue
-                dt_dir, kind = usable
                 dt = _parse_dt(dt_entry.name)
-                if kind != "dir" or dt is None:
-                    walker.problems.append(LandingProblem(
-                        walker.rel(shown_dt), "bad_name" if kind == "dir" else "stray_file",
-                        _bad_name("dt", dt_entry.name) if kind == "dir" else "a file where a dt= folder belongs: not read"))
-                    continue
                 if (start and dt < start) or (end and dt > end):
                     continue
                 d = _delivery(walker, city_entry.name, source_entry.name, dt, dt_dir, shown_dt)
                 (complete if d.complete else incomplete).append(d)
     return Discovery(complete, incomplete, walker.problems)
-
-
-def _relabel(problem: LandingProblem, path: str) -> LandingProblem:
-    return LandingProblem(path, problem.kind, problem.reason)
 
 
 def _parse_dt(name: str) -> date | None:
@@ -243,15 +236,10 @@ def _delivery(walker: _Walker, city: str, source: str, dt: date, folder: Path, s
     refused: list[tuple[Path, str]] = []
     marker = False
     for entry in walker.children(folder):
-        if entry.name.startswith("."):
-            continue
-        before = len(walker.problems)
         usable = walker.entry(entry)
-        if usable is None:
+        if isinstance(usable, _Refused):
             # A refused file inside a delivery is set aside with the delivery (audit.rejected_files).
-            problem = walker.problems.pop()
-            assert len(walker.problems) == before
-            refused.append((shown / entry.name, problem.reason))
+            refused.append((shown / entry.name, usable.reason))
             continue
         target, kind = usable
         if entry.name == MARKER:
