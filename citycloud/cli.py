@@ -108,17 +108,11 @@ def cmd_scorecard(args: argparse.Namespace) -> str:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> str:
-    from dashboards import serve
+    from dashboards import check_warehouse, serve
 
-    from citycloud.config import published_path
-
-    warehouse = Path(args.warehouse).expanduser()
-    if not warehouse.exists() and not published_path(warehouse).exists():
-        raise CitycloudError(f"warehouse {warehouse} does not exist (nor its published snapshot): "
-                             "run `citycloud run` first, or check the path")
-    code = serve(Path(args.warehouse), port=args.port, address=args.address,
-                 contracts=Path(args.contracts) if args.contracts else None)
-    return f"dashboard: stopped (exit {code})"
+    # serve() replaces this process with the server (same pid: `kill PID` stops it, port freed)
+    serve(check_warehouse(args.warehouse), port=args.port, address=args.address,
+          contracts=Path(args.contracts) if args.contracts else None)
 
 
 def cmd_query(args: argparse.Namespace) -> str:

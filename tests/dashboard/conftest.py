@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dashboard_cdp import Browser, chromium_path  # noqa: E402
+from dashboard_browser import Browser, chromium_path  # noqa: E402
 from dashboard_support import Dashboard, build_warehouse_under_test  # noqa: E402
 
 

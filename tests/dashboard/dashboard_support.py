@@ -65,7 +65,7 @@ class Dashboard:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # its own process group: serve() and streamlit
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own process group (serve() execs streamlit: one process)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

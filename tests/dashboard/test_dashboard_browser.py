@@ -1,8 +1,8 @@
 """The dashboard in a real browser: each page renders the warehouse's figures, and it keeps
 rendering while a writer holds the warehouse and replaces the published snapshot.
 
-Streamlit renders client-side, so the tests drive headless Chromium over the DevTools protocol
-(tests/dashboard/cdp.py) and wait for the content. Screenshots go to a temporary folder,
+Streamlit renders client-side, so the tests drive Debian's headless Chromium with Playwright
+(tests/dashboard/dashboard_browser.py) and wait for the content. Screenshots go to a temporary folder,
 or to CITYCLOUD_SCREENSHOT_DIR (`make docs-img` refreshes docs/img that way).
 """
 from __future__ import annotations
