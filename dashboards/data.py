@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ def run_load(warehouse: Path | str, loader, *args, attempts: int = 4, **kwargs):
 # ---------------------------------------------------------------- loaders (one per page)
 
 KEYS = ("city_code", "kpi_date")
+WEEKS_OF_HISTORY = 4  # the same weekday of this many previous weeks: the weekday pattern of a KPI
 
 
 def daily_in_mart() -> dict[str, str]:
@@ -231,10 +233,10 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         )
         SELECT k.city_code::VARCHAR AS city_code, k.kpi_date, {cols}, l.as_of
         FROM marts.kpi_daily k JOIN latest l USING (city_code)
-        WHERE k.kpi_date IN (l.as_of, l.as_of - INTERVAL 1 DAY, l.as_of - INTERVAL 7 DAY)
+        WHERE k.kpi_date BETWEEN l.as_of - INTERVAL (? * 7) DAY AND l.as_of
         ORDER BY city_code, kpi_date
         """,
-        [day, *cities],
+        [day, *cities, WEEKS_OF_HISTORY],
     )
     kpis = _add_semantic_daily(snap, kpis, cities)
     for col in ("kpi_date", "as_of"):
@@ -336,8 +338,60 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         out["missing"].append("audit.deliveries")
         out["deliveries"] = None
 
+    out["landing_issues"] = load_landing_issues(snap, cities, lo, hi)
+    out["service_days"] = _service_days(snap, cities, min(kpis["as_of"]) - dt.timedelta(days=7), hi)
     out["builds"] = load_builds(snap)
     return out
+
+
+# A folder the ingestion saw but could not read as a delivery (audit.landing_issues kinds).
+DELIVERED_NOT_READ = ("incomplete_delivery", "empty_delivery")
+LANDING_FOLDER = re.compile(r"(?:^|/)(?P<city>[^/]+)/(?P<source>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/?$")
+
+
+def load_landing_issues(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date) -> pd.DataFrame | None:
+    """Folders delivered but not read (no `_SUCCESS` yet, or `_SUCCESS` without data) of `cities`
+    between `lo` and `hi`: city_code, source, dt, folder, kind, reason."""
+    if not snap.has("audit.landing_issues", "path", "kind"):
+        return None
+    reason = "reason::VARCHAR" if snap.has("audit.landing_issues", "reason") else "NULL::VARCHAR"
+    raw = snap.df(f"SELECT path::VARCHAR AS path, kind, {reason} AS reason FROM audit.landing_issues "
+                  f"WHERE kind IN ({_in(DELIVERED_NOT_READ)}) ORDER BY path", list(DELIVERED_NOT_READ))
+    return landing_folders(raw, cities, lo, hi)
+
+
+def landing_folders(raw: pd.DataFrame, cities: Sequence[str], lo: dt.date, hi: dt.date) -> pd.DataFrame:
+    """The issue rows whose path is a delivery folder `<city>/<source>/dt=<day>` in range."""
+    rows = []
+    for r in raw.itertuples(index=False):
+        m = LANDING_FOLDER.search(str(r.path).rstrip("/"))
+        if not m:
+            continue
+        day = dt.date.fromisoformat(m["dt"])
+        if m["city"] in cities and lo <= day <= hi:
+            rows.append({"city_code": m["city"], "source": m["source"], "dt": day, "folder": str(r.path).rstrip("/"),
+                         "kind": r.kind, "reason": r.reason})
+    return pd.DataFrame(rows, columns=["city_code", "source", "dt", "folder", "kind", "reason"])
+
+
+def _service_days(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date) -> pd.DataFrame | None:
+    """Per service and day: accesses and failures (what a "what moved" explanation can point at)."""
+    if not snap.has("marts.service_daily", "city_code", "kpi_date", "service_id", "total_accesses",
+                    "successful_accesses"):
+        return None
+    name = "coalesce(service_name, service_id::VARCHAR)" if snap.has("marts.service_daily", "service_name") \
+        else "service_id::VARCHAR"
+    df = snap.df(
+        f"""
+        SELECT city_code::VARCHAR AS city_code, kpi_date, service_id::VARCHAR AS service_id, {name} AS service_name,
+               total_accesses::BIGINT AS total_accesses,
+               (total_accesses - successful_accesses)::BIGINT AS failed_accesses
+        FROM marts.service_daily WHERE city_code IN ({_in(cities)}) AND kpi_date BETWEEN ? AND ?
+        """,
+        [*cities, lo, hi],
+    )
+    df["kpi_date"] = pd.to_datetime(df["kpi_date"]).dt.date
+    return df
 
 
 def load_builds(snap: Snapshot) -> pd.DataFrame | None:
@@ -366,6 +420,14 @@ def load_trends(snap: Snapshot, cities: Sequence[str], start: dt.date, end: dt.d
     )
     df = _add_semantic_daily(snap, df, cities)
     df["kpi_date"] = pd.to_datetime(df["kpi_date"])
+    if snap.has("marts.kpi_daily", "good_ratings"):
+        good = snap.df(
+            f"SELECT city_code::VARCHAR AS city_code, kpi_date, good_ratings FROM marts.kpi_daily "
+            f"WHERE city_code IN ({_in(cities)}) AND kpi_date BETWEEN ? AND ?", [*cities, start, end])
+        good["kpi_date"] = pd.to_datetime(good["kpi_date"])
+        df = df.merge(good, on=["city_code", "kpi_date"], how="left")
+    else:  # an older snapshot: the day's count of good ratings is its rate times its ratings
+        df["good_ratings"] = (df["satisfaction_rate"].astype("float64") * df["ratings"].astype("float64")).round()
     # A trend line of the day, not the monthly activity_rate KPI (mau / registered_users):
     # 30-day active users over registered users; named apart so no one takes it for the KPI.
     reg = df["registered_users"].astype("float64")
@@ -546,9 +608,13 @@ def _local_naive(ts) -> dt.datetime | None:
 
 def delivery_status(
     deliveries: pd.DataFrame | None, city: str, day: dt.date, days: int = 7,
-    deadline_hours: float | None = None,
+    deadline_hours: float | None = None, landing_issues: pd.DataFrame | None = None,
 ) -> pd.DataFrame | None:
-    """One row per (source, dt) over the `days` days up to `day`: on time, late, or missing.
+    """One row per (source, dt) over the `days` days up to `day`: on time, late, incomplete,
+    empty or missing.
+
+    Incomplete / empty: the folder was delivered but not read (no `_SUCCESS` yet, or `_SUCCESS`
+    without data: `landing_issues`, from audit.landing_issues); its `folder` is named.
 
     Late: the delivery was ingested after a later day's delivery of the same city (it arrived
     out of order: a later ingestion batch), or — only when a deadline is set (argument or
@@ -563,15 +629,24 @@ def delivery_status(
         deadline_hours = float(env) if env else None
     d = deliveries[deliveries["city_code"] == city]
     index = {(r.source, r.dt): r for r in d.itertuples(index=False)}
+    waiting = {}
+    if landing_issues is not None:
+        mine = landing_issues[landing_issues["city_code"] == city]
+        waiting = {(r.source, r.dt): r for r in mine.itertuples(index=False)}
     out = []
     for source in SOURCES:
         for i in range(days):
             when = day - dt.timedelta(days=i)
             r = index.get((source, when))
             if r is None:
-                status = "no_snapshot" if source == "service_catalog" else "missing"
+                issue = waiting.get((source, when))
+                if issue is not None:
+                    status = "incomplete" if issue.kind == "incomplete_delivery" else "empty"
+                else:
+                    status = "no_snapshot" if source == "service_catalog" else "missing"
                 out.append({"source": source, "dt": when, "status": status, "files": None, "rows_read": None,
-                            "rows_loaded": None, "rows_rejected": None, "ingested_at": None})
+                            "rows_loaded": None, "rows_rejected": None, "ingested_at": None,
+                            "folder": None if issue is None else issue.folder})
                 continue
             late = bool(getattr(r, "after_later_day", False))
             ingested = _local_naive(r.ingested_at)
@@ -579,16 +654,58 @@ def delivery_status(
                 late = late or ingested > dt.datetime.combine(when, dt.time()) + dt.timedelta(hours=deadline_hours)
             out.append({"source": source, "dt": when, "status": "late" if late else "on_time", "files": r.files,
                         "rows_read": r.rows_read, "rows_loaded": r.rows_loaded, "rows_rejected": r.rows_rejected,
-                        "ingested_at": r.ingested_at})
+                        "ingested_at": r.ingested_at, "folder": None})
     return pd.DataFrame(out)
 
 
 DELIVERY_STATUS_LABELS = {
     "on_time": "✅ 按时",
     "late": "🕒 迟到",
+    "incomplete": "⚠️ 未完成",
+    "empty": "⚠️ 空交付",
     "missing": "❌ 缺失",
     "no_snapshot": "— 无快照",
 }
+# What a delivery problem is called in a sentence ("好差评 未完成"); on time / no snapshot are none.
+DELIVERY_PROBLEMS = {"late": "迟到", "incomplete": "未完成（无 _SUCCESS）", "empty": "空交付（无数据文件）",
+                     "missing": "缺失"}
+
+
+def resolve_day(wanted: str | None, first: dt.date, last: dt.date, default: dt.date) -> tuple[dt.date, str | None]:
+    """The day to show for a requested `?day=` and, when it is not that day, why (one sentence).
+
+    A day before the data shows the first day with data, a day after it the last one, a text
+    that is no date the default day."""
+    if not wanted:
+        return default, None
+    try:
+        day = dt.date.fromisoformat(str(wanted))
+    except ValueError:
+        return default, (f"“{wanted}” 不是日期（YYYY-MM-DD），显示 {default}。 "
+                         f"“{wanted}” is not a date (YYYY-MM-DD); showing {default}.")
+    if day < first:
+        return first, (f"{day} 早于最早有数据的日期（{first}），显示 {first}。 "
+                       f"{day} is before the first day with data ({first}); showing {first}.")
+    if day > last:
+        return last, (f"{day} 晚于最近有数据的日期（{last}），显示 {last}。 "
+                      f"{day} is after the last day with data ({last}); showing {last}.")
+    return day, None
+
+
+def pooled_satisfaction(df: pd.DataFrame, window: int = 7) -> pd.Series:
+    """Per row (one city and day): good ratings over ratings of the `window` days up to that day
+    (sum over sum: a day with 3 ratings weighs what its 3 ratings weigh, not one day's rate).
+    Days with no row count as no ratings; None where the window has no rating at all."""
+    out = pd.Series(float("nan"), index=df.index, dtype="float64")
+    for _, g in df.groupby("city_code"):
+        g = g.sort_values("kpi_date")
+        days = pd.DatetimeIndex(pd.to_datetime(g["kpi_date"]))
+        good = pd.Series(g["good_ratings"].astype("float64").to_numpy(), index=days).fillna(0)
+        ratings = pd.Series(g["ratings"].astype("float64").to_numpy(), index=days).fillna(0)
+        span = f"{window}D"  # calendar days: a day without a row adds nothing
+        rate = good.rolling(span).sum() / ratings.rolling(span).sum()
+        out.loc[g.index] = rate.where(ratings.rolling(span).sum() > 0).to_numpy()
+    return out
 
 
 def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]:
@@ -617,6 +734,7 @@ def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]
                 change = (float(cur) - float(old)) / abs(float(old))
                 big = abs(change) >= threshold and abs(float(cur) - float(old)) >= 5
             if big and not any(m["kpi"] == kpi for m in found):
-                found.append({"kpi": kpi, "against": label, "change": change,
+                found.append({"kpi": kpi, "against": label, "offset": offset, "change": change,
+                              "current": float(cur), "base": float(old),
                               "text": f"{fmt.kpi_label(kpi)} {label} {fmt.fmt_delta(kpi, cur, old)}"})
     return found

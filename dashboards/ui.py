@@ -134,11 +134,10 @@ def sidebar() -> dict:
                 last = pd.to_datetime(row["last_day"]).date()
             previous_default = st.session_state.get("_day_default")
             if "day" not in st.session_state:
-                try:
-                    wanted_day = dt.date.fromisoformat(st.query_params.get("day", ""))
-                except ValueError:
-                    wanted_day = None
-                st.session_state["day"] = wanted_day or last
+                # a requested day outside the data is shown as the nearest day with data, and said so
+                day, note = data.resolve_day(st.query_params.get("day"), first, newest, last)
+                st.session_state["day"] = day
+                st.session_state["_day_note"] = (day, note) if note else None
             elif st.session_state["day"] == previous_default:
                 st.session_state["day"] = last  # follow the newest day unless the operator picked one
             if not isinstance(st.session_state["day"], dt.date) or not first <= st.session_state["day"] <= newest:
@@ -188,6 +187,9 @@ def selection() -> dict:
     if not sel["cities"]:
         st.info(f"{fmt.city_label(sel['city'])} 暂无数据 (no data for this city in the snapshot).")
         st.stop()
+    day_note = st.session_state.get("_day_note")
+    if day_note and day_note[0] == sel["day"]:  # until another day is picked
+        st.info(day_note[1], icon=":material/event_busy:")
     return sel
 
 
@@ -203,6 +205,17 @@ def axis_format(kind: str) -> str:
     return ".1%" if kind == "rate" else ",.0f"
 
 
+def legend() -> alt.Legend:
+    """A legend under the chart that wraps into rows of three (a single row is cut off at the
+    chart's edge after three cities) and never shortens a label."""
+    return alt.Legend(orient="bottom", columns=LEGEND_COLUMNS, labelLimit=0, symbolLimit=0)
+
+
+LEGEND_COLUMNS = 3
+# Charts render as SVG: their text (legends, labels) is in the page, readable and testable.
+SVG = {"embedOptions": {"renderer": "svg"}}
+
+
 def line_chart(df: pd.DataFrame, x: str, y: str, color: str | None, *, x_title: str, y_title: str,
                kind: str = "count", color_title: str = "", height: int = 260, dash: str | None = None) -> None:
     if df is None or df.empty:
@@ -216,28 +229,30 @@ def line_chart(df: pd.DataFrame, x: str, y: str, color: str | None, *, x_title: 
                     alt.Tooltip(f"{y}:Q", title=y_title, format=axis_format(kind) if kind != "rate" else ".2%")],
     }
     if color:
-        enc["color"] = alt.Color(f"{color}:N", title=color_title, legend=alt.Legend(orient="bottom"))
+        enc["color"] = alt.Color(f"{color}:N", title=color_title, legend=legend())
         enc["tooltip"].insert(0, alt.Tooltip(f"{color}:N", title=color_title))
     if dash:
-        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title="")
-    chart = alt.Chart(df).mark_line(point=len(df) <= 62).encode(**enc).properties(height=height)
+        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title="", legend=legend())
+    chart = alt.Chart(df).mark_line(point=len(df) <= 62).encode(**enc).properties(height=height, usermeta=SVG)
     st.altair_chart(chart, width="stretch")
 
 
 def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, kind: str = "count",
-              color: str | None = None, color_title: str = "", height: int | None = None) -> None:
+              color: str | None = None, color_title: str = "", height: int | None = None,
+              sort: list[str] | None = None) -> None:
     if df is None or df.empty:
         st.caption("无数据 (no data)")
         return
     enc = {
         "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=axis_format(kind))),
-        "y": alt.Y(f"{y}:N", title=y_title, sort="-x"),
+        "y": alt.Y(f"{y}:N", title=y_title, sort=sort or "-x"),
         "tooltip": [alt.Tooltip(f"{y}:N", title=y_title),
                     alt.Tooltip(f"{x}:Q", title=x_title, format=axis_format(kind))],
     }
     if color:
-        enc["color"] = alt.Color(f"{color}:N", title=color_title, legend=alt.Legend(orient="bottom"))
-    chart = alt.Chart(df).mark_bar().encode(**enc).properties(height=alt.Step(24) if height is None else height)
+        enc["color"] = alt.Color(f"{color}:N", title=color_title, legend=legend())
+    chart = alt.Chart(df).mark_bar().encode(**enc).properties(height=alt.Step(24) if height is None else height,
+                                                              usermeta=SVG)
     st.altair_chart(chart, width="stretch")
 
 

@@ -89,37 +89,51 @@ else:
     ui.table(service_table(failing.sort_values(["failed_accesses", "service_id"], ascending=[False, True]).head(10)))
 
 
-def by(column: str, label: str) -> pd.DataFrame:
-    keys = ["城市", column] if multi else [column]
-    g = services.groupby(keys, as_index=False).agg(
+TOP_GROUPS = 10  # departments / categories shown by name; the rest are one "other" row
+
+
+def top_groups(column: str) -> pd.Series:
+    """The group of each service: its department (category) when that is among the TOP_GROUPS
+    busiest across the selected cities, else one shared "其他 N 个" (other) label."""
+    totals = services.groupby(column)["total_accesses"].sum().sort_values(ascending=False, kind="stable")
+    if len(totals) <= TOP_GROUPS:
+        return services[column]
+    kept = set(totals.index[:TOP_GROUPS])
+    other = f"其他 {len(totals) - TOP_GROUPS} 个 (other)"
+    return services[column].where(services[column].isin(kept), other)
+
+
+def by(column: str, keys: list[str]) -> pd.DataFrame:
+    g = services.assign(group=top_groups(column)).groupby(keys, as_index=False).agg(
         services=("service_id", "nunique"),
         active=("active_days", lambda s: int((s > 0).sum())),
         total=("total_accesses", "sum"),
         ok=("successful_accesses", "sum"),
     )
     g["rate"] = (g["ok"] / g["total"]).where(g["total"] > 0)
-    return g.sort_values("total", ascending=False)
+    # the named groups by volume, "other" last
+    g["_other"] = g["group"].str.startswith("其他 ")
+    return g.sort_values(["_other", "total"], ascending=[True, False]).drop(columns="_other")
 
 
-def group_table(g: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
-    out = pd.DataFrame({
-        label: g[column],
+def group_table(g: pd.DataFrame, label: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        label: g["group"],
         "服务数": g["services"].map(fmt.fmt_int),
         "有成功访问的服务": g["active"].map(fmt.fmt_int),
         fmt.kpi_label("total_accesses"): g["total"].map(fmt.fmt_int),
         "成功率": g["rate"].map(fmt.fmt_pct),
     })
-    if multi:
-        out.insert(0, "城市", g["城市"].values)
-    return out
 
 
 for column, label, title in (("department", "部门", "按部门 · By department"), ("category", "类别", "按类别 · By category")):
-    st.markdown(f"**{title}**（{WINDOWS[window]}）")
-    g = by(column, label)
+    st.markdown(f"**{title}**（{WINDOWS[window]}；访问量前 {TOP_GROUPS} 个，其余合并为“其他”）")
     c1, c2 = st.columns([2, 3])
-    with c1:
-        ui.bar_chart(g.rename(columns={column: label}), "total", label, x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label,
+    with c1:  # several cities: one bar per group, split by city
+        bars = by(column, ["group", "城市"] if multi else ["group"])
+        order = list(by(column, ["group"])["group"])
+        ui.bar_chart(bars.rename(columns={"group": label}), "total", label, sort=order,
+                     x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label,
                      color="城市" if multi else None, color_title="城市")
     with c2:
-        ui.table(group_table(g, column, label))
+        ui.table(group_table(by(column, ["group"]), label))

@@ -50,6 +50,33 @@ default = ended[0] if ended else ordered[0]
 month = st.selectbox("结算月份 Month", ordered, index=ordered.index(default), format_func=fmt.fmt_month,
                      key="settle_month", width=260)
 
+def latest_statements(month: dt.date) -> pd.DataFrame:
+    """The latest recorded version of each contract's statement for `month`."""
+    if statements is None:
+        return pd.DataFrame()
+    rows = statements[statements["month"] == month].sort_values("version")
+    return rows.groupby("contract_id", as_index=False).tail(1).sort_values(["city_code", "contract_id"])
+
+
+def overview(month: dt.date) -> None:
+    """One line per contract and the total across them: the recorded payments, summed (never
+    re-derived), in full (a table wraps, a metric card would cut ¥1,250,00… off)."""
+    latest = latest_statements(month)
+    if latest.empty:
+        return
+    st.markdown(f"**{fmt.fmt_month(month)} 各合同结算 · Statements of the month**（最新版本）")
+    rows = [{
+        "合同": r.contract_id, "城市": fmt.city_label(r.city_code), "运营方": terms_of(r._asdict()).get("operator", ""),
+        "版本": f"v{r.version}（{fmt.STATUS_LABELS.get(r.status, r.status)}）",
+        "月费（全额）": fmt.fmt_money(r.monthly_fee_cny), "结算金额": fmt.fmt_money(r.payment_cny),
+    } for r in latest.itertuples(index=False)]
+    rows.append({"合同": f"合计 Total（{len(latest)} 个合同）", "城市": "", "运营方": "", "版本": "",
+                 "月费（全额）": fmt.fmt_money(sum(Decimal(v) for v in latest["monthly_fee_cny"])),
+                 "结算金额": fmt.fmt_money(sum(Decimal(v) for v in latest["payment_cny"]))})
+    ui.table(pd.DataFrame(rows))
+
+
+overview(month)
 for city in cities:
     st.subheader(fmt.city_label(city))
     if city in last_day and month_end(month) > last_day[city]:
@@ -67,13 +94,15 @@ for city in cities:
         latest = st_rows.iloc[-1]
         terms = terms_of(latest)
         with st.container(border=True):
-            st.markdown(f"**合同 {cid}** · {terms.get('operator', '')}")
-            cols = st.columns(3)
-            cols[0].metric("月费（全额）", fmt.fmt_money(latest["monthly_fee_cny"]), border=True)
-            cols[1].metric(f"结算单 v{latest['version']}（{fmt.STATUS_LABELS.get(latest['status'], latest['status'])}）",
-                           fmt.fmt_money(latest["payment_cny"]), border=True)
-            cols[2].metric("结算时间", fmt.fmt_ts(latest["computed_at"])[:10], border=True,
-                           help=f"{fmt.fmt_ts(latest['computed_at'])}，输入指纹 {str(latest['input_fingerprint'])[:12]}")
+            st.markdown(f"**合同 {cid}**" + (f" · {terms['operator']}" if terms.get("operator") else ""))
+            # a table, not metric cards: amounts in the millions are shown in full at any width
+            ui.table(pd.DataFrame([{
+                "月费（全额）": fmt.fmt_money(latest["monthly_fee_cny"]),
+                f"结算单 v{latest['version']}（{fmt.STATUS_LABELS.get(latest['status'], latest['status'])}）":
+                    fmt.fmt_money(latest["payment_cny"]),
+                "结算时间": fmt.fmt_ts(latest["computed_at"]),
+                "输入指纹": str(latest["input_fingerprint"])[:12],
+            }]))
 
             left, right = st.columns([3, 2])
             with left:

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from dashboards import data, fmt, ui
+from dashboards import data, fmt, moves, ui
 
 st.title("今日概览 Today")
 sel = ui.selection()
@@ -59,7 +59,17 @@ def rejects_on(frame: pd.DataFrame | None, city: str, day: dt.date, count_rows: 
 def delivery_problems(status: pd.DataFrame | None, day: dt.date) -> pd.DataFrame:
     if status is None:
         return pd.DataFrame()
-    return status[(status["dt"] == day) & status["status"].isin(["missing", "late"])]
+    return status[(status["dt"] == day) & status["status"].isin(list(data.DELIVERY_PROBLEMS))]
+
+
+def deliveries_of(city: str, as_of: dt.date) -> pd.DataFrame | None:
+    return data.delivery_status(d.get("deliveries"), city, as_of, landing_issues=d.get("landing_issues"))
+
+
+def problem_text(r) -> str:
+    """`ratings 未完成（无 _SUCCESS）：430100/ratings/dt=2026-03-03` (the folder when one was delivered)."""
+    folder = f"：{r.folder}" if isinstance(r.folder, str) else ""
+    return f"{r.source} {data.DELIVERY_PROBLEMS[r.status]}{folder}"
 
 
 def summary_row(city: str) -> dict:
@@ -68,7 +78,7 @@ def summary_row(city: str) -> dict:
         return {"城市": fmt.city_label(city), "日期": "无数据"}
     as_of = today["as_of"]
     q = data.quality_summary(d.get("quality"), city, as_of)
-    status = data.delivery_status(d.get("deliveries"), city, as_of)
+    status = deliveries_of(city, as_of)
     problems = delivery_problems(status, as_of)
     rej_rows = rejects_on(d.get("rejected_rows"), city, as_of)
     rej_files = rejects_on(d.get("rejected_files"), city, as_of, count_rows=True)
@@ -79,7 +89,7 @@ def summary_row(city: str) -> dict:
         "数据质量": quality_badge(q),
         "拒收行/文件": "—" if rej_rows is None else f"{rej_rows:,} / {rej_files or 0:,}",
         "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "❌ " + "、".join(
-            f"{r.source}{'迟到' if r.status == 'late' else '缺失'}" for r in problems.itertuples())),
+            problem_text(r) for r in problems.itertuples())),
     }
 
 
@@ -92,7 +102,7 @@ def city_detail(city: str) -> None:
     if as_of != sel["day"]:
         st.caption(f"所选日期 {fmt.fmt_date(sel['day'])} 无数据，显示此前最近一天。")
     q = data.quality_summary(d.get("quality"), city, as_of)
-    status = data.delivery_status(d.get("deliveries"), city, as_of)
+    status = deliveries_of(city, as_of)
     problems = delivery_problems(status, as_of)
     rej_rows = rejects_on(d.get("rejected_rows"), city, as_of)
     rej_files = rejects_on(d.get("rejected_files"), city, as_of, count_rows=True)
@@ -108,7 +118,8 @@ def city_detail(city: str) -> None:
             if problems.empty:
                 st.badge("当日交付齐全", color="green")
             for r in problems.itertuples():
-                st.badge(f"{fmt.SOURCE_LABELS[r.source].split()[0]} {'迟到' if r.status == 'late' else '缺失'}", color="red")
+                st.badge(f"{fmt.SOURCE_LABELS[r.source].split()[0]} {data.DELIVERY_PROBLEMS[r.status]}",
+                         color="orange" if r.status == "late" else "red")
 
     today = data.kpi_values(kpis, city, 0)
     prev = data.kpi_values(kpis, city, 1)
@@ -137,27 +148,11 @@ def city_detail(city: str) -> None:
         if not moved:
             st.caption("与前一日和上周同日相比，没有超过 10% 的变化。 No KPI moved by more than 10%.")
         for m in moved:
-            source = data.kpi_source(m["kpi"])
-            causes = []
-            if status is not None:
-                s = status[(status["source"] == source) & (status["dt"] == as_of)]
-                if not s.empty and s.iloc[0]["status"] in ("missing", "late"):
-                    causes.append(f"{fmt.SOURCE_LABELS[source]} 当日交付{'迟到' if s.iloc[0]['status'] == 'late' else '缺失'}")
-            rr = d.get("rejected_rows")
-            if rr is not None:
-                n = int(rr[(rr["city_code"] == city) & (rr["dt"] == as_of) & (rr["source"] == source)]["rows"].sum())
-                if n:
-                    causes.append(f"{source} 当日拒收 {n:,} 行")
-            rf = d.get("rejected_files")
-            if rf is not None:
-                n = int(((rf["city_code"] == city) & (rf["dt"] == as_of) & (rf["source"] == source)).sum())
-                if n:
-                    causes.append(f"{source} 当日拒收 {n} 个文件")
-            if q["blocking"] or q["warnings"]:
-                causes.append(f"当日另有 {q['blocking'] + q['warnings']} 项质量检查未通过（见下）")
-            why = "；".join(causes) if causes else "交付完整、无拒收：变化来自业务数据本身"
+            # only evidence that can carry the movement; none found: the movement alone
+            why = moves.explain(m, kpis, city, status=status, rejected_rows=d.get("rejected_rows"),
+                                rejected_files=d.get("rejected_files"), service_days=d.get("service_days"))
             arrow = "🔺" if m["change"] > 0 else "🔻"
-            st.markdown(f"- {arrow} **{m['text']}** — {why}")
+            st.markdown(f"- {arrow} **{m['text']}**" + (" — " + "；".join(why) if why else ""))
 
     qcol = st.container()
     with qcol:
@@ -225,6 +220,12 @@ def city_detail(city: str) -> None:
         pivot = pivot.reindex([fmt.SOURCE_LABELS[s] for s in fmt.SOURCE_LABELS])
         st.table(pivot)
         st.caption("单元格：状态 + 入库行数。服务目录不是每天交付，缺少快照属正常。")
+        waiting = status[status["folder"].notna()]
+        for r in waiting.itertuples():
+            st.warning(f"{fmt.fmt_date(r.dt)} {fmt.SOURCE_LABELS[r.source]} 已交付但{data.DELIVERY_PROBLEMS[r.status]}，"
+                       f"未读取：`{r.folder}`。 Delivered but not read: "
+                       f"{'no _SUCCESS yet' if r.status == 'incomplete' else '_SUCCESS without data files'}.",
+                       icon="⚠️")
 
 
 build_banner(d.get("builds"))
