@@ -1,0 +1,102 @@
+"""The pages stay readable with the demo's five cities (headless Chromium, 1440 px wide):
+a day outside the data is named, an incomplete folder is shown as such, settlement amounts
+are whole and totalled, the Services page stays short, trend legends show every city."""
+from __future__ import annotations
+
+import pytest
+
+import dashboard_fivecities as fivecities
+from dashboard_support import Dashboard, table_row
+from test_dashboard_browser import assert_clean
+
+from dashboards import fmt
+
+pytestmark = pytest.mark.slow
+
+# Every legend label inside its chart's box (a legend cut off at the chart's edge fails).
+LEGENDS_JS = """
+Array.from(document.querySelectorAll('.vega-embed')).map(embed => {
+  const box = embed.getBoundingClientRect();
+  return Array.from(embed.querySelectorAll('.role-legend-label text')).map(t => {
+    const r = t.getBoundingClientRect();
+    return [t.textContent, r.left >= box.left - 1 && r.right <= box.right + 1];
+  });
+}).filter(labels => labels.length)
+"""
+# Elements showing an amount that does not fit (cut off with an ellipsis or clipped).
+CUT_AMOUNTS_JS = """
+Array.from(document.querySelectorAll('[data-testid="stMain"] *'))
+  .filter(e => e.children.length === 0 && e.textContent.includes('¥') && e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.textContent)
+"""
+
+
+@pytest.fixture(scope="module")
+def five(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("five-cities")
+    facts = fivecities.build(folder / "wh.duckdb")
+    d = Dashboard(facts["warehouse"], folder / "streamlit.log")
+    yield d, facts
+    d.stop()
+
+
+def test_a_day_outside_the_data_is_named(five, browser):
+    d, facts = five
+    first, last = facts["first_day"], facts["last_day"]
+    text = browser.open(f"{d.url}/?day=2025-12-01", [f"showing {first}", "全部指标"])
+    assert f"2025-12-01 is before the first day with data ({first}); showing {first}." in text
+    assert_clean(text)
+    text = browser.open(f"{d.url}/trends?day=2027-01-01&city=430100", [f"showing {last}"])
+    assert f"2027-01-01 is after the last day with data ({last}); showing {last}." in text
+
+
+def test_a_folder_without_success_is_incomplete_not_missing(five, browser):
+    d, facts = five
+    folder, last = facts["incomplete_folder"], facts["last_day"]
+    text = browser.open(f"{d.url}/?city=430100", ["交付", folder])
+    browser.wait_settled()
+    assert_clean(text)
+    grid = browser.wait_row(fmt.SOURCE_LABELS["ratings"])
+    assert grid[-1] == "⚠️ 未完成"  # the last day's column
+    assert f"已交付但未完成（无 _SUCCESS），未读取：{folder}" in browser.text()
+    summary = browser.open(f"{d.url}/", ["各城市"])
+    assert_clean(summary)
+    assert f"ratings 未完成（无 _SUCCESS）：{folder}" in browser.wait_row("长沙市（430100）")[-1]
+
+
+def test_settlement_amounts_are_whole_and_totalled(five, browser):
+    d, _ = five
+    text = browser.open(f"{d.url}/settlement", ["结算单版本", "SH-2026-001", "合计"])
+    browser.wait_settled()
+    assert_clean(text)
+    tables = browser.tables()
+    assert table_row(tables, "SH-2026-001")[-1] == "¥1,250,000.00"
+    # the latest version of each contract: 1,250,000.00 + 33,800.00 (v2 of CS-2026-003)
+    assert table_row(tables, "合计 Total（2 个合同）")[-2:] == ["¥1,552,000.00", "¥1,283,800.00"]
+    assert browser.evaluate(CUT_AMOUNTS_JS) == []
+
+
+def test_services_with_all_cities_stays_short(five, browser):
+    d, facts = five
+    text = browser.open(f"{d.url}/services", ["按部门", "其他"])
+    browser.wait_settled()
+    assert_clean(text)
+    departments = [r for r in browser.tables() if r and r[0].startswith("其他 ")]
+    assert departments[0][0] == "其他 296 个 (other)"  # 306 departments: 10 named, the rest as one
+    height = browser.page_height()
+    assert height < 4000, f"Services page is {height} px tall with {facts['departments']} departments"
+
+
+def test_trend_legends_show_every_city(five, browser):
+    d, _ = five
+    text = browser.open(f"{d.url}/trends", ["活跃用户指标", "近7日合并好评率", "样本量"])
+    browser.wait_settled()
+    assert_clean(text)
+    cities = {fmt.city_name(c) for c in fivecities.CITIES}
+    legends = browser.evaluate(LEGENDS_JS)
+    assert len(legends) >= 6
+    for labels in legends:
+        assert {name for name, _ in labels} >= cities, labels
+        assert all(inside for _, inside in labels), f"legend cut off: {labels}"
+    # one active-users metric at a time for several cities: five lines, no metric legend
+    assert "日活跃用户 DAU Daily active users" in text
