@@ -96,7 +96,7 @@ def satisfaction() -> None:
     st.altair_chart(counts.properties(height=150, usermeta=ui.SVG), width="stretch")
     window = df[df["kpi_date"] == df["kpi_date"].max()]
     n = int(window["ratings"].sum())
-    st.caption(f"线：{pooled} = 近 {POOL_DAYS} 日好评数之和 ÷ 评价数之和（不是日好评率的平均）"
+    st.caption(f"线：{pooled} = 近 {POOL_DAYS} 日{label('good_ratings')}之和 ÷ {label('ratings')}之和（不是日好评率的平均）"
                + ("" if multi else "；点：当日好评率，点越大当日评价越多") + f"。下图：每日{label('ratings')}（样本量）；"
                f"{fmt.fmt_date(window['kpi_date'].max())} 当日 {n:,} 条。")
 
