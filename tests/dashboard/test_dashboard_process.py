@@ -78,11 +78,13 @@ def test_sigterm_to_the_dashboard_command_frees_its_port(tmp_path):
         first.wait(timeout=20)
         assert port_is_free(port), f"port {port} still held by {listeners(port)}"
         assert listeners(port) == []
-    finally:
+        second = start(warehouse, port, tmp_path / "second.log")
+        second.send_signal(signal.SIGINT)  # Ctrl-C stops it as well
+        second.wait(timeout=20)
+        assert listeners(port) == [] and port_is_free(port)
+    finally:  # on failure, leave nothing behind: whatever this test started on its port
         if first.poll() is None:
             first.kill()
             first.wait()
-    second = start(warehouse, port, tmp_path / "second.log")
-    second.send_signal(signal.SIGINT)  # Ctrl-C stops it as well
-    second.wait(timeout=20)
-    assert listeners(port) == [] and port_is_free(port)
+        for pid in listeners(port):
+            os.kill(int(pid), signal.SIGKILL)
