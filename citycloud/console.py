@@ -101,10 +101,21 @@ class Reporter:
             self._bars.update(s.task, completed=s.done)
 
     def log(self, message: str) -> None:
-        """Into the log file only."""
-        if self._log is not None:
+        """Into the log file only. A log that cannot be written (a full disk) is given up with a
+        note, never turned into the command's failure: the work itself reports its own errors."""
+        if self._log is None:
+            return
+        try:
             self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
             self._log.flush()
+        except OSError as exc:
+            try:
+                self._log.close()
+            except OSError:
+                pass
+            self._log = None
+            self.console.print(f"  NOTE log file {self.log_path} given up: {exc.strerror}", markup=False)
+            self.log_path = None
 
     def detail(self, message: str) -> None:
         """A line shown only with --verbose (always logged)."""
@@ -121,7 +132,10 @@ class Reporter:
     def close(self) -> None:
         self._end_stage()
         if self._log is not None:
-            self._log.close()
+            try:
+                self._log.close()
+            except OSError:
+                pass
             self._log = None
 
     # -- internals ------------------------------------------------------------------------

@@ -130,3 +130,15 @@ def test_quality_page_is_the_self_contained_entry_point(tiny_run):
     assert "<h2>Warnings (8)</h2>" in page
     index = (docs / "index.html").read_text(encoding="utf-8")
     assert "href='citycloud-quality.html'" in index  # GX's own page points back to it
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_log_file_that_cannot_be_written_is_given_up_not_fatal(capsys):
+    from citycloud.console import Reporter
+
+    reporter = Reporter(Path("/dev/full"), command="citycloud run")
+    reporter("checks: validating deliveries and candidate marts")
+    reporter.close()
+    err = capsys.readouterr().err
+    assert "NOTE log file /dev/full given up: No space left on device" in err
+    assert err.rstrip().endswith("checks: validating deliveries and candidate marts") and reporter.log_path is None
