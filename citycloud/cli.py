@@ -88,8 +88,6 @@ def cmd_run(args: argparse.Namespace) -> str:
     settings = _settings(args)
     reporter = args.reporter
     report = pipeline.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
-    for note in report.notes:
-        reporter(note)
     if args.contracts:
         # The terms settlement will use: a broken file is worth knowing before month end.
         from citycloud.settlement import load_contracts
@@ -105,6 +103,8 @@ def cmd_run(args: argparse.Namespace) -> str:
 
 def show_run_report(reporter: Reporter, report) -> None:
     """What a run found that someone should look at: counted, the first few, where the rest are."""
+    for note in report.notes:
+        reporter(note)
     ingest = report.ingest
     _listed(reporter, "WARNING files set aside", [f"{path}: {reason}" for path, reason in ingest.rejected_files],
             "all in audit.rejected_files")
