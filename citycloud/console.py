@@ -55,7 +55,7 @@ class Reporter:
 
     def __init__(self, log_path: Path | None, verbose: bool = False, command: str = "citycloud",
                  console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = console or Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
         self.verbose = verbose
         self.log_path = log_path
         self._log = None
