@@ -1,19 +1,25 @@
-"""The `citycloud` command line: generate, run, settle, dashboard (interfaces.md).
+"""The `citycloud` command line: generate, run, settle, scorecard, query, user-ops, dashboard, rotate-key.
 
-Every verb prints progress on stderr and a one-line summary at the end; a failure prints
-what went wrong and what to do, never a bare traceback (exit 2: bad input or usage,
-1: the work ran and found a problem, e.g. blocking data-quality failures).
+Every verb prints progress on stderr (stage lines and progress bars; every detail with
+--verbose) and a one-line summary at the end; the full log of each verb is appended to
+<output>/logs/<verb>.log. A failure prints what went wrong and what to do, never a bare
+traceback (exit 2: bad input or usage, 1: the work ran and found a problem, e.g. blocking
+data-quality failures).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 from citycloud.config import CitycloudError, Settings
+from citycloud.console import Reporter, log_file
+
+EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
+          "`citycloud VERB --help` for a verb's options.")
+SHOWN = 3  # items of a list shown on the terminal; the log file and --verbose have them all
 
 
 def _date(text: str) -> date:
@@ -23,8 +29,33 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
-def _progress(message: str) -> None:
-    print(f"  {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+def _listed(reporter: Reporter, what: str, items: list[str], where: str) -> None:
+    """Count and the first few on the terminal; every item in the log (and with --verbose)."""
+    if not items:
+        return
+    for item in items:
+        reporter.detail(f"{what}: {item}")
+    if not reporter.verbose:
+        reporter.say(f"  {what}: {len(items)} ({where})")
+        for item in items[:SHOWN]:
+            reporter.say(f"    {item}")
+        if len(items) > SHOWN:
+            reporter.say(f"    +{len(items) - SHOWN} more")
+
+
+def _quality_summary(reporter: Reporter, quality) -> None:
+    """The run's quality warnings, counted per check with an example each, and where to read them all."""
+    by_check = quality.warnings_by_check()
+    for r in quality.warnings:
+        reporter.detail(f"WARNING {r}")
+    if by_check and not reporter.verbose:
+        reporter.say(f"  quality warnings: {len(quality.warnings)} from {len(by_check)} check(s), most frequent first:")
+        for check, n, example in by_check[:5]:
+            reporter.say(f"    {n} x {check}, e.g. {example.where()}: {example.details}")
+        if len(by_check) > 5:
+            reporter.say(f"    +{len(by_check) - 5} more check(s)")
+    if quality.page:
+        reporter.say(f"  quality page: {quality.page}")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -45,7 +76,7 @@ def cmd_generate(args: argparse.Namespace) -> str:
 
     summary = generate(Path(args.out), cities=args.cities, start=args.start, days=args.days, users=args.users,
                        seed=args.seed, accesses_per_day=args.accesses_per_day, dirt=not args.clean,
-                       progress=_progress, overwrite=args.overwrite)
+                       progress=args.reporter, overwrite=args.overwrite)
     rows = ", ".join(f"{source} {n:,}" for source, n in summary["rows"].items())
     return (f"generate: wrote {summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) for "
             f"{len(summary['cities'])} cities x {summary['days']} days to {args.out} in {summary['seconds']:.1f}s: {rows}")
@@ -55,29 +86,34 @@ def cmd_run(args: argparse.Namespace) -> str:
     from citycloud import pipeline
 
     settings = _settings(args)
-    report = pipeline.run(settings, start=args.start, end=args.end, progress=_progress, full_refresh=args.full_refresh)
-    for path, reason in report.ingest.rejected_files:
-        print(f"  WARNING file set aside: {path}: {reason}", file=sys.stderr)
-    for problem in report.ingest.problems:
-        print(f"  WARNING landing: {problem}", file=sys.stderr)
-    for folder in report.ingest.incomplete:
-        print(f"  NOTE incomplete delivery (no _SUCCESS yet, not read): {folder}", file=sys.stderr)
-    for note in report.notes:
-        _progress(note)
+    reporter = args.reporter
+    report = pipeline.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
     if args.contracts:
         # The terms settlement will use: a broken file is worth knowing before month end.
         from citycloud.settlement import load_contracts
 
         try:
             contracts = load_contracts(args.contracts)
-            _progress(f"contracts file {args.contracts}: {len(contracts)} contracts valid")
+            reporter(f"contracts file {args.contracts}: {len(contracts)} contracts valid")
         except CitycloudError as exc:
-            print(f"  WARNING {exc}", file=sys.stderr)
-    if report.quality is not None:
-        for w in report.quality.warnings[:20]:
-            print(f"  WARNING {w}", file=sys.stderr)
-        _progress(f"Data Docs: {report.quality.docs_index}")
+            reporter.say(f"  WARNING {exc}")
+    show_run_report(reporter, report)
     return report.summary_line()
+
+
+def show_run_report(reporter: Reporter, report) -> None:
+    """What a run found that someone should look at: counted, the first few, where the rest are."""
+    for note in report.notes:
+        reporter(note)
+    ingest = report.ingest
+    _listed(reporter, "WARNING files set aside", [f"{path}: {reason}" for path, reason in ingest.rejected_files],
+            "all in audit.rejected_files")
+    _listed(reporter, "WARNING landing problems, not read", [str(p) for p in ingest.problems],
+            "all in audit.landing_issues")
+    _listed(reporter, "NOTE incomplete deliveries (no _SUCCESS yet, not read)", list(ingest.incomplete),
+            "read once their _SUCCESS is there")
+    if report.quality is not None:
+        _quality_summary(reporter, report.quality)
 
 
 def cmd_settle(args: argparse.Namespace) -> str:
@@ -86,14 +122,14 @@ def cmd_settle(args: argparse.Namespace) -> str:
     settings = _settings(args)
     report = settle(settings, args.month, final=args.final, out_dir=Path(args.out) if args.out else None)
     for warning in report.warnings:
-        print(f"  WARNING {warning}", file=sys.stderr)
+        args.reporter.say(f"  WARNING {warning}")
     return report.summary_line()
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> str:
     from citycloud.rotation import rotate
 
-    return rotate(_settings(args), progress=_progress)
+    return rotate(_settings(args), progress=args.reporter)
 
 
 def cmd_scorecard(args: argparse.Namespace) -> str:
@@ -101,9 +137,9 @@ def cmd_scorecard(args: argparse.Namespace) -> str:
 
     settings = _settings(args)
     report = score_month(settings, args.scheme, args.month, assessments_path=args.assessments,
-                         out_dir=Path(args.out) if args.out else None, progress=_progress)
+                         out_dir=Path(args.out) if args.out else None, progress=args.reporter)
     for scheme_id, city, reason in report.refused:
-        print(f"  WARNING {scheme_id} {city} refused: {reason}", file=sys.stderr)
+        args.reporter.say(f"  WARNING {scheme_id} {city} refused: {reason}")
     return report.summary_line()
 
 
@@ -134,78 +170,108 @@ def cmd_user_ops(args: argparse.Namespace) -> str:
     return f"user-ops: wrote {path}"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="citycloud", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="verb", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help (not for flags and options without one);
+    descriptions kept as written."""
 
-    g = sub.add_parser("generate", help="write a synthetic landing area (deterministic by seed)")
-    g.add_argument("--out", required=True)
-    g.add_argument("--cities", type=int, default=3)
-    g.add_argument("--start", type=_date, default=date(2026, 1, 1))
-    g.add_argument("--days", type=int, default=60)
-    g.add_argument("--users", type=int, default=2000)
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--accesses-per-day", type=int, default=None, help="access events per city-day (benchmarks)")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _verb(sub, name: str, help: str, func) -> argparse.ArgumentParser:
+    v = sub.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=_Help)
+    v.add_argument("-v", "--verbose", action="store_true",
+                   help="print every step (each delivery, each dbt node, each warning); they are always in the log file")
+    v.set_defaults(func=func)
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="citycloud", description=__doc__, epilog=EPILOG, formatter_class=_Help)
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    g = _verb(sub, "generate", "write a synthetic landing area (deterministic by seed)", cmd_generate)
+    g.add_argument("--out", required=True, help="landing-area folder to write (cities/sources/dt=... below it)")
+    g.add_argument("--cities", type=int, default=3,
+                   help="how many of the five cities, in order 310000 上海, 510100 成都, 430100 长沙, 411700 驻马店, "
+                        "460100 海口 (contracts/contracts.yml has all five)")
+    g.add_argument("--start", type=_date, default=date(2026, 1, 1), help="first delivery day, YYYY-MM-DD")
+    g.add_argument("--days", type=int, default=60, help="number of delivery days")
+    g.add_argument("--users", type=int, default=2000, help="accounts of the largest city when the window opens")
+    g.add_argument("--seed", type=int, default=42, help="same seed, same bytes")
+    g.add_argument("--accesses-per-day", type=int, default=None,
+                   help="access events per city-day (benchmarks; default: about 0.4 per account)")
     g.add_argument("--clean", action="store_true", help="no contract-breaking dirt")
     g.add_argument("--overwrite", action="store_true", help="replace the chosen cities' folders in --out")
-    g.set_defaults(func=cmd_generate)
 
-    r = sub.add_parser("run", help="ingest new deliveries, build the marts, check, publish")
-    r.add_argument("--landing", required=True)
-    r.add_argument("--warehouse", required=True)
-    r.add_argument("--contracts")
-    r.add_argument("--start", type=_date, help="ignore deliveries before this dt")
-    r.add_argument("--end", type=_date, help="ignore deliveries after this dt")
+    r = _verb(sub, "run", "ingest new deliveries, build the marts, check, publish", cmd_run)
+    r.add_argument("--landing", required=True, help="the landing area (read only)")
+    r.add_argument("--warehouse", required=True,
+                   help="the DuckDB warehouse file (created if missing); reports go to output/ beside it")
+    r.add_argument("--contracts", help="contracts.yml to validate now, so a broken file shows before month end")
+    r.add_argument("--start", type=_date, help="ignore deliveries before this dt, YYYY-MM-DD")
+    r.add_argument("--end", type=_date, help="ignore deliveries after this dt, YYYY-MM-DD")
     r.add_argument("--full-refresh", action="store_true", help="rebuild every model from scratch")
-    r.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("settle", help="settle a month per contract and write statement files")
-    s.add_argument("--warehouse", required=True)
-    s.add_argument("--contracts", required=True)
-    s.add_argument("--month", required=True, help="YYYY-MM")
+    s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)
+    s.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")
+    s.add_argument("--contracts", required=True, help="contracts.yml (docs/settlement.md)")
+    s.add_argument("--month", required=True, help="the month to settle, YYYY-MM (it must have ended)")
     s.add_argument("--final", action="store_true", help="freeze this version (it is money)")
-    s.add_argument("--out", help="folder for the statement files")
-    s.set_defaults(func=cmd_settle)
+    s.add_argument("--out", help="folder for the statement files (default: output/statements/MONTH beside the warehouse)")
 
-    k = sub.add_parser("rotate-key", help="re-key every pseudonym: CITYCLOUD_PII_KEY (current) → CITYCLOUD_NEW_PII_KEY")
+    k = _verb(sub, "rotate-key", "re-key every pseudonym: CITYCLOUD_PII_KEY (current) → CITYCLOUD_NEW_PII_KEY",
+              cmd_rotate_key)
     k.add_argument("--landing", required=True, help="the landing area, holding every ingested delivery as ingested")
-    k.add_argument("--warehouse", required=True)
-    k.set_defaults(func=cmd_rotate_key)
+    k.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")
 
-    sc = sub.add_parser("scorecard", help="score every city against the evaluation scheme; tables and PDF reports")
-    sc.add_argument("--warehouse", required=True)
+    sc = _verb(sub, "scorecard", "score every city against the evaluation scheme; tables and PDF reports",
+               cmd_scorecard)
+    sc.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")
     sc.add_argument("--scheme", required=True, help="evaluation.yml")
     sc.add_argument("--assessments", help="assessments.yml (evaluators' scores; missing = not assessed)")
     sc.add_argument("--month", required=True, help="YYYY-MM")
     sc.add_argument("--out", help="folder for the reports (default: output/scorecard beside the warehouse)")
-    sc.set_defaults(func=cmd_scorecard)
 
-    d = sub.add_parser("dashboard", help="serve the operators' dashboard (read-only)")
-    d.add_argument("--warehouse", required=True)
-    d.add_argument("--port", type=int, default=8501)
+    d = _verb(sub, "dashboard", "serve the operators' dashboard (read-only)", cmd_dashboard)
+    d.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
+    d.add_argument("--port", type=int, default=8501, help="port to listen on")
     d.add_argument("--address", default="127.0.0.1",
-                   help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+                   help="interface to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     d.add_argument("--contracts", help="contract terms shown on the Settlement page")
-    d.set_defaults(func=cmd_dashboard)
 
-    q = sub.add_parser("query", help="metrics of the semantic layer per city and period (published snapshot)")
-    q.add_argument("--warehouse", required=True)
+    q = _verb(sub, "query", "metrics of the semantic layer per city and period (published snapshot)", cmd_query)
+    q.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
     q.add_argument("--metrics", required=True, help="comma-separated metric names, e.g. dau,mau")
-    q.add_argument("--grain", required=True, choices=("day", "week", "month"))
+    q.add_argument("--grain", required=True, choices=("day", "week", "month"), help="the period of each row")
     q.add_argument("--city", help="one 6-digit city code (default: every city)")
     q.add_argument("--csv", help="write the table to this CSV file instead of stdout")
     q.add_argument("--include-partial", action="store_true",
                    help="also periods the city's day series covers only in part (e.g. the running month)")
     q.add_argument("--by", help="cut the metrics by a categorical dimension, e.g. channel (a column after period)")
-    q.set_defaults(func=cmd_query)
 
-    u = sub.add_parser("user-ops", help="write the monthly user-operations workbook (XLSX) of a city")
-    u.add_argument("--warehouse", required=True)
+    u = _verb(sub, "user-ops", "write the monthly user-operations workbook (XLSX) of a city", cmd_user_ops)
+    u.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
     u.add_argument("--city", required=True, help="6-digit city code")
     u.add_argument("--month", required=True, help="YYYY-MM")
-    u.add_argument("--out", help="folder for the workbook")
-    u.set_defaults(func=cmd_user_ops)
+    u.add_argument("--out", help="folder for the workbook (default: output/user_ops beside the warehouse)")
     return p
+
+
+def _log_path(args: argparse.Namespace) -> Path | None:
+    """Where the verb's full log goes: <output>/logs/<verb>.log beside the warehouse it works on
+    (as its reports); for generate, logs/ beside the landing area (never inside it). The
+    read-only verbs keep none."""
+    if args.verb in ("query", "dashboard"):
+        return None
+    if args.verb == "generate":
+        return log_file(Path(args.out).expanduser().absolute().parent, args.verb)
+    try:
+        return log_file(_settings(args).output, args.verb)
+    except Exception:  # settings that cannot even be read: the verb itself will say why
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,8 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"citycloud run: error: --start {args.start} is after --end {args.end}: nothing would be read",
               file=sys.stderr)
         return 2
+    args.reporter = Reporter(_log_path(args), verbose=args.verbose,
+                             command="citycloud " + " ".join(argv))
     try:
-        print(args.func(args), flush=True)
+        summary = args.func(args)
+        args.reporter.log(summary)
+        args.reporter.close()
+        if args.reporter.log_path:
+            args.reporter.console.print(f"  full log: {args.reporter.log_path}", markup=False)
+        print(summary, flush=True)
         return 0
     except CitycloudError as exc:
         from citycloud.pipeline import BlockingFailure
@@ -227,9 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc)
         if len(message) > 4000:  # never flood the terminal with an echoed input (e.g. a YAML expansion)
             message = message[:4000] + f"… [{len(message):,} characters in all]"
+        args.reporter.log(f"error: {message}")
+        args.reporter.close()
         print(f"citycloud {args.verb}: error: {message}", file=sys.stderr)
         return 1 if isinstance(exc, BlockingFailure) else 2
     except KeyboardInterrupt:
+        args.reporter.close()
         print(f"citycloud {args.verb}: interrupted", file=sys.stderr)
         return 130
 

@@ -2,23 +2,31 @@
 and score it (the operations scorecard).
 
 Uses its own PII key (the demo is the one place allowed to) and keeps everything under
-demo/ so it never touches a real warehouse. Running it again changes nothing.
+demo/ so it never touches a real warehouse. Running it again changes nothing. The terminal
+gets stage lines, progress bars and a short summary; every detail goes to
+demo/output/logs/demo.log (`python -m citycloud.demo --verbose` prints them too).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from datetime import date
 from pathlib import Path
 
-from citycloud.cli import _progress
+from citycloud.cli import show_run_report
 from citycloud.config import PROJECT_ROOT, CitycloudError, Settings
+from citycloud.console import Reporter, log_file
 
 DEMO = PROJECT_ROOT / "demo"
 START, DAYS, MONTH = date(2026, 1, 1), 90, "2026-03"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = argparse.ArgumentParser(prog="python -m citycloud.demo", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    args.add_argument("-v", "--verbose", action="store_true", help="print every step (always in the log file)")
+    verbose = args.parse_args(argv).verbose
     os.environ.setdefault("CITYCLOUD_PII_KEY", "citycloud-demo-key-not-for-production")
     from citycloud import pipeline
     from citycloud.generate import generate
@@ -29,24 +37,33 @@ def main() -> int:
     settings.warehouse = DEMO / "warehouse" / "citycloud.duckdb"
     settings.output = DEMO / "output"
     settings.contracts = PROJECT_ROOT / "contracts" / "contracts.yml"
+    reporter = Reporter(log_file(settings.output, "demo"), verbose=verbose, command="make demo")
     try:
         if not settings.landing.exists():
-            _progress(f"generating a synthetic landing area in {settings.landing}")
-            generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=_progress)
-        report = pipeline.run(settings, progress=_progress)
-        print(report.summary_line())
+            reporter(f"generating a synthetic landing area in {settings.landing}")
+            generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=reporter)
+        report = pipeline.run(settings, progress=reporter)
+        show_run_report(reporter, report)
         statements = settle(settings, MONTH, out_dir=settings.output / "statements" / MONTH)
-        print(statements.summary_line())
+        for warning in statements.warnings:
+            reporter.say(f"  WARNING {warning}")
         from citycloud.scorecard.service import score_month
 
         scorecard = score_month(settings, PROJECT_ROOT / "contracts" / "evaluation.yml", MONTH,
                                 PROJECT_ROOT / "contracts" / "assessments.yml",
-                                out_dir=settings.output / "scorecard", progress=_progress)
-        print(scorecard.summary_line())
+                                out_dir=settings.output / "scorecard", progress=reporter)
     except CitycloudError as exc:
+        reporter.log(f"error: {exc}")
+        reporter.close()
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
+    summaries = [report.summary_line(), statements.summary_line(), scorecard.summary_line()]
+    for line in summaries:
+        reporter.log(line)
+    reporter.close()
     venv = Path(sys.executable).parent
+    quality = report.quality.page if report.quality else settings.output / "data_docs" / "citycloud-quality.html"
+    print("\n".join(summaries))
     print(f"""
 Demo ready.
   landing area      {settings.landing}
@@ -54,10 +71,11 @@ Demo ready.
   readers' snapshot {settings.published}
   statements        {settings.output / 'statements' / MONTH}
   scorecard reports {settings.output / 'scorecard' / MONTH}
-  Data Docs         {settings.output / 'data_docs' / 'index.html'}
+  quality page      {quality}
+  full log          {reporter.log_path}
 Open the dashboard:
   {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501   (then http://localhost:8501)
-Browse the dbt docs:
+Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0
 

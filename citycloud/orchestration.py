@@ -430,13 +430,24 @@ def contract_cities(contracts: Path, month: str) -> set[str]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def cities_without_data(landing: Path, cities: list[str]) -> list[str]:
+    """The ``cities`` that have no delivery folder at all in the landing area (complete or not).
+
+    Says nothing when the landing area itself is missing (the ingest task reports that)."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        return []
+    return [c for c in cities if not any((landing / c).glob("*/dt=*"))]
+
+
 class PublishedMonthSensor(BaseSensorOperator):
     """Wait until month M has ended and the published marts cover its last day.
 
     "Covered" means every city with a contract for M has a published ``marts.kpi_daily`` row
     for M's last day or later, i.e.
     the daily run for that day (or a later, catching-up one) ingested, checked and published.
-    Reads only the published snapshot, so it is not a writer.
+    Reads only the published snapshot, so it is not a writer. A city with a contract but no data
+    at all (nothing published, no delivery folder) fails the wait at once: it would never come.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -458,6 +469,15 @@ class PublishedMonthSensor(BaseSensorOperator):
         coverage = published_coverage(s)
         cities = sorted(contract_cities(s.contracts, month))
         lacking = [c for c in cities if coverage.get(c, dt.date.min) < last]
+        never = cities_without_data(s.landing, [c for c in lacking if c not in coverage])
+        if never:
+            # Waiting cannot help: nothing of theirs was ever delivered, so nothing will be published.
+            raise AirflowFailException(
+                f"cannot settle {month}: {len(never)} cit{'y' if len(never) == 1 else 'ies'} with a contract in "
+                f"{month} ha{'s' if len(never) == 1 else 've'} no data at all (nothing published, no delivery in "
+                f"{s.landing}): {', '.join(never)}. Check the contracts file ({s.contracts}) against the cities "
+                "that deliver, or the landing area"
+            )
         if not lacking:
             self.log.info(
                 "published marts cover %s for the cities with a contract in %s (%s): settling",

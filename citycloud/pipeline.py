@@ -267,7 +267,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         message = "blocking data-quality failures, marts NOT published:\n  " + "\n  ".join(
             str(f) for f in report.quality.blocking_failures)
         mark_blocked(settings, message)
-        raise BlockingFailure(message + f"\nThe previous marts stay published. Data Docs: {report.quality.docs_index}")
+        raise BlockingFailure(message + f"\nThe previous marts stay published. Quality page: {report.quality.page}")
     publish(settings, progress)
     report.published = True
     report.seconds = time.perf_counter() - t0

@@ -19,7 +19,9 @@ run for M starts at 03:00 on the 1st of M+1, Shanghai time):
 1. **wait_for_month_published** — refuses a month that has not ended, then waits until the
    published marts cover M's last day for every city with a contract in M (i.e. the daily run
    for that day, or a later catching-up one, succeeded). After
-   `CITYCLOUD_SETTLEMENT_WAIT_HOURS` (48 h) it fails with a `CITYCLOUD ALERT`.
+   `CITYCLOUD_SETTLEMENT_WAIT_HOURS` (48 h) it fails with a `CITYCLOUD ALERT`. A city with a
+   contract in M but no data at all (nothing published, no delivery folder in the landing area)
+   fails it at once, naming the city: waiting would not make it deliver.
 2. **settle** — settles every contract of `contracts.yml` for M and writes the statement files
    (CSV, XLSX) under `CITYCLOUD_OUTPUT`. Scheduled runs settle **provisionally**.
 3. **score** — scores every city for M against the evaluation scheme (`CITYCLOUD_EVALUATION`,

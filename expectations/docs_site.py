@@ -1,10 +1,11 @@
-"""A self-contained quality page beside GX's Data Docs.
+"""The self-contained quality page, the entry point to a run's data-quality results.
 
 GX's Data Docs pages load Bootstrap, jQuery and bootstrap-table from public CDNs; without network
 (a closed government network, this build machine) they show unstyled and the index's table of
-validations stays empty. So each run also writes `citycloud-quality.html` (inline CSS, no
-scripts, nothing external) and puts a plain-HTML banner with links at the top of GX's
-index.html, which thereby works offline too.
+validations stays empty. So each run writes `citycloud-quality.html` (inline CSS, no scripts,
+nothing external) beside them: it is the page the CLI, the demo and the docs point to, and it
+links to GX's per-suite validation pages for the details. GX's index.html gets a plain-HTML
+banner pointing back to it, for whoever opens that one first.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from expectations.report import QualityReport
+from expectations.report import QUALITY_PAGE, QualityReport
 from expectations.suites import Suite
 
-SUMMARY = "citycloud-quality.html"
+SUMMARY = QUALITY_PAGE
 _MARK = "<!-- citycloud-offline-banner -->"
 
 _CSS = """

@@ -1,9 +1,14 @@
 """What a quality run returns: one `CheckResult` per expectation result, and the `QualityReport`."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+# The page operators open: self-contained (inline CSS, no scripts), so it reads the same
+# offline, unlike GX's own index.html, whose styling and tables come from CDNs.
+QUALITY_PAGE = "citycloud-quality.html"
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -70,10 +75,23 @@ class QualityReport:
     def passed(self) -> bool:
         return not self.blocking_failures
 
+    @property
+    def page(self) -> Path | None:
+        """The quality page to point people at (beside GX's Data Docs index)."""
+        return self.docs_index.parent / QUALITY_PAGE if self.docs_index else None
+
+    def warnings_by_check(self) -> list[tuple[str, int, CheckResult]]:
+        """(check, number of warnings, first warning) per check, the most frequent first."""
+        counts = Counter(r.check for r in self.warnings)
+        first = {}
+        for r in self.warnings:
+            first.setdefault(r.check, r)
+        return [(check, n, first[check]) for check, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
     def summary_line(self) -> str:
         checked = len(self.results)
         state = "no blocking failures" if self.passed else f"{len(self.blocking_failures)} BLOCKING failures"
-        docs = f"; Data Docs {self.docs_index}" if self.docs_index else ""
+        docs = f"; quality page {self.page}" if self.page else ""
         return (f"checks: {len(self.suites)} suites, {checked:,} results, {state}, "
                 f"{len(self.warnings)} warnings, {self.seconds:.1f}s{docs}")
 

@@ -9,15 +9,24 @@ temporary name and renamed, so a reader never sees half a file.
   (the XLSX has a summary sheet and one sheet per contract); rewritten on every run.
 
 CSV files are UTF-8 with a byte-order mark, so Excel (also on Chinese Windows) shows the
-operators' names correctly; read them with encoding="utf-8-sig".
+operators' names correctly; read them with encoding="utf-8-sig". Columns for machines hold the
+exact stored values (`actual`, `attainment`, ...); the `*_shown` columns beside them give the same
+figures as people read them (percentages, rounded counts). The XLSX shows formatted numbers and
+keeps the exact values as text in its "exact" columns.
+
+Files are reproducible from their version: the same version gives the same bytes (the XLSX's
+document times and zip entry times are the version's computed_at, in UTC), so re-running settle
+never rewrites a file's content.
 """
 from __future__ import annotations
 
 import csv
 import io
 import os
-from datetime import datetime
-from decimal import Decimal
+import re
+import zipfile
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
@@ -51,6 +60,8 @@ CSV_COLUMNS = (
     "input_fingerprint", "line_no", "kpi", "kpi_name", "actual", "target", "attainment", "weight", "factor",
     "weighted_factor", "monthly_fee_cny", "payment_cny", "restates_version", "actual_before", "factor_before",
     "payment_before_cny", "payment_delta_cny",
+    # For people (the columns above keep the exact values for machines):
+    "actual_shown", "target_shown", "attainment_shown", "weight_shown",
 )
 SUMMARY_COLUMNS = (
     "contract_id", "city_code", "city_name", "operator", "month", "version", "status", "monthly_fee_cny",
@@ -68,6 +79,21 @@ def dec_text(value: Any, min_places: int = 0) -> str:
     d = Decimal(value).normalize()
     places = max(min_places, -d.as_tuple().exponent if d.as_tuple().exponent < 0 else 0)
     return f"{d:.{places}f}"
+
+
+def shown_text(value: Any, percent: bool) -> str:
+    """A figure as people read it: a percentage with two decimals, or a count rounded to a
+    whole number with thousands separators ('' for None). Rounding is half up, as on paper."""
+    if value is None:
+        return ""
+    d = Decimal(value)
+    if percent:
+        return f"{(d * 100).quantize(Decimal('0.01'), ROUND_HALF_UP)}%"
+    return f"{d.quantize(Decimal('1'), ROUND_HALF_UP):,}"
+
+
+def is_rate(kpi: str) -> bool:
+    return kpi in registry.load().rates()
 
 
 def money_text(value: Any) -> str:
@@ -141,6 +167,10 @@ def statement_csv_rows(view: StatementView) -> list[dict[str, str]]:
                 "factor_before": dec_text(ln["factor_before"], 2) if restated else "",
                 "payment_before_cny": money_text(s["payment_before_cny"]) if restated else "",
                 "payment_delta_cny": money_text(s["payment_delta_cny"]) if restated else "",
+                "actual_shown": shown_text(ln["actual_exact"], is_rate(ln["kpi"])) or "无数据 no data",
+                "target_shown": shown_text(ln["target"], is_rate(ln["kpi"])),
+                "attainment_shown": shown_text(ln["attainment"], percent=True),
+                "weight_shown": shown_text(ln["weight"], percent=True),
             }
         )
     return rows
@@ -170,7 +200,7 @@ _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 
 
 def _kpi_format(kpi: str) -> str:
-    return RATE if kpi in registry.load().rates() else COUNT
+    return RATE if is_rate(kpi) else COUNT
 
 
 def _num(value: Any) -> Any:
@@ -243,7 +273,7 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
     _header_row(
         ws, row,
         ["指标 KPI", "名称 Name", "实际值 Actual", "目标 Target", "达成率 Attainment", "权重 Weight", "系数 Factor",
-         "加权系数 Weight × factor"],
+         "加权系数 Weight × factor", "实际值（精确）Actual, exact", "达成率（精确）Attainment, exact"],
     )
     ws.freeze_panes = None
     for ln in view.lines:
@@ -258,6 +288,9 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
             (_num(ln["weight"]), "0%" if (Decimal(ln["weight"]) * 100) % 1 == 0 else RATE),
             (_num(ln["factor"]), FACTOR),
             (_num(ln["weighted_factor"]), WEIGHTED),
+            # Text, so no spreadsheet rounds them to 15 digits: the values the payment came from.
+            (ln["actual_exact"] or "", "@"),
+            (dec_text(ln["attainment"]), "@"),
         ]
         for col, (value, f) in enumerate(values, start=1):
             cell = ws.cell(row=row, column=col, value=value)
@@ -304,7 +337,7 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
         if changes.get("terms_changed"):
             row += 1
             ws.cell(row=row, column=1, value="合同条款已变更 The contract terms changed since the final version.")
-    _set_widths(ws, [34, 68, 22, 22, 18, 16, 14, 22])
+    _set_widths(ws, [34, 68, 22, 22, 18, 16, 14, 22, 24, 24])
     _page_setup(ws)
 
 
@@ -367,14 +400,34 @@ def fill_inputs_sheet(ws: Worksheet, view: StatementView) -> None:
     _set_widths(ws, [20, 14, 70, 16, 10, 22])
 
 
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+
+
 def _workbook_bytes(wb: Workbook, when: datetime) -> bytes:
+    """The workbook's bytes, a function of its content and `when` alone.
+
+    openpyxl stamps the save time into docProps/core.xml (modified) and into every zip entry;
+    both are replaced by `when` (the version's computed_at), so one version always gives the
+    same bytes. Office document times are UTC ('Z'), so an aware `when` is converted first.
+    """
+    utc = when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
     wb.properties.creator = "citycloud settlement"
-    naive = when.replace(tzinfo=None)
-    wb.properties.created = naive
-    wb.properties.modified = naive
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    wb.properties.created = utc
+    wb.properties.modified = utc
+    saved = io.BytesIO()
+    wb.save(saved)
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = _MODIFIED.sub(rb"\g<1>" + stamp + rb"\g<2>", data)
+            entry = zipfile.ZipInfo(info.filename, date_time=utc.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, data)
+    return out.getvalue()
 
 
 def statement_workbook(view: StatementView) -> Workbook:

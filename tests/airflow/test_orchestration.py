@@ -179,6 +179,17 @@ def test_settlement_sensor(published):
     assert result.is_done and result.xcom_value == {"month": "2026-02", "final": False}
 
 
+def test_settlement_sensor_fails_fast_on_a_city_with_no_data_at_all(published, landing):
+    """The tiny contract's city 430100: while it has any delivery folder the sensor waits for its
+    data to be published; with none at all, and nothing published, it fails at once saying so."""
+    feb = ctx(dt.date(2026, 2, 1))
+    with pytest.raises(AirflowFailException, match=r"1 city with a contract in 2026-02 has no data at all "
+                       rf"\(nothing published, no delivery in {landing}\): 430100\."):
+        orch.PublishedMonthSensor(task_id="w").poke(feb)
+    deliver(landing, "430100", "ratings", dt.date(2026, 2, 27), complete=False)  # on its way: wait
+    assert orch.PublishedMonthSensor(task_id="w").poke(feb) is False
+
+
 def test_settlement_sensor_refuses_a_month_not_ended(published):
     this_month = dt.datetime.now(orch.TZ).date().replace(day=1)
     with pytest.raises(AirflowFailException, match="has not ended"):
