@@ -7,7 +7,6 @@ what went wrong and what to do, never a bare traceback (exit 2: bad input or usa
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import date
@@ -34,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None:
             # Absolute from here on: dbt runs in its project folder and GX wants absolute paths.
             setattr(settings, name, Path(value).expanduser().absolute())
-    if getattr(args, "warehouse", None) and not os.environ.get("CITYCLOUD_OUTPUT"):
+    if getattr(args, "warehouse", None) and not settings.chosen("output"):
         # Reports (Data Docs, statements) go beside the warehouse they describe.
         settings.output = settings.warehouse.parent / "output"
     return settings
