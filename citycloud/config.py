@@ -133,6 +133,12 @@ class Settings(_Home):
                 self.delivery_timeout_hours = self.deprecated_deadline_hours - 24
         return self
 
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each field and the environment variable it is read from (docs, deployment checks)."""
+        return {name: field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
+                else f"CITYCLOUD_{name.upper()}" for name, field in cls.model_fields.items()}
+
     def chosen(self, field: str) -> bool:
         """Whether `field` was given (environment or argument) rather than left to its default."""
         return field in self._chosen
