@@ -15,8 +15,10 @@ from ingestion.rekey import rotate_key
 
 @pipeline.writer_step
 def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
-    old_key = pii_key(settings=settings)
-    new_text = settings.new_pii_key.get_secret_value() if settings.new_pii_key else ""
+    # Keys are read when the step runs, like pipeline's pii_key(): not when `settings` was made.
+    old_key = pii_key()
+    new_secret = settings.new_pii_key or Settings().new_pii_key
+    new_text = new_secret.get_secret_value() if new_secret else ""
     if not new_text:
         raise CitycloudError(f"{NEW_KEY_ENV} is not set: put the new key there and the current one in CITYCLOUD_PII_KEY")
     new_key = check_key_strength(new_text, NEW_KEY_ENV)
