@@ -9,7 +9,6 @@ data-quality failures).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -65,7 +64,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None:
             # Absolute from here on: dbt runs in its project folder and GX wants absolute paths.
             setattr(settings, name, Path(value).expanduser().absolute())
-    if getattr(args, "warehouse", None) and not os.environ.get("CITYCLOUD_OUTPUT"):
+    if getattr(args, "warehouse", None) and not settings.chosen("output"):
         # Reports (Data Docs, statements) go beside the warehouse they describe.
         settings.output = settings.warehouse.parent / "output"
     return settings

@@ -1,17 +1,16 @@
-"""Paths and settings, from the project root with environment overrides.
+"""Every setting of citycloud in one object, read from the environment (``CITYCLOUD_*``).
 
-Every entry point (CLI, Airflow DAGs, dashboard, tests) resolves its paths here so
-that one environment variable moves a path everywhere at once.
+Every entry point (CLI, Airflow DAGs, dashboard, tests) builds ``Settings()`` here, so one
+environment variable moves a path or a limit everywhere at once. This module is the ground
+floor: it imports nothing else of the project (docs/architecture.md, tests/test_layering.py).
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
-PROJECT_ROOT = Path(os.environ.get("CITYCLOUD_HOME", Path(__file__).resolve().parents[1]))
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
 
@@ -25,39 +24,138 @@ PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
                    # user operations (user_ops.md)
                    "user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
 
+PII_KEY_ENV = "CITYCLOUD_PII_KEY"
+NEW_PII_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
+MIN_KEY_BYTES = 32
+MAKE_KEY = "`export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)`"
 
 
 class CitycloudError(Exception):
     """An error the user can act on: printed without a traceback by the CLI."""
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else default
+def _env(name: str, *, default=None, **kwargs):
+    """A field read from the environment variable `name` (its historical name), also settable by field name."""
+    return Field(default, validation_alias=AliasChoices(name), **kwargs)
 
 
-@dataclass
-class Settings:
-    landing: Path = field(default_factory=lambda: _env_path("CITYCLOUD_LANDING", PROJECT_ROOT / "landing"))
-    warehouse: Path = field(
-        default_factory=lambda: _env_path("CITYCLOUD_WAREHOUSE", PROJECT_ROOT / "warehouse" / "citycloud.duckdb")
-    )
-    contracts: Path = field(
-        default_factory=lambda: _env_path("CITYCLOUD_CONTRACTS", PROJECT_ROOT / "contracts" / "contracts.yml")
-    )
-    output: Path = field(default_factory=lambda: _env_path("CITYCLOUD_OUTPUT", PROJECT_ROOT / "output"))
+class _Home(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYCLOUD_", env_ignore_empty=True, extra="ignore",
+                                      populate_by_name=True)
+
+    # The project folder (dbt project, expectations, default landing/warehouse); the package's parent.
+    home: Path = Path(__file__).resolve().parents[1]
+
+    def __init__(self, **values) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # one line naming the variable, its value and the rule
+            raise CitycloudError("; ".join(_describe(e) for e in exc.errors())) from None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _expand_user(cls, value):
+        return Path(value).expanduser() if isinstance(value, Path) else value
+
+
+def _describe(error: dict) -> str:
+    name = str(error["loc"][0]) if error.get("loc") else "settings"
+    name = name if name.startswith("CITYCLOUD_") else f"CITYCLOUD_{name.upper()}"
+    shown = "" if "PII_KEY" in name else f"={error.get('input')!r}"  # never echo a key
+    return f"setting {name}{shown}: {error['msg']}"
+
+
+PROJECT_ROOT = _Home().home
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+
+class Settings(_Home):
+    """Paths, limits and schedules; each field is the environment variable CITYCLOUD_<FIELD NAME>
+    unless it names another one. Build it with keyword arguments to override (tests, CLI options)."""
+
+    landing: Path | None = None  # default <home>/landing
+    warehouse: Path | None = None  # default <home>/warehouse/citycloud.duckdb
+    contracts: Path | None = None  # default <home>/contracts/contracts.yml
+    output: Path | None = None  # default <home>/output
+    evaluation: Path | None = None  # the scorecard's scheme; default <home>/contracts/evaluation.yml
+    assessments: Path | None = None  # reviewers' assessments; default <home>/contracts/assessments.yml if it exists
+
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
-    memory_limit: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "4GB"))
-    threads: int = field(default_factory=lambda: int(os.environ.get("CITYCLOUD_DUCKDB_THREADS", "0")))
+    memory_limit: str = _env("CITYCLOUD_DUCKDB_MEMORY_LIMIT", default="4GB")
+    threads: int = _env("CITYCLOUD_DUCKDB_THREADS", default=0, ge=0)
+    spill_dir_setting: Path | None = _env("CITYCLOUD_SPILL_DIR")  # default <warehouse folder>/.spill
+
+    # The key pseudonymising personal data: a secret, never shown by repr() or in logs.
+    pii_key: SecretStr | None = _env(PII_KEY_ENV)
+    new_pii_key: SecretStr | None = _env(NEW_PII_KEY_ENV)  # `citycloud rotate-key` only
+
+    # The one delivery deadline: day D's deliveries are due by the end of D (Asia/Shanghai) plus
+    # this many hours. The daily DAG's sensor waits until then; the dashboard calls a delivery
+    # ingested after it late when `late_after_deadline` is on.
+    delivery_timeout_hours: float = 6.0
+    # Off by default: a backfill ingests old days long after their deadline, which is not lateness.
+    late_after_deadline: bool = False
+    # Deprecated: the dashboard's former deadline, in hours after the START of D. Setting it turns
+    # `late_after_deadline` on and, unless CITYCLOUD_DELIVERY_TIMEOUT_HOURS is set, moves the deadline.
+    deprecated_deadline_hours: float | None = _env("CITYCLOUD_DELIVERY_DEADLINE_HOURS", exclude=True, repr=False)
+
+    # Airflow: sensors, retries, the settlement's wait (docs/airflow.md).
+    delivery_poke_minutes: float = Field(10.0, gt=0)
+    expected_lookback_days: int = Field(30, ge=0)  # 0 = any time before
+    settlement_wait_hours: float = Field(48.0, gt=0)
+    settlement_poke_minutes: float = Field(30.0, gt=0)
+    task_retries: int = Field(2, ge=0)
+    retry_delay_minutes: float = Field(2.0, ge=0)
+
+    # The dashboard's cache lifetime for loads from the published snapshot.
+    dashboard_ttl: int = Field(30, ge=0)
+
+    _chosen: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        self._chosen = frozenset(self.model_fields_set)
+        home = self.home
+        self.landing = self.landing or home / "landing"
+        self.warehouse = self.warehouse or home / "warehouse" / "citycloud.duckdb"
+        self.contracts = self.contracts or home / "contracts" / "contracts.yml"
+        self.output = self.output or home / "output"
+        self.evaluation = self.evaluation or home / "contracts" / "evaluation.yml"
+        if self.assessments is None and (home / "contracts" / "assessments.yml").exists():
+            self.assessments = home / "contracts" / "assessments.yml"
+        if self.deprecated_deadline_hours is not None:
+            warnings.warn("CITYCLOUD_DELIVERY_DEADLINE_HOURS is deprecated: set CITYCLOUD_DELIVERY_TIMEOUT_HOURS "
+                          "(hours after the END of the day) and CITYCLOUD_LATE_AFTER_DEADLINE=1", DeprecationWarning,
+                          stacklevel=2)
+            self.late_after_deadline = True
+            if "delivery_timeout_hours" not in self.model_fields_set:
+                self.delivery_timeout_hours = self.deprecated_deadline_hours - 24
+        return self
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each field and the environment variable it is read from (docs, deployment checks)."""
+        return {name: field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
+                else f"CITYCLOUD_{name.upper()}" for name, field in cls.model_fields.items()}
+
+    def chosen(self, field: str) -> bool:
+        """Whether `field` was given (environment or argument) rather than left to its default."""
+        return field in self._chosen
 
     @property
     def spill_dir(self) -> Path:
-        return _env_path("CITYCLOUD_SPILL_DIR", self.warehouse.parent / ".spill")
+        return self.spill_dir_setting or self.warehouse.parent / ".spill"
 
     @property
     def published(self) -> Path:
         """Read-only snapshot of the published marts, for readers (dashboard)."""
         return published_path(self.warehouse)
+
+    @property
+    def late_after_hours(self) -> float | None:
+        """The deadline in hours after the start of a delivery's day, when the dashboard judges by it."""
+        return 24 + self.delivery_timeout_hours if self.late_after_deadline else None
 
 
 def published_path(warehouse: Path) -> Path:
@@ -65,11 +163,7 @@ def published_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.stem + ".published.duckdb")
 
 
-MIN_KEY_BYTES = 32
-MAKE_KEY = "`export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)`"
-
-
-def check_key_strength(key: str, name: str = "CITYCLOUD_PII_KEY") -> bytes:
+def check_key_strength(key: str, name: str = PII_KEY_ENV) -> bytes:
     """At least 32 bytes of key material: a short or blank key makes the pseudonyms guessable."""
     material = key.strip().encode("utf-8")
     if len(material) < MIN_KEY_BYTES or len(set(material)) < 2:
@@ -80,16 +174,17 @@ def check_key_strength(key: str, name: str = "CITYCLOUD_PII_KEY") -> bytes:
     return key.encode("utf-8")
 
 
-def pii_key(required: bool = True) -> bytes | None:
-    """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY), checked for strength."""
-    key = os.environ.get("CITYCLOUD_PII_KEY", "")
-    if key:
-        return check_key_strength(key)
-    if not key:
-        if required:
-            raise CitycloudError(
-                "CITYCLOUD_PII_KEY is not set: the pipeline refuses to run without a key for "
-                f"pseudonymising personal data. Set it, e.g. {MAKE_KEY} "
-                "(keep it secret and stable: changing it changes every user hash)."
-            )
-        return None
+def pii_key(required: bool = True, settings: Settings | None = None) -> bytes | None:
+    """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY), checked for strength.
+
+    Without `settings`, read from the environment when called (an Airflow task sets it just before)."""
+    secret = (settings or Settings()).pii_key
+    if secret is not None and secret.get_secret_value():
+        return check_key_strength(secret.get_secret_value())
+    if required:
+        raise CitycloudError(
+            "CITYCLOUD_PII_KEY is not set: the pipeline refuses to run without a key for "
+            f"pseudonymising personal data. Set it, e.g. {MAKE_KEY} "
+            "(keep it secret and stable: changing it changes every user hash)."
+        )
+    return None

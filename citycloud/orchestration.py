@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud.config import PUBLISHED_MARTS, SOURCES, Settings
+from citycloud.config import PII_KEY_ENV, PUBLISHED_MARTS, SOURCES, Settings
 
 log = logging.getLogger("citycloud.airflow")
 
@@ -56,7 +56,6 @@ SETTLEMENT_ASSET = Asset(
     group="citycloud",
 )
 
-PII_KEY_ENV = "CITYCLOUD_PII_KEY"
 PII_KEY_VARIABLE = "citycloud_pii_key"
 PII_KEY_CONNECTION = "citycloud_pii"  # the key is the connection's password
 
@@ -64,44 +63,36 @@ MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 # --------------------------------------------------------------------------- configuration
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a number") from None
-
-
+# Every value comes from citycloud.config.Settings (the CITYCLOUD_* variables, docs/airflow.md).
 def delivery_timeout() -> dt.timedelta:
     """How long after the end of day D its deliveries may still arrive (CITYCLOUD_DELIVERY_TIMEOUT_HOURS)."""
-    return dt.timedelta(hours=_env_float("CITYCLOUD_DELIVERY_TIMEOUT_HOURS", 6.0))
+    return dt.timedelta(hours=Settings().delivery_timeout_hours)
 
 
 def delivery_poke_interval() -> dt.timedelta:
-    return dt.timedelta(minutes=_env_float("CITYCLOUD_DELIVERY_POKE_MINUTES", 10.0))
+    return dt.timedelta(minutes=Settings().delivery_poke_minutes)
 
 
 def expected_lookback() -> int:
     """A (city, source) is expected on D if it delivered within this many days before D."""
-    return int(_env_float("CITYCLOUD_EXPECTED_LOOKBACK_DAYS", 30))
+    return Settings().expected_lookback_days
 
 
 def settlement_wait() -> dt.timedelta:
-    return dt.timedelta(hours=_env_float("CITYCLOUD_SETTLEMENT_WAIT_HOURS", 48.0))
+    return dt.timedelta(hours=Settings().settlement_wait_hours)
 
 
 def settlement_poke_interval() -> dt.timedelta:
-    return dt.timedelta(minutes=_env_float("CITYCLOUD_SETTLEMENT_POKE_MINUTES", 30.0))
+    return dt.timedelta(minutes=Settings().settlement_poke_minutes)
 
 
 def default_args() -> dict[str, Any]:
     """Task defaults shared by the DAGs: owner, retries with exponential backoff, alerting."""
+    s = Settings()
     return {
         "owner": OWNER,
-        "retries": int(_env_float("CITYCLOUD_TASK_RETRIES", 2)),
-        "retry_delay": dt.timedelta(minutes=_env_float("CITYCLOUD_RETRY_DELAY_MINUTES", 2.0)),
+        "retries": s.task_retries,
+        "retry_delay": dt.timedelta(minutes=s.retry_delay_minutes),
         "retry_exponential_backoff": 2.0,  # 2 min, 4 min, 8 min ... capped below
         "max_retry_delay": dt.timedelta(minutes=30),
         "on_failure_callback": [on_task_failure],
@@ -124,8 +115,9 @@ def resolve_pii_key() -> str:
     Connection ``citycloud_pii``. Without any of them the pipeline refuses to run
     (``citycloud.config.pii_key`` raises with instructions).
     """
-    if os.environ.get(PII_KEY_ENV):
-        _mask(os.environ[PII_KEY_ENV])
+    secret = Settings().pii_key
+    if secret is not None and secret.get_secret_value():
+        _mask(secret.get_secret_value())
         return "environment"
     key = None
     source = "none"
@@ -147,7 +139,7 @@ def resolve_pii_key() -> str:
             log.debug("no PII key Connection: %s", exc)
     if key:
         _mask(key)
-        os.environ[PII_KEY_ENV] = key
+        os.environ[PII_KEY_ENV] = key  # so every Settings() of this task process sees it
         log.info("PII key taken from %s", source)
         return source
     return "none"
@@ -605,12 +597,8 @@ SCORECARD_ASSET = Asset(
 def scorecard_files() -> tuple[Path, Path | None]:
     """The evaluation scheme and assessments: CITYCLOUD_EVALUATION / CITYCLOUD_ASSESSMENTS, else
     contracts/evaluation.yml and contracts/assessments.yml (when it exists) under the project."""
-    from citycloud.config import PROJECT_ROOT
-
-    scheme = Path(os.environ.get("CITYCLOUD_EVALUATION", PROJECT_ROOT / "contracts" / "evaluation.yml"))
-    assessments = os.environ.get("CITYCLOUD_ASSESSMENTS")
-    default = PROJECT_ROOT / "contracts" / "assessments.yml"
-    return scheme, Path(assessments) if assessments else (default if default.exists() else None)
+    s = Settings()
+    return s.evaluation, s.assessments
 
 
 def scorecard_step(context: dict) -> Any:

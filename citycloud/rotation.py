@@ -6,20 +6,19 @@ everywhere (CLI, Airflow Variable or Connection): the old key is refused from th
 """
 from __future__ import annotations
 
-import os
-
 from citycloud import pipeline
+from citycloud.config import NEW_PII_KEY_ENV as NEW_KEY_ENV
 from citycloud.config import CitycloudError, Settings, check_key_strength, pii_key
 from citycloud.db import connect
 from ingestion.rekey import rotate_key
 
-NEW_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
-
 
 @pipeline.writer_step
 def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
+    # Keys are read when the step runs, like pipeline's pii_key(): not when `settings` was made.
     old_key = pii_key()
-    new_text = os.environ.get(NEW_KEY_ENV, "")
+    new_secret = settings.new_pii_key or Settings().new_pii_key
+    new_text = new_secret.get_secret_value() if new_secret else ""
     if not new_text:
         raise CitycloudError(f"{NEW_KEY_ENV} is not set: put the new key there and the current one in CITYCLOUD_PII_KEY")
     new_key = check_key_strength(new_text, NEW_KEY_ENV)

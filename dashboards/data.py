@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import duckdb
 import pandas as pd
 
-from citycloud.config import SOURCES, published_path
+from citycloud.config import SOURCES, Settings, published_path
 
 from dashboards import fmt
 
@@ -617,16 +617,15 @@ def delivery_status(
     without data: `landing_issues`, from audit.landing_issues); its `folder` is named.
 
     Late: the delivery was ingested after a later day's delivery of the same city (it arrived
-    out of order: a later ingestion batch), or — only when a deadline is set (argument or
-    CITYCLOUD_DELIVERY_DEADLINE_HOURS) — more than that many hours after the start of its `dt`
-    (Asia/Shanghai). No deadline by default: a backfill ingests old deliveries long after
+    out of order: a later ingestion batch), or — only when a deadline is set (argument, or the
+    delivery deadline with CITYCLOUD_LATE_AFTER_DEADLINE on) — more than that many hours after
+    the start of its `dt` (Asia/Shanghai). No deadline by default: a backfill ingests old deliveries long after
     their day, which is not lateness. A missing catalog snapshot is normal (catalogs are not
     delivered every day)."""
     if deliveries is None:
         return None
     if deadline_hours is None:
-        env = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
-        deadline_hours = float(env) if env else None
+        deadline_hours = Settings().late_after_hours
     d = deliveries[deliveries["city_code"] == city]
     index = {(r.source, r.dt): r for r in d.itertuples(index=False)}
     waiting = {}

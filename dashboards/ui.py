@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +21,7 @@ from citycloud.config import Settings
 
 from dashboards import data, fmt
 
-CACHE_TTL_SECONDS = int(os.environ.get("CITYCLOUD_DASHBOARD_TTL", "30"))
+CACHE_TTL_SECONDS = Settings().dashboard_ttl
 ALL = "all"
 
 _last_good: dict = {}

@@ -2,7 +2,7 @@
 
 A file with any problem scores nothing: `load_schemes` / `load_assessments` raise one
 CitycloudError listing every problem, each naming the scheme or entry, the field and the rule.
-Numbers are Decimal from their YAML text (yaml_files), so 0.15 is 0.15.
+Numbers are Decimal from their YAML text (citycloud.yaml_files), so 0.15 is 0.15.
 """
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from typing import Annotated, Any, Iterable, Literal, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from citycloud.config import CitycloudError
+from citycloud.validation import as_number as _number
+from citycloud.validation import month_text, problems_of
+from citycloud.validation import show as _show
 from citycloud.scorecard import catalog
-from citycloud.scorecard.yaml_files import read_yaml
+from citycloud.yaml_files import read_list
 
 WEIGHT_TOLERANCE = Decimal("1e-9")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -24,26 +27,7 @@ _CITY = re.compile(r"^\d{6}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def _show(value: Any) -> str:
-    return format(value, "f") if isinstance(value, Decimal) else repr(value)
-
-
 # ---- field types: each raises ValueError(rule); pydantic adds the field's location ----------
-def _number(value: Any) -> Decimal:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
-    raise ValueError(f"must be a number, got {_show(value)}")
-
-
-def _month(value: Any) -> str:
-    if isinstance(value, str) and _MONTH.match(value):
-        return value
-    hint = " (write the month, not a date)" if isinstance(value, date) else ""
-    raise ValueError(f"must be a month written YYYY-MM, e.g. 2026-02{hint}, got {_show(value)}")
-
-
 def _city(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # Chinese division codes never start with 0: 310000 is "310000"
@@ -96,7 +80,7 @@ def _positive(d: Decimal) -> Decimal:
 
 
 Number = Annotated[Decimal, BeforeValidator(_number)]
-Month = Annotated[str, BeforeValidator(_month)]
+Month = Annotated[str, BeforeValidator(lambda v: month_text(v, example="2026-02"))]
 CityCode = Annotated[str, BeforeValidator(_city)]
 Text = Annotated[str, BeforeValidator(_text)]
 
@@ -177,28 +161,8 @@ class Assessment(_Entry):
 
 
 # ---- problems -> one error ------------------------------------------------------------------
-def _loc(loc: tuple) -> str:
-    """('indicators', 2, 'weight') -> 'indicators[3].weight' (1-based, as a reviewer counts)."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part + 1}]"
-        elif not str(part).startswith(("function-", "list[", "literal[")):  # pydantic's union branch names
-            text += ("." if text else "") + str(part)
-    return text or "(entry)"
-
-
 def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    out = []
-    for err in exc.errors(include_url=False):
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "too_short":
-            msg = "must not be empty"
-        out.append((_loc(err["loc"]), msg))
+    out = problems_of(exc)
     # cities is "all" or a list: pydantic reports both branches of the union, keep the list's.
     return [(f, m) for f, m in out if not m.startswith("Input should be 'all'")] or out
 
@@ -267,7 +231,7 @@ def _assessment_name(i: int, raw: Any) -> str:
 
 def load_schemes(path: Path | str) -> list[Scheme]:
     path = Path(path)
-    schemes, problems = _parse(read_yaml(path, "schemes"), Scheme, _scheme_name)
+    schemes, problems = _parse(read_list(path, "schemes"), Scheme, _scheme_name)
     if not problems and not schemes:
         problems.append("schemes: the list is empty: at least one scheme is needed")
     ids = [s.scheme_id for s in schemes]
@@ -282,7 +246,7 @@ def load_assessments(path: Path | str | None) -> list[Assessment]:
     if path is None:
         return []
     path = Path(path)
-    entries, problems = _parse(read_yaml(path, "assessments"), Assessment, _assessment_name)
+    entries, problems = _parse(read_list(path, "assessments"), Assessment, _assessment_name)
     problems += _tie_problems(entries)
     if problems:
         _refuse(path, "assessments file", problems)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pandas as pd
 import streamlit as st
+
+from citycloud.config import Settings
 
 from dashboards import data, fmt, moves, ui
 
@@ -14,8 +15,8 @@ sel = ui.selection()
 d = ui.load("load_today", tuple(sel["cities"]), sel["day"])
 kpis: pd.DataFrame = d["kpis"]
 
-DEADLINE = os.environ.get("CITYCLOUD_DELIVERY_DEADLINE_HOURS")
-LATE_RULE = "迟到 = 在更晚交付日期的数据入库之后才到达" + (f"，或入库晚于交付日零点后 {DEADLINE} 小时" if DEADLINE else "")
+DEADLINE = Settings().late_after_hours
+LATE_RULE = "迟到 = 在更晚交付日期的数据入库之后才到达" + (f"，或入库晚于交付日零点后 {DEADLINE:g} 小时" if DEADLINE is not None else "")
 # The headline cards: the metrics with config.meta.headline, in that order (the registry).
 HEADLINE = fmt.registry().headline()[:6]
 SUMMARY = HEADLINE[:5]  # the columns of the all-cities summary table

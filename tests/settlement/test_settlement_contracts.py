@@ -115,7 +115,7 @@ def test_duplicate_yaml_key_and_bad_yaml():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(CitycloudError, match="does not exist"):
+    with pytest.raises(CitycloudError, match="nope.yml: file not found: pass --contracts FILE or set CITYCLOUD_CONTRACTS$"):
         load_contracts(tmp_path / "nope.yml")
 
 
