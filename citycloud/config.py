@@ -49,6 +49,12 @@ class Settings:
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
     memory_limit: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "4GB"))
     threads: int = field(default_factory=lambda: int(os.environ.get("CITYCLOUD_DUCKDB_THREADS", "0")))
+    # Compression DuckDB must not try when it writes a table. Its dictionary+FSST analysis of
+    # high-cardinality strings (hex HMACs, event ids) was the largest CPU cost of every write
+    # (docs/performance.md, "Hash storage"); without it writes cost ~2.4x less CPU and tables
+    # take ~2x the disk. Empty = DuckDB's defaults.
+    disabled_compression: str = field(
+        default_factory=lambda: os.environ.get("CITYCLOUD_DUCKDB_DISABLED_COMPRESSION", "dict_fsst,fsst"))
 
     @property
     def spill_dir(self) -> Path:
