@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -26,6 +27,7 @@ _RESULT_EVENTS = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", 
                             "LogNodeResult"})
 _FAILED = frozenset({"error", "fail", "runtime error"})
 _invocation = threading.Lock()  # dbt's global state allows one invocation at a time
+_interrupted = threading.Event()  # a Ctrl-C arrived while dbt ran
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -62,9 +64,8 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
     """Run `dbt <args>` on the project in this process; raise CitycloudError naming what failed.
 
     Returns one line per finished node ("<unique_id>: <status>")."""
-    from dbt.cli.main import dbtRunner
-
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
 
     opened = []  # the DuckDB environment dbt-duckdb opened, to close it after the invocation
 
@@ -78,12 +79,14 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
         done, total = getattr(event.data, "index", 0), getattr(event.data, "total", 0)
         if total and done * 2 >= total and fault_hook.armed("dbt-middle"):
             # dbt runs in this process: a kill here stops it mid-build, as a frozen child did.
-            fault_hook.pause_at("dbt-middle", dbt_pid=os.getpid())
+            _pause_in_dbt_thread("dbt-middle", dbt_pid=os.getpid())
 
     env = dbt_env(settings)
+    # No console output: progress comes through on_event, failures from the results; the full
+    # log still goes to DBT_LOG_PATH.
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--no-use-colors", "--quiet"]
-    with _invocation, _environment(env):
+                "--no-use-colors", "--log-level", "none"]
+    with _invocation, _environment(env), _watch_interrupts():
         fault_hook.pause_at("dbt-start", dbt_pid=os.getpid())
         try:
             outcome = dbtRunner(callbacks=[on_event]).invoke(cli_args)
@@ -91,12 +94,12 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
             _close_warehouse(opened)
     if isinstance(outcome.exception, (KeyboardInterrupt, SystemExit)):
         raise outcome.exception  # Ctrl-C inside dbt stops the run as it would anywhere else
-    node_results = list(getattr(outcome.result, "results", None) or [])
-    lines = [f"{r.node.unique_id}: {getattr(r.status, 'value', r.status)}" for r in node_results]
+    node_results = [(r, str(getattr(r.status, "value", r.status))) for r in
+                    getattr(outcome.result, "results", None) or []]
     if outcome.success:
-        return lines
-    problems = [f"{r.node.unique_id}: {getattr(r.status, 'value', r.status)}: {(r.message or '').strip()}"
-                for r in node_results if str(r.status).lower() in _FAILED]
+        return [f"{r.node.unique_id}: {status}" for r, status in node_results]
+    problems = [f"{r.node.unique_id}: {status}: {(r.message or '').strip()}"
+                for r, status in node_results if status in _FAILED]
     if outcome.exception is not None:
         problems.insert(0, f"{type(outcome.exception).__name__}: {str(outcome.exception).strip()}")
     error = CitycloudError(f"dbt {args[0]} failed:\n  " + "\n  ".join(problems[:25] or ["(no result)"])
@@ -104,6 +107,42 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
     if outcome.exception is not None:
         raise error from outcome.exception  # a full disk stays findable (citycloud.db.no_space_error)
     raise error
+
+
+@contextmanager
+def _watch_interrupts() -> Iterator[None]:
+    """Note a Ctrl-C (SIGINT) while dbt runs, then let it act as before (KeyboardInterrupt):
+    dbt cancels its queries and waits for its threads, so one paused at a fault point must
+    learn of it. Signal handlers belong to the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if previous == signal.SIG_IGN:
+            return
+        _interrupted.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    _interrupted.clear()
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _pause_in_dbt_thread(phase: str, **details: object) -> None:
+    """fault_hook.pause_at from one of dbt's threads, given up when a Ctrl-C arrives (dbt then
+    stops and waits for this thread)."""
+    waiter = threading.Thread(target=fault_hook.pause_at, args=(phase,), kwargs=details, daemon=True)
+    waiter.start()
+    while waiter.is_alive() and not _interrupted.is_set():
+        waiter.join(0.05)
 
 
 def _close_warehouse(opened: list) -> None:
