@@ -1,7 +1,7 @@
 """One measured step, run in its own process so its memory can be sampled as a process tree.
 
 `python -m bench._child STEP ARGS_JSON RESULT_JSON`. The parent (`bench.run`) samples the RSS
-of this process and its children (the dbt subprocess) and cuts the samples by the phases this
+of this process and its children (dbt runs inside it) and cuts the samples by the phases this
 process records (wall-clock start/end of ingest, build, checks, publish, ...).
 """
 from __future__ import annotations
