@@ -98,8 +98,7 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
                     getattr(outcome.result, "results", None) or []]
     if outcome.success:
         return [f"{r.node.unique_id}: {status}" for r, status in node_results]
-    problems = [f"{r.node.unique_id}: {status}: {(r.message or '').strip()}"
-                for r, status in node_results if status in _FAILED]
+    problems = [_problem(r.node, status, r.message) for r, status in node_results if status in _FAILED]
     if outcome.exception is not None:
         problems.insert(0, f"{type(outcome.exception).__name__}: {str(outcome.exception).strip()}")
     error = CitycloudError(f"dbt {args[0]} failed:\n  " + "\n  ".join(problems[:25] or ["(no result)"])
@@ -107,6 +106,13 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
     if outcome.exception is not None:
         raise error from outcome.exception  # a full disk stays findable (citycloud.db.no_space_error)
     raise error
+
+
+def _problem(node, status: str, message: str | None) -> str:
+    """One line per failed node, worded as dbt's own summary ("Failure in test <name> (<file>)")."""
+    kind = getattr(node.resource_type, "value", node.resource_type)
+    what = "Failure" if status == "fail" else "Error"
+    return f"{what} in {kind} {node.name} ({node.original_file_path}): {(message or '').strip()}"
 
 
 @contextmanager
