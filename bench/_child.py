@@ -1,7 +1,7 @@
 """One measured step, run in its own process so its memory can be sampled as a process tree.
 
 `python -m bench._child STEP ARGS_JSON RESULT_JSON`. The parent (`bench.run`) samples the RSS
-of this process and its children (the dbt subprocess) and cuts the samples by the phases this
+of this process and its children (dbt runs inside it) and cuts the samples by the phases this
 process records (wall-clock start/end of ingest, build, checks, publish, ...).
 """
 from __future__ import annotations
@@ -125,11 +125,14 @@ def step_floor(args: dict, phases: Phases) -> dict:
 
     settings = Settings()
     con = duckdb.connect()
-    settings.spill_dir.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET temp_directory = '{settings.spill_dir.as_posix()}'")
-    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
-    if settings.threads:
-        con.execute(f"SET threads = {settings.threads}")
+    if args.get("settings", "project") == "project":
+        # The project's memory limit, threads and spill folder (citycloud.db.connect); else
+        # DuckDB's defaults (80 % of RAM, all cores, spill beside nothing).
+        settings.spill_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{settings.spill_dir.as_posix()}'")
+        con.execute(f"SET memory_limit = '{settings.memory_limit}'")
+        if settings.threads:
+            con.execute(f"SET threads = {settings.threads}")
     files = list(args["files"])
     skipped = []
 

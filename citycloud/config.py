@@ -84,6 +84,11 @@ class Settings(_Home):
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
     memory_limit: str = _env("CITYCLOUD_DUCKDB_MEMORY_LIMIT", default="4GB")
     threads: int = _env("CITYCLOUD_DUCKDB_THREADS", default=0, ge=0)
+    # Compression DuckDB must not try when it writes a table. Its dictionary+FSST analysis of
+    # high-cardinality strings (hex HMACs, event ids) was the largest CPU cost of every write
+    # (docs/performance.md, "Hash storage"); without it writes cost ~2.4x less CPU and tables
+    # take ~2x the disk. Empty = DuckDB's defaults.
+    disabled_compression: str = _env("CITYCLOUD_DUCKDB_DISABLED_COMPRESSION", default="dict_fsst,fsst")
     spill_dir_setting: Path | None = _env("CITYCLOUD_SPILL_DIR")  # default <warehouse folder>/.spill
 
     # The key pseudonymising personal data: a secret, never shown by repr() or in logs.

@@ -43,6 +43,7 @@ def connect(warehouse: Path | str, read_only: bool = False, settings: Settings |
     if not read_only:
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = '{settings.spill_dir.as_posix()}'")
+        con.execute(f"SET disabled_compression_methods = '{settings.disabled_compression}'")
     con.execute(f"SET memory_limit = '{settings.memory_limit}'")
     if settings.threads:
         con.execute(f"SET threads = {settings.threads}")

@@ -2,8 +2,8 @@
 
 One function per step so the CLI (`citycloud run`) and the Airflow DAGs run the same code.
 Only one step writes the warehouse at a time (DuckDB has one writer per file): each step
-opens and closes its own connection, and dbt runs as one subprocess in between. Every step
-holds the warehouse's writer lock (a whole `run` holds it throughout), so what a step finds
+opens and closes its own connection, and dbt (in this process) opens its own in between. Every
+step holds the warehouse's writer lock (a whole `run` holds it throughout), so what a step finds
 half-done when it starts was left by a writer that died: `recover` repairs it (docs/reliability.md).
 """
 from __future__ import annotations
