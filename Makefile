@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast test-faults browser bench bench-quick docs docs-img clean
+.PHONY: setup demo test test-fast test-faults browser java bench bench-quick docs docs-img clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,14 @@ browser:
 demo: setup browser
 	$(BIN)/python -m citycloud.demo
 
-# The fault suite's long part (every kill phase, every full disk) runs in `make test-faults`.
-test: setup browser
-	$(BIN)/python -m pytest -q -m "not faults_full"
+# Java (Debian's OpenJDK 17) for the Spark engine and its tests.
+java:
+	@bash scripts/install_java.sh
+
+# The fault suite's long part (every kill phase, every full disk) runs in `make test-faults`;
+# of the Spark tests, CI runs the worked example only (`make test-spark` runs them all).
+test: setup browser java
+	$(BIN)/python -m pytest -q -m "not faults_full and not spark_full"
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -37,6 +42,12 @@ test-fast: setup
 .PHONY: test-celery
 test-celery: setup
 	CITYCLOUD_TEST_CELERY=1 $(BIN)/python -m pytest -q -s -m celery tests/airflow/test_celery.py
+
+# The Spark engine (docs/spark.md): the worked example and a generated multi-city month built
+# on Spark local[2] and on DuckDB give the same marts; incremental day partitions. ~15 min.
+.PHONY: test-spark
+test-spark: setup java
+	$(BIN)/python -m pytest -q -m spark tests/spark --durations=0
 
 # Refresh the dashboard screenshots in docs/img (tests themselves write only to temporary folders).
 docs-img: setup browser
@@ -51,6 +62,12 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python -m bench.run --quick
+
+# The same generated month on DuckDB, Spark local[2] and a two-worker standalone cluster
+# (scripts/spark_cluster.sh); results in bench/results/engines.json, docs/performance.md.
+.PHONY: bench-engines
+bench-engines: setup java
+	$(BIN)/python -m bench.engines
 
 # dbt docs of the demo warehouse (run `make demo` first); browse at http://localhost:8081
 docs: setup

@@ -13,7 +13,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import ENGINES, CitycloudError, Settings
 
 
 def _date(text: str) -> date:
@@ -29,6 +29,8 @@ def _progress(message: str) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings()
+    if getattr(args, "engine", None):
+        settings.engine = args.engine
     for name in ("landing", "warehouse", "contracts"):
         value = getattr(args, name, None)
         if value is not None:
@@ -163,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--start", type=_date, help="ignore deliveries before this dt")
     r.add_argument("--end", type=_date, help="ignore deliveries after this dt")
     r.add_argument("--full-refresh", action="store_true", help="rebuild every model from scratch")
+    r.add_argument("--engine", choices=ENGINES, default=None,
+                   help="the engine that builds the models (default: CITYCLOUD_ENGINE or duckdb); "
+                        "--warehouse stays the DuckDB file readers use (docs/spark.md)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("settle", help="settle a month per contract and write statement files")

@@ -27,6 +27,9 @@ PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
 
 
 
+ENGINES = ("duckdb", "spark")
+
+
 class CitycloudError(Exception):
     """An error the user can act on: printed without a traceback by the CLI."""
 
@@ -49,10 +52,19 @@ class Settings:
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
     memory_limit: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "4GB"))
     threads: int = field(default_factory=lambda: int(os.environ.get("CITYCLOUD_DUCKDB_THREADS", "0")))
+    # The engine that builds the dbt models (docs/spark.md); readers always get the DuckDB file.
+    engine: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_ENGINE", "duckdb"))
+    # Spark's master on --engine spark: local[N], or spark://host:7077 (scripts/spark_cluster.sh).
+    spark_master: str = field(default_factory=lambda: os.environ.get("CITYCLOUD_SPARK_MASTER", "local[2]"))
 
     @property
     def spill_dir(self) -> Path:
         return _env_path("CITYCLOUD_SPILL_DIR", self.warehouse.parent / ".spill")
+
+    @property
+    def spark_dir(self) -> Path:
+        """Spark's side of the warehouse: the parquet lake, Spark's tables and its Derby metastore."""
+        return _env_path("CITYCLOUD_SPARK_DIR", self.warehouse.parent / "spark")
 
     @property
     def published(self) -> Path:

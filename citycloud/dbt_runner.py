@@ -36,6 +36,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CITYCLOUD_WAREHOUSE": str(settings.warehouse.resolve()),
         "CITYCLOUD_SPILL_DIR": str(settings.spill_dir.resolve()),
         "CITYCLOUD_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
+        # The spark target (--engine spark): where its lake, tables and metastore live.
+        "CITYCLOUD_SPARK_DIR": str(settings.spark_dir.resolve()),
+        "CITYCLOUD_SPARK_MASTER": settings.spark_master,
         # Keep dbt's artifacts and logs beside the warehouse they describe, not in the repo.
         "DBT_TARGET_PATH": str((state / "target").resolve()),
         "DBT_LOG_PATH": str((state / "logs").resolve()),
