@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accesses", type=int, default=20_000, help="access events per city-day")
     ap.add_argument("--data", type=Path, default=Path("/tmp/citycloud-bench-engines"))
     ap.add_argument("--engines", default="duckdb,spark-local,spark-cluster")
+    ap.add_argument("--results", default="engines", help="name of the results files in bench/results")
     args = ap.parse_args(argv)
     params = {"cities": args.cities, "days": args.days, "accesses_per_day": args.accesses}
     landing = args.data / "landing"
@@ -150,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     res["identical"] = all(not d for d in diffs.values())
     res["differences"] = diffs
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "engines.json").write_text(json.dumps(res, indent=2, default=str))
-    (RESULTS / "engines.md").write_text(markdown(res))
+    (RESULTS / f"{args.results}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{args.results}.md").write_text(markdown(res))
     print(markdown(res))
     return 0
 

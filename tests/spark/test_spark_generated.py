@@ -12,9 +12,9 @@ import pytest
 from citycloud import pipeline
 from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings, query
-from tests.spark.helpers import differences, published_marts
+from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
 
-pytestmark = [pytest.mark.spark, pytest.mark.spark_full, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.spark_full, pytest.mark.slow, pytest.mark.timeout(5400)]
 START, DAYS = date(2026, 1, 1), 35  # January complete: the monthly marts have rows
 FIRST_RUN_END = START + timedelta(days=DAYS - 4)
 REEXPORTED_DT = START + timedelta(days=9)
@@ -43,14 +43,16 @@ def both_engines(tmp_path_factory):
             settings = make_settings(tmp / engine, tmp / engine / "landing")
             settings.engine = engine
             assert pipeline.run(settings, end=FIRST_RUN_END).published
+            if engine == "spark":
+                before = partition_files(settings, "staging", "stg_landing__service_access")
             reexport(settings.landing, city)
             assert pipeline.run(settings).published
             built[engine] = settings
-    return built, city
+    return built, city, before
 
 
 def test_second_run_had_late_events_and_a_reexport(both_engines):
-    built, city = both_engines
+    built, city, _ = both_engines
     removed = query(built["spark"].warehouse, "SELECT count(*) FROM audit.delivery_changes "
                     "WHERE batch_id = 2 AND change = 'removed' AND city_code = ? AND dt = ?", [city, REEXPORTED_DT])
     assert removed[0][0] > 0
@@ -60,7 +62,17 @@ def test_second_run_had_late_events_and_a_reexport(both_engines):
 
 
 def test_spark_and_duckdb_marts_equal_cell_for_cell(both_engines):
-    built, _ = both_engines
+    built, _, _ = both_engines
     duck = published_marts(built["duckdb"])
     assert duck["kpi_monthly"][1] and duck["retention_monthly"][1] and duck["user_lifecycle"][1]
     assert differences(duck, published_marts(built["spark"])) == []
+
+
+def test_late_events_and_the_reexport_rewrite_only_the_partitions_they_touch(both_engines):
+    built, _, before = both_engines
+    touched = affected_partitions(built["spark"], batch_id=2)
+    after = partition_files(built["spark"], "staging", "stg_landing__service_access")
+    untouched = set(before) - touched
+    assert untouched and touched & set(before), "the second run must touch some old partitions and not others"
+    assert {p: after[p] for p in untouched} == {p: before[p] for p in untouched}
+    assert all(after.get(p) != before.get(p) for p in touched)

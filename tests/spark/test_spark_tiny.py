@@ -12,7 +12,8 @@ from citycloud import pipeline
 from tests.conftest import TEST_KEY, TINY, make_settings
 from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# A Spark session and ~125 dbt nodes per run: minutes each on a busy 2-core machine.
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(3600)]
 LAST_DAY = date(2026, 3, 3)  # the worked example's last delivery date
 WATCHED = [("staging", "stg_landing__service_access"), ("intermediate", "int_user_activity_aggregated_to_days"),
            ("intermediate", "int_service_accesses_aggregated_to_days")]
