@@ -8,7 +8,9 @@ warehouse's marts_build schema, where the quality gate and publishing read them 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -30,9 +32,20 @@ def dbt_args(since_batch: int, full_refresh: bool, lake_tables: dict) -> list[st
     return args + (["--full-refresh"] if full_refresh else [])
 
 
+def check_installed() -> None:
+    """Java and pyspark are there, or a one-line error that says how to get them."""
+    if shutil.which("java") is None:
+        raise CitycloudError("--engine spark needs Java 17, not found on PATH: run scripts/install_java.sh "
+                             "(Debian's openjdk-17-jre-headless)")
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dbt.adapters.spark") is None:
+        raise CitycloudError("--engine spark needs pyspark and dbt-spark[session]: run `make setup` "
+                             "(requirements.txt pins them)")
+
+
 def build(settings: Settings, since_batch: int, full_refresh: bool,
           progress: Callable[[str], None] | None = None) -> None:
     """Export the lake, `dbt build` on Spark, copy the candidate marts into DuckDB's marts_build."""
+    check_installed()
     con = connect(settings.warehouse, settings=settings)
     try:
         tables = lake.sync(con, settings, progress)

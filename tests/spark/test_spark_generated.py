@@ -14,6 +14,8 @@ from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings, query
 from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
 
+if shutil.which("java") is None:
+    pytest.skip("Java not installed: `make java`", allow_module_level=True)
 pytestmark = [pytest.mark.spark, pytest.mark.spark_full, pytest.mark.slow, pytest.mark.timeout(5400)]
 START, DAYS = date(2026, 1, 1), 35  # January complete: the monthly marts have rows
 FIRST_RUN_END = START + timedelta(days=DAYS - 4)

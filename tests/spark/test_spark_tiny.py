@@ -13,6 +13,8 @@ from tests.conftest import TEST_KEY, TINY, make_settings
 from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
 
 # A Spark session and ~125 dbt nodes per run: minutes each on a busy 2-core machine.
+if shutil.which("java") is None:
+    pytest.skip("Java not installed: `make java`", allow_module_level=True)
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(3600)]
 LAST_DAY = date(2026, 3, 3)  # the worked example's last delivery date
 WATCHED = [("staging", "stg_landing__service_access"), ("intermediate", "int_user_activity_aggregated_to_days"),
