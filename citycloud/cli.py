@@ -13,7 +13,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import ENGINES, CitycloudError, Settings
 from citycloud.console import Reporter, log_file
 
 EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
@@ -59,6 +59,8 @@ def _quality_summary(reporter: Reporter, quality) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings()
+    if getattr(args, "engine", None):
+        settings.engine = args.engine
     for name in ("landing", "warehouse", "contracts"):
         value = getattr(args, name, None)
         if value is not None:
@@ -213,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--start", type=_date, help="ignore deliveries before this dt, YYYY-MM-DD")
     r.add_argument("--end", type=_date, help="ignore deliveries after this dt, YYYY-MM-DD")
     r.add_argument("--full-refresh", action="store_true", help="rebuild every model from scratch")
+    r.add_argument("--engine", choices=ENGINES, default=None,
+                   help="the engine that builds the models (default: CITYCLOUD_ENGINE or duckdb); "
+                        "--warehouse stays the DuckDB file readers use (docs/spark.md)")
 
     s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)
     s.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")

@@ -7,6 +7,7 @@ floor: it imports nothing else of the project (docs/architecture.md, tests/test_
 from __future__ import annotations
 
 import warnings
+from typing import Literal, get_args
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
@@ -28,6 +29,8 @@ PII_KEY_ENV = "CITYCLOUD_PII_KEY"
 NEW_PII_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
 MIN_KEY_BYTES = 32
 MAKE_KEY = "`export CITYCLOUD_PII_KEY=$(openssl rand -hex 32)`"
+
+
 
 
 class CitycloudError(Exception):
@@ -91,6 +94,12 @@ class Settings(_Home):
     disabled_compression: str = _env("CITYCLOUD_DUCKDB_DISABLED_COMPRESSION", default="dict_fsst,fsst")
     spill_dir_setting: Path | None = _env("CITYCLOUD_SPILL_DIR")  # default <warehouse folder>/.spill
 
+    # The engine that builds the dbt models (docs/spark.md); readers always get the DuckDB file.
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    # Spark's master on --engine spark: local[N], or spark://host:7077 (scripts/spark_cluster.sh).
+    spark_master: str = "local[2]"
+    spark_dir_setting: Path | None = _env("CITYCLOUD_SPARK_DIR")  # default <warehouse folder>/spark
+
     # The key pseudonymising personal data: a secret, never shown by repr() or in logs.
     pii_key: SecretStr | None = _env(PII_KEY_ENV)
     new_pii_key: SecretStr | None = _env(NEW_PII_KEY_ENV)  # `citycloud rotate-key` only
@@ -153,6 +162,11 @@ class Settings(_Home):
         return self.spill_dir_setting or self.warehouse.parent / ".spill"
 
     @property
+    def spark_dir(self) -> Path:
+        """Spark's side of the warehouse: the parquet lake, Spark's tables and its Derby metastore."""
+        return self.spark_dir_setting or self.warehouse.parent / "spark"
+
+    @property
     def published(self) -> Path:
         """Read-only snapshot of the published marts, for readers (dashboard)."""
         return published_path(self.warehouse)
@@ -193,3 +207,6 @@ def pii_key(required: bool = True, settings: Settings | None = None) -> bytes | 
             "(keep it secret and stable: changing it changes every user hash)."
         )
     return None
+
+
+ENGINES = get_args(Settings.model_fields["engine"].annotation)  # the --engine choices

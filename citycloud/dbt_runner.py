@@ -38,6 +38,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CITYCLOUD_SPILL_DIR": str(settings.spill_dir.resolve()),
         "CITYCLOUD_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
         "CITYCLOUD_DUCKDB_DISABLED_COMPRESSION": settings.disabled_compression,
+        # The spark target (--engine spark): where its lake, tables and metastore live.
+        "CITYCLOUD_SPARK_DIR": str(settings.spark_dir.resolve()),
+        "CITYCLOUD_SPARK_MASTER": settings.spark_master,
         # Keep dbt's artifacts and logs beside the warehouse they describe, not in the repo.
         "DBT_TARGET_PATH": str((state / "target").resolve()),
         "DBT_LOG_PATH": str((state / "logs").resolve()),

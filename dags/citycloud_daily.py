@@ -40,7 +40,8 @@ D starts at 02:00 on D+1, Shanghai time):
   runs go one at a time in date order; old days never wait for deliveries.
 - Rebuild everything after a model change: trigger with `full_refresh = true`.
 - Config (environment): `CITYCLOUD_LANDING`, `CITYCLOUD_WAREHOUSE`, `CITYCLOUD_CONTRACTS`,
-  `CITYCLOUD_OUTPUT`; the PII key from `CITYCLOUD_PII_KEY`, the Variable `citycloud_pii_key`
+  `CITYCLOUD_OUTPUT`; `CITYCLOUD_ENGINE` (`duckdb` or `spark`, with `CITYCLOUD_SPARK_MASTER`:
+  the engine that builds the models, docs/spark.md); the PII key from `CITYCLOUD_PII_KEY`, the Variable `citycloud_pii_key`
   or the password of the Connection `citycloud_pii`.
 """
 

@@ -2,4 +2,4 @@
 select city_code, min(kpi_date) as first_day, max(kpi_date) as last_day, count(*) as days
 from {{ ref('kpi_daily') }}
 group by city_code
-having count(*) <> datediff('day', min(kpi_date), max(kpi_date)) + 1
+having count(*) <> {{ days_between('min(kpi_date)', 'max(kpi_date)') }} + 1

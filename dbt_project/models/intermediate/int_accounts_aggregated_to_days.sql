@@ -23,7 +23,7 @@ with events as (
 running as (
     select
         *,
-        coalesce(last_value(registered_after ignore nulls) over user_history, 0) as is_registered,
+        coalesce({{ last_non_null('registered_after') }} over user_history, 0) as is_registered,
         coalesce(max(auth_level_seen) over user_history, 0) >= 2 as has_verified_level,
         row_number() over (
             partition by city_code, user_key, event_day

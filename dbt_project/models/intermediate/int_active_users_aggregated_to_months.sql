@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'month']) }}
+{{ config(materialized=incremental_unless_spark(), incremental_strategy='delete+insert', unique_key=['city_code', 'month']) }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Monthly active users: distinct logged-in users with at least one successful access in the

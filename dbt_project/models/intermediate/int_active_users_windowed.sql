@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
+{{ config(materialized=incremental_unless_spark(), incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- DAU, WAU (D-6..D) and MAU (D-29..D) per city and day, exact.
@@ -34,22 +34,22 @@ marked as (
 
 deltas as (
     select city_code, event_day as day, 1 as wau_delta, 0 as mau_delta
-    from marked where previous_day is null or event_day - previous_day >= 7
+    from marked where previous_day is null or {{ days_between('previous_day', 'event_day') }} >= 7
     union all
     select city_code, event_day + 7, -1, 0
-    from marked where next_day is null or next_day - event_day >= 7
+    from marked where next_day is null or {{ days_between('event_day', 'next_day') }} >= 7
     union all
     select city_code, event_day, 0, 1
-    from marked where previous_day is null or event_day - previous_day >= 30
+    from marked where previous_day is null or {{ days_between('previous_day', 'event_day') }} >= 30
     union all
     select city_code, event_day + 30, 0, -1
-    from marked where next_day is null or next_day - event_day >= 30
+    from marked where next_day is null or {{ days_between('event_day', 'next_day') }} >= 30
 ),
 
 days as (
     select s.city_code, s.start_day, cast(g.day as date) as day
-    from starts s,
-        generate_series(cast(s.start_day - 29 as timestamp), cast(s.last_day as timestamp), interval 1 day) as g(day)
+    from starts s
+        {{ series_lateral('s.start_day - 29', 's.last_day', '1 day', 'g', 'day') }}
     where s.start_day <= s.last_day
 ),
 

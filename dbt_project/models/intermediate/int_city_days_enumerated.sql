@@ -8,5 +8,5 @@ with bounds as (
 select
     b.city_code,
     cast(d.day as date) as kpi_date
-from bounds b,
-    generate_series(cast(b.first_day as timestamp), cast(b.last_day as timestamp), interval 1 day) as d(day)
+from bounds b
+    {{ series_lateral('b.first_day', 'b.last_day', '1 day', 'd', 'day') }}

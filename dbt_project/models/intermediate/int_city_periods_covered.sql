@@ -9,13 +9,13 @@ with series as (
 periods as (
     select s.city_code, 'week' as grain, cast(p.start as date) as period_start,
            cast(p.start + interval 6 day as date) as period_end, s.first_day, s.last_day
-    from series s,
-        generate_series(date_trunc('week', s.first_day), cast(s.last_day as timestamp), interval 7 day) as p(start)
+    from series s
+        {{ series_lateral("date_trunc('week', s.first_day)", 's.last_day', '7 day', 'p', 'start') }}
     union all
     select s.city_code, 'month', cast(p.start as date),
            cast(last_day(p.start) as date), s.first_day, s.last_day
-    from series s,
-        generate_series(date_trunc('month', s.first_day), cast(s.last_day as timestamp), interval 1 month) as p(start)
+    from series s
+        {{ series_lateral("date_trunc('month', s.first_day)", 's.last_day', '1 month', 'p', 'start') }}
 )
 
 select city_code, grain, period_start, period_end

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental',
+{{ config(materialized='incremental', partition_by=day_partitions(),
           pre_hook="{{ delete_affected_days(['registrations', 'service_access', 'ratings']) }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 

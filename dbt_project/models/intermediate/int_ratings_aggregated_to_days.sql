@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', pre_hook="{{ delete_affected_days('ratings') }}") }}
+{{ config(materialized='incremental', partition_by=day_partitions(), pre_hook="{{ delete_affected_days('ratings') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Ratings per city and event day; good = score 4 or 5.

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', pre_hook="{{ delete_affected_days('service_access') }}") }}
+{{ config(materialized='incremental', partition_by=day_partitions(), pre_hook="{{ delete_affected_days('service_access') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Accesses per city, day and service (anonymous included); users = distinct logged-in

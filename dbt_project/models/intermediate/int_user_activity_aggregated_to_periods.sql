@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', pre_hook="{{ delete_user_periods_from_rebuild_start() }}") }}
+{{ config(materialized=incremental_unless_spark(), pre_hook="{{ delete_user_periods_from_rebuild_start() }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per city, grain (ISO week / calendar month), period and active user: the number of
@@ -13,7 +13,7 @@ with starts as (
     {% if is_incremental() %}
     {{ user_period_rebuild_starts() }}
     {% else %}
-    select null::varchar as city_code, null::varchar as grain, null::date as start_period where false
+    select cast(null as string) as city_code, cast(null as string) as grain, cast(null as date) as start_period where false
     {% endif %}
 ),
 

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'registration_day']) }}
+{{ config(materialized=incremental_unless_spark(), incremental_strategy='delete+insert', unique_key=['city_code', 'registration_day']) }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- 7-day activation of first-time registrants, per city and series day (user_ops.md).

@@ -12,8 +12,8 @@ month_end as (
         month,
         count(*) as days_covered,
         max(kpi_date) as last_day,
-        arg_max(connected_services, kpi_date) as connected_services,
-        arg_max(registered_users, kpi_date) as registered_users
+        max_by(connected_services, kpi_date) as connected_services,
+        max_by(registered_users, kpi_date) as registered_users
     from daily
     group by all
 ),

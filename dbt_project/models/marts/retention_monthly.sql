@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', pre_hook="{{ delete_retention_from_rebuild() }}") }}
+{{ config(materialized=incremental_unless_spark(), pre_hook="{{ delete_retention_from_rebuild() }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 -- depends_on: {{ ref('stg_audit__deliveries') }}
 
@@ -14,7 +14,7 @@ with rebuild as (
     {% if is_incremental() %}
     {{ retention_rebuild_from() }}
     {% else %}
-    select city_code, min(period_start) as first_month, null::date as first_cohort
+    select city_code, min(period_start) as first_month, cast(null as date) as first_cohort
     from {{ ref('int_city_periods_covered') }}
     group by city_code
     {% endif %}
@@ -59,7 +59,7 @@ select
     c.city_code,
     c.cohort_month,
     c.channel,
-    cast(datediff('month', c.cohort_month, c.month) as integer) as months_since,
+    cast((year(c.month) - year(c.cohort_month)) * 12 + month(c.month) - month(c.cohort_month) as integer) as months_since,
     c.cohort_users,
     coalesce(r.retained_users, 0) as retained_users,
     coalesce(r.retained_users, 0) / c.cohort_users as retention_rate

@@ -29,8 +29,8 @@ months as (
         d.month,
         count(*) as days_covered,
         day(last_day(d.month)) as days_in_month,
-        arg_max(d.connected_services, d.kpi_date) as connected_services_last_day,
-        arg_max(d.registered_users, d.kpi_date) as registered_users_last_day,
+        max_by(d.connected_services, d.kpi_date) as connected_services_last_day,
+        max_by(d.registered_users, d.kpi_date) as registered_users_last_day,
         cast(sum(d.successful_accesses) as bigint) as successful_accesses,
         cast(sum(d.total_accesses) as bigint) as total_accesses,
         count(*) filter (where d.total_accesses > 0) as days_with_accesses,
@@ -38,8 +38,7 @@ months as (
         count(*) filter (where d.connected_services > 0) as days_with_services,
         -- summed in day order: a float sum in whatever order the threads meet gives results that
         -- differ in the last bits between two builds of the same data
-        avg(d.active_services / d.connected_services order by d.kpi_date)
-            filter (where d.connected_services > 0) as utilisation
+        {{ ordered_avg('d.active_services / d.connected_services', 'd.kpi_date', 'd.connected_services > 0') }} as utilisation
     from days d
     left join fully_delivered_days f on f.city_code = d.city_code and f.dt = d.kpi_date
     group by all

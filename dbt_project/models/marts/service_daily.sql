@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
+{{ config(materialized=incremental_unless_spark(), incremental_strategy='delete+insert', unique_key=['city_code', 'kpi_date']) }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Per city, day and service: accesses, successes and users, for every service that was
@@ -50,19 +50,23 @@ joined as (
     from connected c
     full outer join accessed a
         on a.city_code = c.city_code and a.kpi_date = c.kpi_date and a.service_id = c.service_id
+),
+
+named as (
+    {{ latest_as_of_join('joined', 'j', 'catalog_names', 'n', ['city_code', 'service_id'], 'kpi_date', 'snapshot_dt',
+                         ['service_name as catalog_service_name', 'department as catalog_department',
+                          'category as catalog_category'], ['city_code', 'service_id']) }}
 )
 
 select
-    j.city_code,
-    j.kpi_date,
-    j.service_id,
-    coalesce(j.service_name, n.service_name) as service_name,
-    coalesce(j.department, n.department) as department,
-    coalesce(j.category, n.category) as category,
-    j.is_connected,
-    j.total_accesses,
-    j.successful_accesses,
-    j.users
-from joined j
-asof left join catalog_names n
-    on n.city_code = j.city_code and n.service_id = j.service_id and n.snapshot_dt <= j.kpi_date
+    city_code,
+    kpi_date,
+    service_id,
+    coalesce(service_name, catalog_service_name) as service_name,
+    coalesce(department, catalog_department) as department,
+    coalesce(category, catalog_category) as category,
+    is_connected,
+    total_accesses,
+    successful_accesses,
+    users
+from named

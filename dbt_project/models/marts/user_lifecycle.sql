@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['city_code', 'grain', 'period_start']) }}
+{{ config(materialized=incremental_unless_spark(), incremental_strategy='delete+insert', unique_key=['city_code', 'grain', 'period_start']) }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 -- depends_on: {{ ref('stg_audit__deliveries') }}
 

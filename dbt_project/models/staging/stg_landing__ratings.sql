@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_affected_days('ratings') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('ratings') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per rating: the copy from the latest delivery wins (see stg_landing__service_access).

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_affected_days('registrations') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('registrations') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per account event: the copy from the latest delivery wins.

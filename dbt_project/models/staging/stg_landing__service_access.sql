@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_affected_days('service_access') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('service_access') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per access event: the copy from the latest delivery wins. A redelivered event

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_affected_days('service_catalog', 'snapshot_dt') }}") }}
+{{ config(partition_by=day_partitions('snapshot_dt'), pre_hook="{{ delete_affected_days('service_catalog', 'snapshot_dt') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- Catalog snapshots as delivered: one row per service per snapshot (a service listed twice

@@ -1,0 +1,167 @@
+"""The same generated month on DuckDB, Spark local[2] and a two-worker Spark cluster:
+`python -m bench.engines` (make bench-engines; docs/performance.md, "Spark").
+
+Per engine, on its own copy of the warehouse: `citycloud run --engine E` of the month minus its
+last day (the initial load), then of the last day (the daily increment). Reported: wall time of
+each run, and from the CLI's progress lines the dbt part (first to last model) and what comes
+before it (for Spark: the lake export, the session start and dbt's parse); the (city, event day)
+partitions each run built, and so the cost per partition; whether the three engines published
+the same marts (citycloud.spark.compare). The cluster is started and stopped with
+scripts/spark_cluster.sh. Modest by default (2 cores, shared): see --cities/--days/--accesses.
+Results: bench/results/engines.json and engines.md. Nothing is asserted (tests never time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from citycloud.config import Settings
+from citycloud.spark.compare import differences, published_marts
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+PII_KEY = "citycloud-bench-key-not-a-secret"
+CLUSTER = "spark://127.0.0.1:7077"
+START = date(2026, 1, 1)
+_STAMP = re.compile(r"^\s+(\d\d):(\d\d):(\d\d) (.*)$")
+
+
+def log(msg: str) -> None:
+    print(f"[bench.engines {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _seconds(line: str) -> tuple[int, str] | None:
+    m = _STAMP.match(line)
+    return (int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]), m[4]) if m else None
+
+
+def run_once(engine: str, master: str | None, landing: Path, warehouse: Path, end: date | None) -> dict:
+    """One `citycloud run`; wall time and the phases its progress lines show."""
+    env = {**os.environ, "CITYCLOUD_PII_KEY": PII_KEY, "PYTHONPATH": str(ROOT)}
+    if master:
+        env["CITYCLOUD_SPARK_MASTER"] = master
+    cmd = [sys.executable, "-m", "citycloud.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse),
+           "--engine", engine] + (["--end", end.isoformat()] if end else [])
+    t0 = time.time()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{engine} run failed:\n" + "\n".join(proc.stderr.splitlines()[-30:]))
+    stamped = [s for s in map(_seconds, proc.stderr.splitlines()) if s]
+    dbt = [t for t, msg in stamped if msg.startswith("dbt ")]
+    ingested = next((t for t, msg in stamped if msg.startswith("ingest:")), stamped[0][0] if stamped else 0)
+    return {"wall_s": round(wall, 1), "dbt_models_s": (dbt[-1] - dbt[0]) if dbt else None,
+            "before_first_model_s": (dbt[0] - ingested) if dbt else None,
+            "summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""}
+
+
+def partitions_built(warehouse: Path, batch_id: int) -> int:
+    """(city, event day) partitions of access events a batch added or changed."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("SELECT count(DISTINCT (city_code, event_day)) FROM audit.delivery_changes "
+                           "WHERE batch_id = ? AND source = 'service_access'", [batch_id]).fetchone()[0]
+    finally:
+        con.close()
+
+
+def bench_engine(name: str, engine: str, master: str | None, landing: Path, work: Path, last_day: date) -> dict:
+    warehouse = work / name / "citycloud.duckdb"
+    shutil.rmtree(warehouse.parent, ignore_errors=True)
+    log(f"{name}: initial load up to {last_day - timedelta(days=1)}")
+    initial = run_once(engine, master, landing, warehouse, last_day - timedelta(days=1))
+    log(f"{name}: initial {initial['wall_s']}s; the last day")
+    new_day = run_once(engine, master, landing, warehouse, None)
+    log(f"{name}: new day {new_day['wall_s']}s")
+    initial["partitions"] = partitions_built(warehouse, 1)
+    new_day["partitions"] = partitions_built(warehouse, 2)
+    for run in (initial, new_day):
+        run["dbt_s_per_partition"] = round(run["dbt_models_s"] / run["partitions"], 3) if run["dbt_models_s"] else None
+    return {"engine": engine, "master": master, "warehouse": str(warehouse), "initial": initial, "new_day": new_day}
+
+
+def cluster(action: str, state: Path) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts" / "spark_cluster.sh"), action, str(state)], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})
+
+
+def markdown(res: dict) -> str:
+    p = res["params"]
+    lines = [f"# Engines: the same month on DuckDB, Spark local[2] and a 2-worker cluster ({res['when']})", "",
+             f"{p['cities']} cities x {p['days']} days, {p['accesses_per_day']:,} access events per city-day; "
+             f"machine: {res['machine']}; marts identical across engines: **{res['identical']}**", "",
+             "| engine | initial load: wall | dbt models | before 1st model | partitions | dbt s/partition "
+             "| new day: wall | dbt models | before 1st model | partitions | dbt s/partition |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in res["engines"].items():
+        i, n = r["initial"], r["new_day"]
+        lines.append(f"| {name} | {i['wall_s']} s | {i['dbt_models_s']} s | {i['before_first_model_s']} s | "
+                     f"{i['partitions']} | {i['dbt_s_per_partition']} | {n['wall_s']} s | {n['dbt_models_s']} s | "
+                     f"{n['before_first_model_s']} s | {n['partitions']} | {n['dbt_s_per_partition']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cities", type=int, default=2)
+    ap.add_argument("--days", type=int, default=31)
+    ap.add_argument("--accesses", type=int, default=20_000, help="access events per city-day")
+    ap.add_argument("--data", type=Path, default=Path("/tmp/citycloud-bench-engines"))
+    ap.add_argument("--engines", default="duckdb,spark-local,spark-cluster")
+    ap.add_argument("--results", default="engines", help="name of the results files in bench/results")
+    args = ap.parse_args(argv)
+    params = {"cities": args.cities, "days": args.days, "accesses_per_day": args.accesses}
+    landing = args.data / "landing"
+    if not (args.data / "params.json").exists() or json.loads((args.data / "params.json").read_text()) != params:
+        shutil.rmtree(args.data, ignore_errors=True)
+        from citycloud.generate import generate
+        log(f"generating {params}")
+        generate(landing, cities=args.cities, start=START, days=args.days, users=max(2000, args.accesses // 2),
+                 seed=42, accesses_per_day=args.accesses)
+        (args.data / "params.json").write_text(json.dumps(params))
+    last_day = START + timedelta(days=args.days - 1)
+    choices = {"duckdb": ("duckdb", None), "spark-local": ("spark", "local[2]"), "spark-cluster": ("spark", CLUSTER)}
+    res = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "params": params,
+           "machine": f"{os.cpu_count()} cores, {platform.platform()}", "engines": {}}
+    for name in args.engines.split(","):
+        engine, master = choices[name]
+        if name == "spark-cluster":
+            state = args.data / "cluster"
+            cluster("start", state)
+            try:
+                res["engines"][name] = bench_engine(name, engine, master, landing, args.data / "work", last_day)
+            finally:
+                cluster("stop", state)
+        else:
+            res["engines"][name] = bench_engine(name, engine, master, landing, args.data / "work", last_day)
+    built = {n: published_marts(_settings(Path(r["warehouse"]))) for n, r in res["engines"].items()}
+    first = next(iter(built))
+    diffs = {n: differences(built[first], b) for n, b in built.items() if n != first}
+    res["identical"] = all(not d for d in diffs.values())
+    res["differences"] = diffs
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.results}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{args.results}.md").write_text(markdown(res))
+    print(markdown(res))
+    return 0
+
+
+def _settings(warehouse: Path) -> Settings:
+    s = Settings()
+    s.warehouse = warehouse
+    return s
+
+
+if __name__ == "__main__":
+    sys.exit(main())
