@@ -159,7 +159,7 @@ def step_floor(args: dict, phases: Phases) -> dict:
 
 def step_ingest(args: dict, phases: Phases) -> dict:
     """`pipeline.ingest` as it is (connect + ingest_landing), with statement and reader timings."""
-    import ingestion.load as load
+    import citycloud.ingestion.load as load
     from citycloud.config import Settings, pii_key
     from citycloud.db import connect
 
@@ -213,8 +213,8 @@ def step_run(args: dict, phases: Phases) -> dict:
     settings = Settings()
     checks_available = True
     try:
-        import expectations  # noqa: F401
-        from expectations import run_checks  # noqa: F401
+        from citycloud import expectations  # noqa: F401
+        from citycloud.expectations import run_checks  # noqa: F401
     except ImportError:
         checks_available = False
 

@@ -669,10 +669,10 @@ def main(argv: list[str] | None = None) -> int:
         write_results(res)
 
     try:
-        import expectations  # noqa: F401
-        from expectations import run_checks  # noqa: F401
+        from citycloud import expectations  # noqa: F401
+        from citycloud.expectations import run_checks  # noqa: F401
     except ImportError:
-        res["notes"].append("expectations.run_checks is not available yet: runs skip the quality checks step")
+        res["notes"].append("citycloud.expectations.run_checks is not available yet: runs skip the quality checks step")
 
     if "ingest" in only:
         res["ingestion"] = []

@@ -145,7 +145,7 @@ def cmd_scorecard(args: argparse.Namespace) -> str:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> str:
-    from dashboards import check_warehouse, serve
+    from citycloud.dashboards import check_warehouse, serve
 
     # serve() replaces this process with the server (same pid: `kill PID` stops it, port freed)
     serve(check_warehouse(args.warehouse), port=args.port, address=args.address,

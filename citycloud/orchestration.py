@@ -319,7 +319,7 @@ def delivery_state(landing: Path, day: dt.date, lookback_days: int | None = None
     lookback is no longer waited for (and was alerted every day until then). Folders are
     read with the pipeline's own discovery, so layout and completeness mean the same here.
     """
-    from ingestion.discover import discover
+    from citycloud.ingestion.discover import discover
 
     lookback = expected_lookback() if lookback_days is None else lookback_days
     landing = Path(landing)

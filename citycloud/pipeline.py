@@ -22,9 +22,9 @@ from citycloud.config import ENGINES, CitycloudError, Settings, pii_key
 from citycloud.db import connect, disk_full_as_error, writer_lock
 from citycloud.dbt_runner import build_args, run_dbt
 from citycloud.spark import engine as engines
-from ingestion import IngestReport, ingest_landing
-from ingestion.load import close_interrupted_batches
-from ingestion.schema import ensure_schema
+from citycloud.ingestion import IngestReport, ingest_landing
+from citycloud.ingestion.load import close_interrupted_batches
+from citycloud.ingestion.schema import ensure_schema
 
 Progress = Callable[[str], None] | None
 
@@ -205,7 +205,7 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
 @writer_step
 def check(settings: Settings, progress: Progress = None):
     """Great Expectations and SQL checks on the new batches and the candidate marts."""
-    from expectations import run_checks
+    from citycloud.expectations import run_checks
 
     with _connection(settings) as con:
         _, _, published = _batches(con)

@@ -10,7 +10,7 @@ from citycloud import pipeline
 from citycloud.config import NEW_PII_KEY_ENV as NEW_KEY_ENV
 from citycloud.config import CitycloudError, Settings, check_key_strength, pii_key
 from citycloud.db import connect
-from ingestion.rekey import rotate_key
+from citycloud.ingestion.rekey import rotate_key
 
 
 @pipeline.writer_step

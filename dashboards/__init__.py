@@ -6,6 +6,6 @@ replaced, so stopping it stops the server); the `citycloud dashboard --warehouse
 """
 from __future__ import annotations
 
-from dashboards.launch import APP, check_warehouse, command, serve
+from citycloud.dashboards.launch import APP, check_warehouse, command, serve
 
 __all__ = ["APP", "check_warehouse", "command", "serve"]

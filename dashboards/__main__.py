@@ -1,15 +1,15 @@
-"""`python -m dashboards --warehouse FILE [--port N] [--address A] [--contracts FILE]`."""
+"""`python -m citycloud.dashboards --warehouse FILE [--port N] [--address A] [--contracts FILE]`."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from dashboards import serve
+from citycloud.dashboards import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboards", description="Serve the operators' dashboard.")
+    parser = argparse.ArgumentParser(prog="python -m citycloud.dashboards", description="Serve the operators' dashboard.")
     parser.add_argument("--warehouse", type=Path, required=True)
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1")

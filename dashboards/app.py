@@ -1,6 +1,6 @@
 """Streamlit entry point: `streamlit run dashboards/app.py -- --warehouse FILE`.
 
-Started by `dashboards.serve()` (the `citycloud dashboard` verb). Reads only the published
+Started by `citycloud.dashboards.serve()` (the `citycloud dashboard` verb). Reads only the published
 snapshot beside the warehouse (see dashboards/data.py).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import ui
+from citycloud.dashboards import ui
 
 HERE = Path(__file__).resolve().parent
 VIEWS = HERE / "views"

@@ -8,7 +8,7 @@ shows one consistent snapshot) and closes it again, so a replaced snapshot is pi
 next load and an old one is never held open.
 
 Nothing here imports Streamlit: the functions take a `Snapshot` and return pandas frames, so
-they are tested without a browser. Caching lives in `dashboards.ui`.
+they are tested without a browser. Caching lives in `citycloud.dashboards.ui`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from citycloud.config import SOURCES, Settings, published_path
 
-from dashboards import fmt
+from citycloud.dashboards import fmt
 
 def kpi_source(kpi: str) -> str | None:
     """The landing source that feeds a KPI (to point at a likely cause when it moves): the

@@ -18,7 +18,7 @@ import datetime as dt
 
 import pandas as pd
 
-from dashboards import data, fmt
+from citycloud.dashboards import data, fmt
 
 CARRIES = 0.5  # evidence must account for at least half of the movement
 RATE_TOLERANCE = 0.02  # a rate within 2 points of its weekday range counts as in it

@@ -3,7 +3,7 @@ scorecard_refusals as `citycloud scorecard` recorded them, read from the publish
 every other page (no Streamlit import: tested without a browser). Nothing is rescored here.
 
 Indicator and dimension labels and display formats come from citycloud/scorecard/indicators.yml
-(the one home), city names from the city_reference seed (dashboards.fmt).
+(the one home), city names from the city_reference seed (citycloud.dashboards.fmt).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pandas as pd
 
 from citycloud.scorecard import catalog
 
-from dashboards import fmt
-from dashboards.data import Snapshot
+from citycloud.dashboards import fmt
+from citycloud.dashboards.data import Snapshot
 
 MONTHLY = "marts.scorecard_monthly"
 INDICATORS = "marts.scorecard_indicators"

@@ -19,7 +19,7 @@ import streamlit as st
 
 from citycloud.config import Settings
 
-from dashboards import data, fmt
+from citycloud.dashboards import data, fmt
 
 CACHE_TTL_SECONDS = Settings().dashboard_ttl
 ALL = "all"
@@ -65,7 +65,7 @@ def missing_snapshot(path: Path) -> None:
 
 
 def load(loader: str, *args):
-    """Run a `dashboards.data.load_*` loader on the current snapshot (cached)."""
+    """Run a `citycloud.dashboards.data.load_*` loader on the current snapshot (cached)."""
     wh = warehouse()
     version = data.snapshot_version(wh)
     if version is None:

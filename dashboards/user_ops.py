@@ -11,8 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from dashboards import fmt
-from dashboards.data import Snapshot
+from citycloud.dashboards import fmt
+from citycloud.dashboards.data import Snapshot
 
 # Display labels of the lifecycle classes, in drawing order (dormant is drawn below zero).
 CHANNEL_DAYS = 90  # the channel mix shows this many days up to the chosen day

@@ -1,6 +1,6 @@
 """Data-quality checks for citycloud: Great Expectations suites kept as code, plus SQL checks.
 
-    from expectations import run_checks
+    from citycloud.expectations import run_checks
     report = run_checks(con, settings, run_id="...", since_batch=last_published_batch)
     if report.blocking_failures: ...   # do not publish; each failure names check, city and day
 
@@ -10,14 +10,14 @@ Importing this package is cheap: Great Expectations is imported only when checks
 """
 from __future__ import annotations
 
-from expectations.report import BLOCKING, WARNING, CheckResult, QualityReport
-from expectations.suites import SUITES_DIR, Suite, SuiteError, load_suites, load_waivers
+from citycloud.expectations.report import BLOCKING, WARNING, CheckResult, QualityReport
+from citycloud.expectations.suites import SUITES_DIR, Suite, SuiteError, load_suites, load_waivers
 
 
 def run_checks(con, settings, *, run_id: str, since_batch: int = -1, marts_schema: str = "marts_build",
                **kwargs) -> QualityReport:
     """Validate deliveries with batch_id > since_batch and the candidate marts; see runner.run_checks."""
-    from expectations.runner import run_checks as _run_checks
+    from citycloud.expectations.runner import run_checks as _run_checks
 
     return _run_checks(con, settings, run_id=run_id, since_batch=since_batch, marts_schema=marts_schema, **kwargs)
 

@@ -1,4 +1,4 @@
-"""How long do the checks take on a big delivery? `python -m expectations.bench_checks [--rows N]`
+"""How long do the checks take on a big delivery? `python -m citycloud.expectations.bench_checks [--rows N]`
 
 Builds a scratch warehouse whose raw.service_access holds one delivery of N rows (default 10M,
 made with DuckDB range(), already pseudonymised), plus a small catalog and ledger, and runs
@@ -15,7 +15,7 @@ from pathlib import Path
 from citycloud import registry
 from citycloud.config import Settings
 from citycloud.db import connect
-from ingestion.schema import ensure_schema
+from citycloud.ingestion.schema import ensure_schema
 
 # The candidate KPI marts as documented in dbt (their YAML's column order, the interface of
 # interfaces.md), typed by the metric registry's formats; service_daily holds no metric.
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             n = con.execute("SELECT count(*) FROM raw.service_access").fetchone()[0]
             print(f"reusing {settings.warehouse} ({n:,} access rows)")
         t = time.perf_counter()
-        import expectations.gx_runner as gx_runner
+        import citycloud.expectations.gx_runner as gx_runner
         gx_runner._import_gx()
         print(f"import Great Expectations: {time.perf_counter() - t:.1f}s")
-        from expectations import run_checks
+        from citycloud.expectations import run_checks
         t, cpu = time.perf_counter(), time.process_time()
         report = run_checks(con, settings, run_id="bench")
         total, cpu = time.perf_counter() - t, time.process_time() - cpu

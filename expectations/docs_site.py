@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from expectations.report import QUALITY_PAGE, QualityReport
-from expectations.suites import Suite
+from citycloud.expectations.report import QUALITY_PAGE, QualityReport
+from citycloud.expectations.suites import Suite
 
 SUMMARY = QUALITY_PAGE
 _MARK = "<!-- citycloud-offline-banner -->"

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from expectations.suites import Suite, SuiteError
+from citycloud.expectations.suites import Suite, SuiteError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE = re.compile(r"\{\{(\w+)\}\}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from expectations.suites import ExpectationSpec, Suite
+from citycloud.expectations.suites import ExpectationSpec, Suite
 
 # GX logs a lot at INFO (and, under Airflow, through structlog): keep our output readable.
 for _name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):

@@ -18,10 +18,10 @@ import duckdb
 import pandas as pd
 
 from citycloud.config import Settings
-from expectations.docs_site import inject_banner, write_summary
-from expectations.frames import FrameContext, build_frame
-from expectations.report import BLOCKING, WARNING, CheckResult, QualityReport
-from expectations.suites import ExpectationSpec, Suite, Waiver, load_suites, load_waivers
+from citycloud.expectations.docs_site import inject_banner, write_summary
+from citycloud.expectations.frames import FrameContext, build_frame
+from citycloud.expectations.report import BLOCKING, WARNING, CheckResult, QualityReport
+from citycloud.expectations.suites import ExpectationSpec, Suite, Waiver, load_suites, load_waivers
 
 RESULTS_DDL = """
 CREATE TABLE IF NOT EXISTS audit.quality_results (
@@ -265,8 +265,8 @@ def run_checks(con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: st
     Writes every expectation result to audit.quality_results, rebuilds the Data Docs under
     settings.output / "data_docs", and returns a QualityReport. Publishes nothing.
     """
-    from expectations.frames import _IDENT
-    from expectations.gx_runner import GxValidator
+    from citycloud.expectations.frames import _IDENT
+    from citycloud.expectations.gx_runner import GxValidator
 
     t0 = time.perf_counter()
     if not _IDENT.match(marts_schema):

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from citycloud.config import CitycloudError
-from expectations.report import SEVERITIES
+from citycloud.expectations.report import SEVERITIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SUITES_DIR = PACKAGE_DIR / "suites"

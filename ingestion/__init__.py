@@ -10,6 +10,6 @@ Modules:
 
 
 
-from ingestion.load import IngestReport, ingest_landing
+from citycloud.ingestion.load import IngestReport, ingest_landing
 
 __all__ = ["IngestReport", "ingest_landing"]

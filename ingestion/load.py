@@ -17,12 +17,12 @@ import duckdb
 import pyarrow as pa
 
 from citycloud.config import CitycloudError
-from ingestion.discover import Delivery, LandingProblem, discover
-from ingestion.masking import Masker, mask_reason
-from ingestion.pii import key_fingerprint, register_hmac
-from ingestion.readers import UnreadableFile, chunks, read_lines
-from ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
-from ingestion.schema import RAW_TABLES, ensure_schema
+from citycloud.ingestion.discover import Delivery, LandingProblem, discover
+from citycloud.ingestion.masking import Masker, mask_reason
+from citycloud.ingestion.pii import key_fingerprint, register_hmac
+from citycloud.ingestion.readers import UnreadableFile, chunks, read_lines
+from citycloud.ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
+from citycloud.ingestion.schema import RAW_TABLES, ensure_schema
 
 # Lines validated per statement: bounds the temp table (and memory) for 10M-line files.
 CHUNK_ROWS = 1_000_000
@@ -115,7 +115,7 @@ def _set_aside(con: duckdb.DuckDBPyConnection, res: DeliveryResult, rel: str, re
 
 def _keep_rejected(con: duckdb.DuckDBPyConnection, masker: Masker, fmt: str, header: list[str] | None,
                    rel: str, ctx: dict) -> int:
-    """Store the rejected lines of `_checked`, masked (ingestion.masking): never as delivered."""
+    """Store the rejected lines of `_checked`, masked (citycloud.ingestion.masking): never as delivered."""
     rejected = con.sql("SELECT line, reason, raw FROM _checked WHERE reason IS NOT NULL ORDER BY line").to_arrow_table()
     if rejected.num_rows == 0:
         return 0

@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any
 
-from ingestion.pii import PII_FIELDS, USER_FIELDS, hmac_hex
+from citycloud.ingestion.pii import PII_FIELDS, USER_FIELDS, hmac_hex
 
 MASK = "***"
 MAX_KEPT_CHARS = 2000        # of a rejected line's masked text

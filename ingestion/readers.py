@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ingestion.discover import RefusedPath, open_regular
+from citycloud.ingestion.discover import RefusedPath, open_regular
 
 
 try:  # optional accelerator, same format and errors as gzip

@@ -16,13 +16,13 @@ from typing import Callable
 import duckdb
 
 from citycloud.config import CitycloudError
-from ingestion.discover import discover
-from ingestion.load import (IngestReport, _ingest_delivery, check_key, close_interrupted_batches, next_batch_id,
+from citycloud.ingestion.discover import discover
+from citycloud.ingestion.load import (IngestReport, _ingest_delivery, check_key, close_interrupted_batches, next_batch_id,
                             record_batch)
-from ingestion.masking import Masker
-from ingestion.pii import key_fingerprint, register_hmac
-from ingestion.rules import TS_PARSE_MACROS
-from ingestion.schema import ensure_schema
+from citycloud.ingestion.masking import Masker
+from citycloud.ingestion.pii import key_fingerprint, register_hmac
+from citycloud.ingestion.rules import TS_PARSE_MACROS
+from citycloud.ingestion.schema import ensure_schema
 
 
 @dataclass

@@ -193,7 +193,7 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
     """One file's lines (registered as `_lines`) → rows of (line, reason, raw, <raw.* columns>).
 
     `reason` is NULL for a valid row; `raw` is filled only for rejected rows, as delivered: the
-    caller masks it (ingestion.masking) before anything is stored. Also
+    caller masks it (citycloud.ingestion.masking) before anything is stored. Also
     returns the CSV header (None for JSON lines) so the caller can reject a headerless file.
     """
     rule = RULES[source]

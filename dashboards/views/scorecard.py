@@ -6,8 +6,8 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from dashboards import data, fmt, ui
-from dashboards import scorecard_data as sc
+from citycloud.dashboards import data, fmt, ui
+from citycloud.dashboards import scorecard_data as sc
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)

@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboards import fmt, ui
+from citycloud.dashboards import fmt, ui
 
 st.title("服务 Services")
 sel = ui.selection()

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
-from dashboards import fmt, ui
+from citycloud.dashboards import fmt, ui
 
 st.title("结算 Settlement")
 sel = ui.selection()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from citycloud.config import Settings
 
-from dashboards import data, fmt, moves, ui
+from citycloud.dashboards import data, fmt, moves, ui
 
 st.title("今日概览 Today")
 sel = ui.selection()

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import data, fmt, ui
+from citycloud.dashboards import data, fmt, ui
 
 st.title("趋势 Trends")
 sel = ui.selection()

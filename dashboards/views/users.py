@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import data, fmt, ui, user_ops
+from citycloud.dashboards import data, fmt, ui, user_ops
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)

@@ -37,12 +37,12 @@ def free_port() -> int:
 
 
 class Dashboard:
-    """`python -m dashboards` as a subprocess on a free localhost port."""
+    """`python -m citycloud.dashboards` as a subprocess on a free localhost port."""
 
     def __init__(self, warehouse: Path, log: Path, contracts: Path | None = CONTRACTS):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "dashboards", "--warehouse", str(warehouse), "--port", str(self.port),
+        cmd = [sys.executable, "-m", "citycloud.dashboards", "--warehouse", str(warehouse), "--port", str(self.port),
                "--address", "127.0.0.1"]
         if contracts:
             cmd += ["--contracts", str(contracts)]

@@ -21,7 +21,7 @@ import pytest
 import dashboard_handmade as handmade
 from dashboard_support import ROOT, Dashboard, snapshot_query
 
-from dashboards import fmt
+from citycloud.dashboards import fmt
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import pytest
 import dashboard_handmade as handmade
 from dashboard_support import ROOT
 
-import dashboards
-from dashboards import data, fmt
+from citycloud import dashboards
+from citycloud.dashboards import data, fmt
 from citycloud.config import Settings
 from citycloud.publish import export_snapshot
 

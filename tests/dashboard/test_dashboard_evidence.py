@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import dashboard_fivecities as fivecities
-from dashboards import data, moves
+from citycloud.dashboards import data, moves
 
 FIRST, LAST = dt.date(2026, 2, 1), dt.date(2026, 3, 28)
 SAT = dt.date(2026, 3, 28)  # a Saturday

@@ -9,7 +9,7 @@ import dashboard_fivecities as fivecities
 from dashboard_support import Dashboard, table_row
 from test_dashboard_browser import assert_clean
 
-from dashboards import fmt
+from citycloud.dashboards import fmt
 
 pytestmark = pytest.mark.slow
 

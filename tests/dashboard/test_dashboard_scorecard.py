@@ -20,8 +20,8 @@ from dashboard_support import CITYCLOUD, TINY, Dashboard, table_row
 from citycloud.config import published_path
 from citycloud.scorecard.store import COLUMNS
 
-from dashboards import data
-from dashboards import scorecard_data as sc
+from citycloud.dashboards import data
+from citycloud.dashboards import scorecard_data as sc
 
 CITY = "430100"
 FEB = dt.date(2026, 2, 1)

@@ -11,7 +11,7 @@ import pytest
 
 from dashboard_support import ROOT, snapshot_query, table_row
 
-from dashboards import data, fmt, user_ops
+from citycloud.dashboards import data, fmt, user_ops
 
 pytestmark = pytest.mark.slow
 

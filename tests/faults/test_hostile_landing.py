@@ -178,7 +178,7 @@ def test_dashboard_refuses_a_warehouse_that_does_not_exist(tmp_path):
 
 
 def test_dashboard_listens_on_loopback_unless_asked():
-    from dashboards import command
+    from citycloud.dashboards import command
 
     cmd = command("wh.duckdb")
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"

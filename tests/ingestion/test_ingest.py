@@ -9,7 +9,7 @@ import pytest
 
 from citycloud import pipeline
 from citycloud.config import CitycloudError
-from ingestion.pii import hmac_hex
+from citycloud.ingestion.pii import hmac_hex
 from tests.conftest import TEST_KEY, make_settings, query, table_fingerprints, write_delivery
 
 CITY = "430100"

@@ -9,8 +9,8 @@ import pytest
 
 from citycloud import pipeline
 from citycloud.config import CitycloudError
-from ingestion.masking import MAX_KEPT_CHARS, Masker, scrub
-from ingestion.pii import hmac_hex
+from citycloud.ingestion.masking import MAX_KEPT_CHARS, Masker, scrub
+from citycloud.ingestion.pii import hmac_hex
 from tests.conftest import TEST_KEY, make_settings, query, table_fingerprints, write_delivery
 
 CITY = "430100"
@@ -155,7 +155,7 @@ def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypat
 
 
 def test_rotate_key_refuses_when_a_delivery_is_gone(tmp_path, monkeypatch):
-    from ingestion.rekey import rotate_key
+    from citycloud.ingestion.rekey import rotate_key
     from citycloud.db import connect
 
     _access_day(tmp_path, "2026-03-01", ["U1"])

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from ingestion.readers import UnreadableFile, numbered_lines, read_lines
+from citycloud.ingestion.readers import UnreadableFile, numbered_lines, read_lines
 
 
 def test_lines_are_numbered_from_one_skipping_blank_lines_and_crlf():

@@ -19,7 +19,7 @@ import pytest
 from citycloud import pipeline
 from citycloud.config import pii_key
 from citycloud.generate import generate
-from ingestion.pii import hmac_hex
+from citycloud.ingestion.pii import hmac_hex
 from tests.conftest import make_settings, table_fingerprints, write_delivery
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from citycloud.config import Settings
-from expectations.bench_checks import create_tables
+from citycloud.expectations.bench_checks import create_tables
 
 START = date(2026, 1, 1)
 CITIES = ("310000", "510100")

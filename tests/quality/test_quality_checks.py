@@ -10,7 +10,7 @@ import pytest
 import quality_warehouse as warehouse
 from quality_warehouse import make_settings
 from citycloud.db import connect
-from expectations import BLOCKING, WARNING, QualityReport, SUITES_DIR, SuiteError, load_suites, run_checks
+from citycloud.expectations import BLOCKING, WARNING, QualityReport, SUITES_DIR, SuiteError, load_suites, run_checks
 
 LAST = warehouse.day(warehouse.DAYS - 1)
 

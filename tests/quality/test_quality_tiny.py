@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations import BLOCKING, WARNING
+from citycloud.expectations import BLOCKING, WARNING
 from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow

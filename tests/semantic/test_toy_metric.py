@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from citycloud import config, registry
-from dashboards import data
+from citycloud.dashboards import data
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from citycloud.settlement import settle
-from ingestion.schema import AUDIT_TABLES
+from citycloud.ingestion.schema import AUDIT_TABLES
 
 from .conftest import MARCH_5, simple_contract
 

@@ -1,0 +1,114 @@
+"""What may import what (docs/architecture.md), read from the code with `ast`, and the one
+installed namespace: pyproject's packages and folder mapping cover every package folder."""
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import citycloud
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+FOLDERS = {"citycloud": "citycloud", "citycloud.ingestion": "ingestion",
+           "citycloud.expectations": "expectations", "citycloud.dashboards": "dashboards"}
+
+# Floors, lowest first: a part imports only parts of lower floors (and itself). config.py is the
+# ground floor and db.py stands on it alone; nothing below imports back from what stands on it.
+FLOORS = [
+    {"config"},
+    {"db", "yaml_files", "validation", "fault_hook", "console"},
+    {"registry", "generate", "ingestion", "dbt_runner", "publish"},
+    {"expectations", "query", "spark"},
+    {"pipeline"},
+    {"settlement", "scorecard", "rotation", "user_ops_export"},
+    {"dashboards", "orchestration"},
+    {"cli"},
+    {"demo"},
+]
+FLOOR_OF = {part: i for i, floor in enumerate(FLOORS) for part in floor}
+
+
+def part_of(module: str) -> str | None:
+    """citycloud.settlement.compute -> 'settlement'; the package itself and foreign modules -> None."""
+    parts = module.split(".")
+    if parts[0] in ("ingestion", "expectations", "dashboards"):  # the folders' names before the namespace
+        return parts[0]
+    return parts[1] if parts[0] == "citycloud" and len(parts) > 1 else None
+
+
+def imports(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (function-level imports count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def project_files() -> dict[Path, str]:
+    """Every Python file of the installed namespace -> its part (config, ingestion, settlement, ...)."""
+    out = {}
+    for package, folder in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            rel = path.relative_to(ROOT / folder).with_suffix("").parts
+            module = ".".join((package, *rel)).removesuffix(".__init__")
+            if module != "citycloud":
+                out[path] = part_of(module)
+    return out
+
+
+def test_every_part_has_a_floor():
+    assert set(project_files().values()) == set(FLOOR_OF)
+
+
+def test_no_part_imports_from_above_its_floor():
+    wrong = []
+    for path, part in sorted(project_files().items()):
+        for module in sorted(imports(path)):
+            target = part_of(module)
+            if target is not None and target != part and target in FLOOR_OF and FLOOR_OF[target] >= FLOOR_OF[part]:
+                wrong.append(f"{path.relative_to(ROOT)} ({part}, floor {FLOOR_OF[part]}) imports {module} "
+                             f"({target}, floor {FLOOR_OF[target]})")
+    assert wrong == []
+
+
+def test_the_rule_catches_an_upward_import(tmp_path):
+    bad = tmp_path / "config_like.py"
+    bad.write_text("def f():\n    from citycloud.ingestion import discover\n", encoding="utf-8")
+    assert {part_of(m) for m in imports(bad)} - {None} == {"ingestion"}
+    assert FLOOR_OF["ingestion"] > FLOOR_OF["config"]
+
+
+def test_ground_floor_imports_nothing_of_the_project():
+    assert {m for m in imports(ROOT / "citycloud" / "config.py") if part_of(m)} == set()
+    assert {part_of(m) for m in imports(ROOT / "citycloud" / "db.py") if part_of(m)} == {"config"}
+
+
+def test_dags_import_only_the_airflow_glue():
+    for path in (ROOT / "dags").glob("*.py"):
+        assert {part_of(m) for m in imports(path) if part_of(m)} <= {"orchestration", "config"}, path.name
+
+
+def test_one_namespace_no_bare_folder_imports():
+    files = [p for p in ROOT.rglob("*.py") if not {".venv", ".git", "node_modules"} & set(p.parts)]
+    bare = [f"{p.relative_to(ROOT)}: {m}" for p in files for m in imports(p)
+            if m.split(".")[0] in ("ingestion", "expectations", "dashboards")]
+    assert bare == []
+
+
+def test_pyproject_installs_every_package_folder_under_the_namespace():
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    mapped = {k: v for k, v in setuptools["package-dir"].items()}
+    assert mapped == {k: v for k, v in FOLDERS.items() if k != "citycloud"} == citycloud.MAPPED_FOLDERS
+    folders = set()
+    for package, folder in FOLDERS.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            folders.add(".".join((package, *init.parent.relative_to(ROOT / folder).parts)))
+    assert sorted(setuptools["packages"]) == sorted(folders)
+    for package, patterns in setuptools["package-data"].items():
+        base = ROOT / FOLDERS.get(package, package.replace(".", "/"))
+        for pattern in patterns:
+            assert list(base.glob(pattern)), f"{package}: {pattern} matches no file"
