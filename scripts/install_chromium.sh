@@ -13,4 +13,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-chromium --version
+chromium --version 2>/dev/null  # its launcher script prints a harmless shell warning on stderr
