@@ -12,6 +12,7 @@ import argparse
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from citycloud.config import ENGINES, CitycloudError, Settings
 from citycloud.console import Reporter, log_file
@@ -144,7 +145,7 @@ def cmd_scorecard(args: argparse.Namespace) -> str:
     return report.summary_line()
 
 
-def cmd_dashboard(args: argparse.Namespace) -> str:
+def cmd_dashboard(args: argparse.Namespace) -> NoReturn:
     from citycloud.dashboards import check_warehouse, serve
 
     # serve() replaces this process with the server (same pid: `kill PID` stops it, port freed)
