@@ -26,4 +26,6 @@ class _CheckoutFolders(_abc.MetaPathFinder):
 
 if (_CheckoutFolders.root / "ingestion" / "__init__.py").is_file() and not any(
         isinstance(f, _CheckoutFolders) for f in _sys.meta_path):
-    _sys.meta_path.append(_CheckoutFolders())
+    # First, ahead of an editable install's finder: a second checkout (a git worktree) on
+    # PYTHONPATH must import its own folders, not those of the checkout that was pip-installed.
+    _sys.meta_path.insert(0, _CheckoutFolders())
