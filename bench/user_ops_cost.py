@@ -94,9 +94,9 @@ def _dbt(warehouse: Path, since_batch: int, full: bool) -> dict[str, float]:
     target = warehouse.parent / "dbt_target"
     env = {**os.environ, "CITYCLOUD_WAREHOUSE": str(warehouse), "CITYCLOUD_SPILL_DIR": str(warehouse.parent / "spill"),
            "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(warehouse.parent / "dbt_logs"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "CITYCLOUD_SINCE_BATCH": str(since_batch)}
     cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", *BUILT,
-           "--vars", json.dumps({"since_batch": since_batch}), "--project-dir", str(ROOT / "dbt_project"),
+           "--project-dir", str(ROOT / "dbt_project"),
            "--profiles-dir", str(ROOT / "dbt_project")] + (["--full-refresh"] if full else [])
     proc = subprocess.run(cmd, env=env, cwd=ROOT / "dbt_project", capture_output=True, text=True)
     if proc.returncode:

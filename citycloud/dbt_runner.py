@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from citycloud import fault_hook
@@ -26,6 +27,9 @@ from citycloud.config import DBT_PROJECT_DIR, CitycloudError, Settings
 _RESULT_EVENTS = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult",
                             "LogNodeResult"})
 _FAILED = frozenset({"error", "fail", "runtime error"})
+# The highest batch the previous build covered (macros/since_batch.sql). An environment
+# variable, not a --vars value: dbt re-parses the whole project whenever --vars change.
+SINCE_BATCH_ENV = "CITYCLOUD_SINCE_BATCH"
 _invocation = threading.Lock()  # dbt's global state allows one invocation at a time
 _interrupted = threading.Event()  # a Ctrl-C arrived while dbt ran
 
@@ -45,7 +49,16 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DBT_TARGET_PATH": str((state / "target").resolve()),
         "DBT_LOG_PATH": str((state / "logs").resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # Every batch unless a command says otherwise (DbtCommand.env), whatever the caller's shell has.
+        SINCE_BATCH_ENV: "-1",
     }
+
+
+@dataclass(frozen=True)
+class DbtCommand:
+    """dbt's command-line arguments and the environment variables one invocation adds."""
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -63,10 +76,14 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None] | None = None) -> list[str]:
+def run_dbt(settings: Settings, command: list[str] | DbtCommand,
+            progress: Callable[[str], None] | None = None) -> list[str]:
     """Run `dbt <args>` on the project in this process; raise CitycloudError naming what failed.
 
     Returns one line per finished node ("<unique_id>: <status>")."""
+    if not isinstance(command, DbtCommand):
+        command = DbtCommand(list(command))
+    args = command.args
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
@@ -84,7 +101,7 @@ def run_dbt(settings: Settings, args: list[str], progress: Callable[[str], None]
             # dbt runs in this process: a kill here stops it mid-build, as a frozen child did.
             _pause_in_dbt_thread("dbt-middle", dbt_pid=os.getpid())
 
-    env = dbt_env(settings)
+    env = {**dbt_env(settings), **command.env}
     # No console output: progress comes through on_event, failures from the results; the full
     # log still goes to DBT_LOG_PATH.
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
@@ -168,8 +185,16 @@ def _close_warehouse(opened: list) -> None:
     gc.collect()
 
 
-def build_args(since_batch: int, full_refresh: bool = False) -> list[str]:
-    args = ["build", "--vars", json.dumps({"since_batch": since_batch})]
+def build_args(since_batch: int, full_refresh: bool = False, extra_vars: dict | None = None) -> DbtCommand:
+    """The production build: models, seeds and data tests of the batches after `since_batch`.
+
+    dbt's unit tests are left out: they check the models' SQL on fixed inputs, not the data,
+    so they belong to development and CI (`make test` runs them: tests/marts/test_dbt_unit_tests.py),
+    as dbt recommends. `extra_vars` (the Spark target's lake) stay the same between builds, so
+    partial parsing still applies."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    if extra_vars:
+        args += ["--vars", json.dumps(extra_vars, sort_keys=True)]
     if full_refresh:
         args.append("--full-refresh")
-    return args
+    return DbtCommand(args, {SINCE_BATCH_ENV: str(int(since_batch))})

@@ -9,14 +9,14 @@ warehouse's marts_build schema, where the quality gate and publishing read them 
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from citycloud.config import PUBLISHED_MARTS, CitycloudError, Settings
 from citycloud.db import connect
-from citycloud.dbt_runner import run_dbt
+from citycloud.dbt_runner import DbtCommand, build_args, run_dbt
 from citycloud.spark import lake
 
 BUILD_SCHEMA = "marts_build"
@@ -27,9 +27,10 @@ def table_folder(settings: Settings, schema: str, table: str) -> Path:
     return settings.spark_dir / "tables" / f"{schema}.db" / table
 
 
-def dbt_args(since_batch: int, full_refresh: bool, lake_tables: dict) -> list[str]:
-    args = ["build", "--target", "spark", "--vars", json.dumps({"since_batch": since_batch, "lake": lake_tables})]
-    return args + (["--full-refresh"] if full_refresh else [])
+def dbt_args(since_batch: int, full_refresh: bool, lake_tables: dict) -> DbtCommand:
+    """The production build (dbt_runner.build_args) on the spark target, with the lake's tables."""
+    command = build_args(since_batch, full_refresh, extra_vars={"lake": lake_tables})
+    return replace(command, args=[*command.args, "--target", "spark"])
 
 
 def check_installed() -> None:

@@ -1,4 +1,4 @@
-{#- Event days touched by ingestion batches after var('since_batch'), for one source.
+{#- Event days touched by ingestion batches after since_batch() (macros/since_batch.sql), for one source.
     Rows: (city_code, event_day). -#}
 {% macro affected_days(source_name) -%}
     {%- set names = [source_name] if source_name is string else source_name -%}

@@ -51,7 +51,7 @@
     from (
         select city_code, event_day as day from ({{ affected_days('service_access') }})
         union all
-        select city_code, dt from {{ ref('stg_audit__deliveries') }} where batch_id > {{ var('since_batch') }}
+        select city_code, dt from {{ ref('stg_audit__deliveries') }} where batch_id > {{ since_batch() }}
     )
     group by city_code
 {%- endmacro %}
