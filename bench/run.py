@@ -305,7 +305,7 @@ def time_floors(files: list[Path], env: dict[str, str], data: Path) -> dict:
 
 
 def run_summary(r: dict) -> dict:
-    phases = {p["name"]: {"seconds": p["seconds"], "peak_rss_bytes": p["peak_rss_bytes"],
+    phases = {p["name"]: {"seconds": p["seconds"], "peak_rss_bytes": p["peak_rss_bytes"], "cpu_s": p.get("cpu_s"),
                           **({"skipped": True} if p.get("skipped") else {})} for p in r["phases"]}
     return {
         "seconds": round(r["seconds"], 2),
@@ -543,7 +543,7 @@ def markdown(res: dict) -> str:
 
     def run_rows(title: str, runs: list[tuple[str, dict]]) -> list[str]:
         rows = ["", f"## {title}", "",
-                "| run | access events | total s | ingest s | build s | checks s | publish s | peak RSS GiB "
+                "| run | access events | total s | ingest s (CPU s) | build s (CPU s) | checks s (CPU s) | publish s (CPU s) | peak RSS GiB "
                 "(ingest / build / checks / publish) | max spill MB | CPU s own / others | load (1 min) |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
         for name, r in runs:
@@ -553,7 +553,9 @@ def markdown(res: dict) -> str:
                 p = ph.get(k)
                 if not p:
                     return "–"
-                return "n/a" if p.get("skipped") else f"{p['seconds']:.1f}"
+                if p.get("skipped"):
+                    return "n/a"
+                return f"{p['seconds']:.1f}" + (f" ({p['cpu_s']:.1f})" if p.get("cpu_s") is not None else "")
 
             def mem(k):
                 p = ph.get(k)
