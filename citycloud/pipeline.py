@@ -251,13 +251,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         progress: Progress = None, full_refresh: bool = False) -> RunReport:
     """Ingest what is new, build, check, publish. Raises BlockingFailure on a blocking failure."""
     t0 = time.perf_counter()
-    # Great Expectations' import (~4.5 CPU s of Python) overlaps ingestion's DuckDB work.
-    from citycloud.expectations.gx_runner import import_in_background
-    gx_import = import_in_background()
-    try:
-        report = RunReport(ingest=ingest(settings, start, end, progress))
-    finally:
-        gx_import.join()  # before the build: the Spark engine imports pyspark, which GX's import hides
+    report = RunReport(ingest=ingest(settings, start, end, progress))
     if progress:
         progress(report.ingest.summary_line())
     con = connect(settings.warehouse, settings=settings)

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import sys
-import threading
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,47 +35,26 @@ def quiet():
         yield
 
 
-_importing = threading.Lock()
-
-
 def _import_gx():
-    """GX's modules (~4.5 CPU s the first time in a process: pydantic builds its classes).
+    """GX's modules (~4.5 CPU s the first time in a process: pydantic builds GX's classes).
 
     GX probes for pyspark when imported (great_expectations.compatibility.pyspark) and, the
-    Spark engine having installed it, imports pyspark, pyspark.ml and scipy: 0.5 CPU s and two
+    Spark engine having installed it, imports pyspark, pyspark.ml and scipy: ~0.5 CPU s and two
     warnings for a library that only validates pandas frames here. Unless pyspark is already
     loaded, GX is shown it as absent (its fallback when pyspark is not installed); pyspark stays
-    importable afterwards. Callers must not import pyspark meanwhile (pipeline.run joins the
-    background import before the build)."""
-    with _importing:
-        hidden = "pyspark" not in sys.modules
-        if hidden:
-            sys.modules["pyspark"] = None  # makes `import pyspark` raise ImportError
-        try:
-            # warnings.catch_warnings and redirect_stdout change process-wide state: only on the
-            # main thread (the import prints nothing once pyspark is out of the way).
-            with quiet() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext():
-                import great_expectations as gx
-                import great_expectations.expectations.registry as registry
-                from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
-        finally:
-            if hidden and sys.modules.get("pyspark", False) is None:
-                del sys.modules["pyspark"]
+    importable afterwards."""
+    hidden = "pyspark" not in sys.modules
+    if hidden:
+        sys.modules["pyspark"] = None  # makes `import pyspark` raise ImportError
+    try:
+        with quiet():
+            import great_expectations as gx
+            import great_expectations.expectations.registry as registry
+            from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
+    finally:
+        if hidden and sys.modules.get("pyspark", False) is None:
+            del sys.modules["pyspark"]
     return gx, registry, DataContextConfig, InMemoryStoreBackendDefaults
-
-
-def import_in_background() -> threading.Thread:
-    """Start importing GX on a daemon thread; join it before anything imports pyspark.
-
-    Ingestion spends its time in DuckDB, which releases the GIL, so on a second core the import
-    costs the run no wall time. A failed import is left for run_checks to raise."""
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            _import_gx()
-
-    thread = threading.Thread(target=load, name="gx-import", daemon=True)
-    thread.start()
-    return thread
 
 
 class GxValidator:
