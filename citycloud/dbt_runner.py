@@ -188,9 +188,9 @@ def _close_warehouse(opened: list) -> None:
 def build_args(since_batch: int, full_refresh: bool = False, extra_vars: dict | None = None) -> DbtCommand:
     """The production build: models, seeds and data tests of the batches after `since_batch`.
 
-    dbt's unit tests are left out: they check the models' SQL on fixed inputs, not the data,
-    so they belong to development and CI (`make test` runs them: tests/marts/test_dbt_unit_tests.py),
-    as dbt recommends. `extra_vars` (the Spark target's lake) stay the same between builds, so
+    dbt's unit tests are left out, as dbt recommends: they check the models' SQL on fixed
+    inputs, not the data, so they belong to development and CI (`make test` runs them:
+    tests/marts/test_dbt_build_command.py). `extra_vars` (the Spark target's lake) stay the same between builds, so
     partial parsing still applies."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if extra_vars:
