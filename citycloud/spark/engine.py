@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +52,7 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
         tables = lake.sync(con, settings, progress)
     finally:
         con.close()
+    stop_session_of_another_warehouse(settings)
     run_dbt(settings, dbt_args(since_batch, full_refresh, tables), progress)
     con = connect(settings.warehouse, settings=settings)
     try:
@@ -59,6 +61,26 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
         con.close()
     if progress:
         progress(f"spark: candidate marts copied into {settings.warehouse.name} ({BUILD_SCHEMA})")
+
+
+def stop_session_of_another_warehouse(settings: Settings) -> None:
+    """dbt-spark's session method takes this process's SparkSession if one runs (getOrCreate),
+    and a session's master, tables folder and metastore are fixed when it starts: one left by
+    a build of another warehouse or master (tests, several builds in one process) would build
+    there. Stop it; a session of this warehouse is kept, so a second build skips the session
+    start."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return
+    tables = context.getConf().get("spark.sql.warehouse.dir", "")
+    same_tables = Path(tables.removeprefix("file:")).resolve() == (settings.spark_dir / "tables").resolve()
+    if not same_tables or context.master != settings.spark_master:
+        from pyspark.sql import SparkSession
+        SparkSession.builder.getOrCreate().stop()
 
 
 def import_candidate_marts(con, settings: Settings) -> None:
