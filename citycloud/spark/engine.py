@@ -47,12 +47,12 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
           progress: Callable[[str], None] | None = None) -> None:
     """Export the lake, `dbt build` on Spark, copy the candidate marts into DuckDB's marts_build."""
     check_installed()
+    check_session(settings)
     con = connect(settings.warehouse, settings=settings)
     try:
         tables = lake.sync(con, settings, progress)
     finally:
         con.close()
-    stop_session_of_another_warehouse(settings)
     run_dbt(settings, dbt_args(since_batch, full_refresh, tables), progress)
     con = connect(settings.warehouse, settings=settings)
     try:
@@ -63,12 +63,12 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
         progress(f"spark: candidate marts copied into {settings.warehouse.name} ({BUILD_SCHEMA})")
 
 
-def stop_session_of_another_warehouse(settings: Settings) -> None:
-    """dbt-spark's session method takes this process's SparkSession if one runs (getOrCreate),
-    and a session's master, tables folder and metastore are fixed when it starts: one left by
-    a build of another warehouse or master (tests, several builds in one process) would build
-    there. Stop it; a session of this warehouse is kept, so a second build skips the session
-    start."""
+def check_session(settings: Settings) -> None:
+    """One warehouse and master per process. dbt-spark's session method takes the process's
+    SparkSession (getOrCreate), whose master, tables folder and Derby metastore are fixed when
+    it starts; a new session after stop() is not enough either, since Hive keeps a metastore
+    client per JVM thread that goes on writing into the first metastore. A second build of the
+    same warehouse reuses the session (no JVM or session start)."""
     if "pyspark" not in sys.modules:
         return
     from pyspark import SparkContext
@@ -76,11 +76,10 @@ def stop_session_of_another_warehouse(settings: Settings) -> None:
     context = SparkContext._active_spark_context
     if context is None:
         return
-    tables = context.getConf().get("spark.sql.warehouse.dir", "")
-    same_tables = Path(tables.removeprefix("file:")).resolve() == (settings.spark_dir / "tables").resolve()
-    if not same_tables or context.master != settings.spark_master:
-        from pyspark.sql import SparkSession
-        SparkSession.builder.getOrCreate().stop()
+    tables = context.getConf().get("spark.sql.warehouse.dir", "").removeprefix("file:")
+    if Path(tables).resolve() != (settings.spark_dir / "tables").resolve() or context.master != settings.spark_master:
+        raise CitycloudError(f"this process already runs Spark for {tables} on {context.master}: build "
+                             f"{settings.warehouse} with --engine spark in a process of its own")
 
 
 def import_candidate_marts(con, settings: Settings) -> None:

@@ -12,7 +12,7 @@ import pytest
 from citycloud import pipeline
 from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings, query
-from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
+from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts, run_spark
 
 if shutil.which("java") is None:
     pytest.skip("Java not installed: `make java`", allow_module_level=True)
@@ -54,13 +54,14 @@ def both_engines(tmp_path_factory):
             shutil.copytree(tmp / "generated", tmp / engine / "landing")
             settings = make_settings(tmp / engine, tmp / engine / "landing")
             settings.engine = engine
-            assert pipeline.run(settings, end=FIRST_RUN_END).published
+            run = run_spark if engine == "spark" else (lambda s, **kw: pipeline.run(s, **kw).published)
+            assert run(settings, end=FIRST_RUN_END)
             if engine == "spark":
                 before = {table: partition_files(settings, "staging", table)
                           for table in ("stg_landing__service_access", "stg_landing__ratings")}
             reexport(settings.landing, city)
             withdraw_ratings(settings.landing, city)
-            assert pipeline.run(settings).published
+            assert run(settings)
             built[engine] = settings
     return built, city, before
 
