@@ -150,16 +150,21 @@ def main(argv: list[str] | None = None) -> int:
                 cluster("stop", state)
         else:
             res["engines"][name] = bench_engine(name, engine, master, landing, args.data / "work", last_day)
+        save(res, args.results)  # after each engine: what finished is kept if a later one does not
+    print(markdown(res))
+    return 0
+
+
+def save(res: dict, name: str) -> None:
+    """Compare the finished engines' marts and write bench/results/<name>.{json,md}."""
     built = {n: published_marts(_settings(Path(r["warehouse"]))) for n, r in res["engines"].items()}
     first = next(iter(built))
     diffs = {n: differences(built[first], b) for n, b in built.items() if n != first}
     res["identical"] = all(not d for d in diffs.values())
     res["differences"] = diffs
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.results}.json").write_text(json.dumps(res, indent=2, default=str))
-    (RESULTS / f"{args.results}.md").write_text(markdown(res))
-    print(markdown(res))
-    return 0
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown(res))
 
 
 def _settings(warehouse: Path) -> Settings:
