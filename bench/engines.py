@@ -52,17 +52,23 @@ def run_once(engine: str, master: str | None, landing: Path, warehouse: Path, en
     if master:
         env["CITYCLOUD_SPARK_MASTER"] = master
     cmd = [sys.executable, "-m", "citycloud.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse),
-           "--engine", engine] + (["--end", end.isoformat()] if end else [])
+           "--engine", engine, "--verbose"] + (["--end", end.isoformat()] if end else [])  # every dbt node, stamped
+    load_before = os.getloadavg()[0]
     t0 = time.time()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.time() - t0
+    # The machine is shared: the 1- and 5-minute load averages as the run ends, beside its times.
+    load = [round(load_before, 1), *(round(x, 1) for x in os.getloadavg()[:2])]
     if proc.returncode != 0:
         raise RuntimeError(f"{engine} run failed:\n" + "\n".join(proc.stderr.splitlines()[-30:]))
     stamped = [s for s in map(_seconds, proc.stderr.splitlines()) if s]
     dbt = [t for t, msg in stamped if msg.startswith("dbt ")]
     ingested = next((t for t, msg in stamped if msg.startswith("ingest:")), stamped[0][0] if stamped else 0)
+    exported = [t for t, msg in stamped if msg.startswith("lake:")]
     return {"wall_s": round(wall, 1), "dbt_models_s": (dbt[-1] - dbt[0]) if dbt else None,
             "before_first_model_s": (dbt[0] - ingested) if dbt else None,
+            "lake_export_s": (exported[-1] - ingested) if exported else None,
+            "load_start_end1_end5": load,
             "summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""}
 
 
@@ -101,14 +107,13 @@ def markdown(res: dict) -> str:
     lines = [f"# Engines: the same month on DuckDB, Spark local[2] and a 2-worker cluster ({res['when']})", "",
              f"{p['cities']} cities x {p['days']} days, {p['accesses_per_day']:,} access events per city-day; "
              f"machine: {res['machine']}; marts identical across engines: **{res['identical']}**", "",
-             "| engine | initial load: wall | dbt models | before 1st model | partitions | dbt s/partition "
-             "| new day: wall | dbt models | before 1st model | partitions | dbt s/partition |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| engine | run | wall | dbt nodes | before 1st node (lake export) | partitions | dbt s/partition | load (start/end 1 min/5 min) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, r in res["engines"].items():
-        i, n = r["initial"], r["new_day"]
-        lines.append(f"| {name} | {i['wall_s']} s | {i['dbt_models_s']} s | {i['before_first_model_s']} s | "
-                     f"{i['partitions']} | {i['dbt_s_per_partition']} | {n['wall_s']} s | {n['dbt_models_s']} s | "
-                     f"{n['before_first_model_s']} s | {n['partitions']} | {n['dbt_s_per_partition']} |")
+        for label, run in (("initial load", r["initial"]), ("new day", r["new_day"])):
+            lines.append(f"| {name} | {label} | {run['wall_s']} s | {run['dbt_models_s']} s | "
+                         f"{run['before_first_model_s']} s ({run['lake_export_s']} s) | {run['partitions']} | {run['dbt_s_per_partition']} | "
+                         f"{' / '.join(map(str, run['load_start_end1_end5']))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,16 +150,21 @@ def main(argv: list[str] | None = None) -> int:
                 cluster("stop", state)
         else:
             res["engines"][name] = bench_engine(name, engine, master, landing, args.data / "work", last_day)
+        save(res, args.results)  # after each engine: what finished is kept if a later one does not
+    print(markdown(res))
+    return 0
+
+
+def save(res: dict, name: str) -> None:
+    """Compare the finished engines' marts and write bench/results/<name>.{json,md}."""
     built = {n: published_marts(_settings(Path(r["warehouse"]))) for n, r in res["engines"].items()}
     first = next(iter(built))
     diffs = {n: differences(built[first], b) for n, b in built.items() if n != first}
     res["identical"] = all(not d for d in diffs.values())
     res["differences"] = diffs
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.results}.json").write_text(json.dumps(res, indent=2, default=str))
-    (RESULTS / f"{args.results}.md").write_text(markdown(res))
-    print(markdown(res))
-    return 0
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown(res))
 
 
 def _settings(warehouse: Path) -> Settings:

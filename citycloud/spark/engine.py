@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,7 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
           progress: Callable[[str], None] | None = None) -> None:
     """Export the lake, `dbt build` on Spark, copy the candidate marts into DuckDB's marts_build."""
     check_installed()
+    check_session(settings)
     con = connect(settings.warehouse, settings=settings)
     try:
         tables = lake.sync(con, settings, progress)
@@ -60,6 +62,25 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
         con.close()
     if progress:
         progress(f"spark: candidate marts copied into {settings.warehouse.name} ({BUILD_SCHEMA})")
+
+
+def check_session(settings: Settings) -> None:
+    """One warehouse and master per process. dbt-spark's session method takes the process's
+    SparkSession (getOrCreate), whose master, tables folder and Derby metastore are fixed when
+    it starts; a new session after stop() is not enough either, since Hive keeps a metastore
+    client per JVM thread that goes on writing into the first metastore. A second build of the
+    same warehouse reuses the session (no JVM or session start)."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return
+    tables = context.getConf().get("spark.sql.warehouse.dir", "").removeprefix("file:")
+    if Path(tables).resolve() != (settings.spark_dir / "tables").resolve() or context.master != settings.spark_master:
+        raise CitycloudError(f"this process already runs Spark for {tables} on {context.master}: build "
+                             f"{settings.warehouse} with --engine spark in a process of its own")
 
 
 def import_candidate_marts(con, settings: Settings) -> None:

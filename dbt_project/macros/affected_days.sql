@@ -37,7 +37,8 @@
 {%- endmacro %}
 
 {#- pre_hook of day-partitioned incremental models: drop the affected days, the model
-    inserts them again. Also right when a re-export removed every row of a day. -#}
+    inserts them again. Also right when a re-export removed every row of a day. (Spark's
+    version, with drop_emptied_day_partitions() after the insert: engine_config.sql.) -#}
 {% macro delete_affected_days(source_name, day_column='event_day') -%}
     {{ return(adapter.dispatch('delete_affected_days', 'citycloud')(source_name, day_column)) }}
 {%- endmacro %}
@@ -49,21 +50,6 @@
         select 1 from ({{ affected_days(source_name) }}) a
         where a.city_code = t.city_code and a.event_day = t.{{ day_column }}
     )
-    {% endif %}
-{%- endmacro %}
-
-{#- Spark (parquet, no DELETE): drop the affected (city, day) partitions; insert_overwrite
-    writes them again. Run here, so the hook itself renders empty. -#}
-{% macro spark__delete_affected_days(source_name, day_column) -%}
-    {% if is_incremental() %}
-    {% set affected = run_query(affected_days(source_name)) %}
-    {% set partitions = [] %}
-    {% for row in affected.rows %}
-        {% do partitions.append("partition (city_code = '" ~ row[0] ~ "', " ~ day_column ~ " = '" ~ row[1] ~ "')") %}
-    {% endfor %}
-    {% for chunk in partitions | batch(500) %}
-        {% do run_query("alter table " ~ this ~ " drop if exists " ~ (chunk | join(', '))) %}
-    {% endfor %}
     {% endif %}
 {%- endmacro %}
 

@@ -22,3 +22,65 @@
 {% macro view_unless_spark() -%}
     {{ return('table' if target.type == 'spark' else 'view') }}
 {%- endmacro %}
+
+{#- Spark's side of delete_affected_days() (affected_days.sql), with drop_emptied_day_partitions()
+    as the same models' post-hook (dbt_project.yml).
+
+    Partitions are not tracked in the metastore (spark.sql.hive.manageFilesourcePartitions=false
+    in profiles.yml: Spark lists the partition folders instead, where embedded Derby cost seconds
+    per partition written), so ALTER TABLE DROP PARTITION is refused. insert_overwrite in dynamic
+    mode replaces every affected partition the model writes rows for; only an affected partition
+    that is now empty (a re-export removed all of a day's rows) would keep its old files. So
+    before the insert this notes the files of the affected partitions that exist, in a temporary
+    view of literal rows (a cached query would be recomputed after the insert), and after it
+    those partitions still holding a noted file are emptied. Usually none: two small queries per
+    model, not one write per partition. -#}
+{% macro spark__delete_affected_days(source_name, day_column) -%}
+    {% if is_incremental() %}
+    {% set existing %}
+        select distinct t.city_code, cast(t.{{ day_column }} as string) as day, t._metadata.file_path as file_path
+        from {{ this }} t
+        semi join ({{ affected_days(source_name) }}) a
+            on a.city_code = t.city_code and a.event_day = t.{{ day_column }}
+    {% endset %}
+    {% set rows = run_query(existing).rows %}
+    {% set values = [] %}
+    {% for row in rows %}
+        {% do values.append("('" ~ row[0] ~ "', '" ~ row[1] ~ "', '" ~ (row[2] | replace("'", "\\'")) ~ "')") %}
+    {% endfor %}
+    {% do run_query("create or replace temporary view " ~ files_before_insert_view(this) ~ " as " ~
+        ("select * from values " ~ (values | join(', ')) ~ " as v(city_code, day, file_path)" if values else
+         "select cast(null as string) as city_code, cast(null as string) as day, cast(null as string) as file_path where false")) %}
+    {% endif %}
+{%- endmacro %}
+
+{% macro drop_emptied_day_partitions() -%}
+    {% if target.type == 'spark' and is_incremental() and config.get('partition_by') %}
+    {% set before = files_before_insert_view(this) %}
+    {% set day_column = config.get('partition_by')[1] %}
+    {% set kept %}
+        select distinct b.city_code, b.day
+        from {{ before }} b
+        join (select t._metadata.file_path as file_path from {{ this }} t
+              semi join {{ before }} p on p.city_code = t.city_code and p.day = cast(t.{{ day_column }} as string)) now
+            on now.file_path = b.file_path
+    {% endset %}
+    {% set stale = run_query(kept).rows %}
+    {% if stale %}
+        {% set data_columns = [] %}
+        {% for column in adapter.get_columns_in_relation(this) if column.name not in config.get('partition_by') %}
+            {% do data_columns.append("cast(null as " ~ column.dtype ~ ") as `" ~ column.name ~ "`") %}
+        {% endfor %}
+        {% for row in stale %}
+            {#- all partition columns static: Spark replaces this one partition by nothing -#}
+            {% do run_query("insert overwrite table " ~ this ~ " partition (city_code = '" ~ row[0] ~ "', "
+                            ~ day_column ~ " = '" ~ row[1] ~ "') select " ~ (data_columns | join(', ')) ~ " where false") %}
+        {% endfor %}
+    {% endif %}
+    {% do run_query("drop view if exists " ~ before) %}
+    {% endif %}
+{%- endmacro %}
+
+{% macro files_before_insert_view(relation) -%}
+    {{ return(relation.schema ~ "__" ~ relation.identifier ~ "__files_before_insert") }}
+{%- endmacro %}

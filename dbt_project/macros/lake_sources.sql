@@ -1,7 +1,9 @@
 {#- The dbt sources on Spark: external parquet tables over the lake that citycloud.spark.lake
     exports from the DuckDB warehouse (ingestion's store). The pipeline passes their columns
     and locations in var('lake'), taken from the DuckDB tables themselves, so the raw schema has
-    one home (ingestion/schema.py). Partitions are synced with the folders on every run. -#}
+    one home (ingestion/schema.py). Spark finds their partitions by listing the
+    folders (profiles.yml: spark.sql.hive.manageFilesourcePartitions=false): nothing to repair
+    in the metastore; REFRESH forgets the listing a session kept from an earlier build. -#}
 {% macro register_lake_sources() -%}
     {{ return(adapter.dispatch('register_lake_sources', 'citycloud')()) }}
 {%- endmacro %}
@@ -24,10 +26,6 @@
             location '{{ table.location }}'
         {% endset %}
         {% do run_query(ddl) %}
-        {% if table.partitioned_by %}
-            {% do run_query("msck repair table " ~ name ~ " sync partitions") %}
-        {% else %}
-            {% do run_query("refresh table " ~ name) %}
-        {% endif %}
+        {% do run_query("refresh table " ~ name) %}
     {% endfor %}
 {% endmacro %}

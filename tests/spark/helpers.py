@@ -1,8 +1,15 @@
-"""Watching the files of Spark's day-partitioned tables (tests/spark)."""
+"""Spark builds in a process of their own, and watching the files of Spark's day-partitioned
+tables (tests/spark)."""
 from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
 
 import duckdb
 
+from citycloud import pipeline
 from citycloud.config import Settings
 from citycloud.spark.compare import differences, published_marts  # noqa: F401  (the tests' one import)
 from citycloud.spark.engine import table_folder
@@ -24,3 +31,26 @@ def affected_partitions(settings: Settings, batch_id: int) -> set[str]:
     finally:
         con.close()
     return {f"city_code={city}/event_day={day}" for city, day in rows}
+
+
+def run_spark(settings: Settings, end: date | None = None) -> bool:
+    """pipeline.run of a Spark build in a child process (a process runs Spark for one warehouse:
+    engine.check_session); True when it published. A child of its own, not a fork of the test
+    process (dbt's and DuckDB's threads leave locks a fork inherits) nor multiprocessing's spawn
+    (pyspark.sql.connect, imported by great_expectations, takes its bare __main__ for a doctest
+    run and exits)."""
+    args = [sys.executable, "-m", "tests.spark.helpers", str(settings.landing), str(settings.warehouse),
+            str(settings.output), end.isoformat() if end else ""]
+    child = subprocess.run(args, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    if child.returncode not in (0, 3):
+        raise AssertionError(f"Spark build failed ({child.returncode}):\n{child.stderr[-5000:]}")
+    return child.returncode == 0
+
+
+if __name__ == "__main__":  # the child of run_spark
+    landing, warehouse, output, end = sys.argv[1:5]
+    child_settings = Settings()
+    child_settings.landing, child_settings.warehouse, child_settings.output = Path(landing), Path(warehouse), Path(output)
+    child_settings.engine = "spark"
+    published = pipeline.run(child_settings, end=date.fromisoformat(end) if end else None).published
+    sys.exit(0 if published else 3)

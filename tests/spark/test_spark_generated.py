@@ -1,6 +1,6 @@
 """A generated multi-city landing area (late events, re-delivered duplicates, a re-exported
-folder) built on Spark (local[2]) and on DuckDB, each in two runs: the same marts, cell for
-cell. `make test-spark` only (spark_full)."""
+folder, deliveries withdrawn by an empty re-export) built on Spark (local[2]) and on DuckDB,
+each in two runs: the same marts, cell for cell. `make test-spark` only (spark_full)."""
 from __future__ import annotations
 
 import gzip
@@ -12,7 +12,7 @@ import pytest
 from citycloud import pipeline
 from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings, query
-from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
+from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts, run_spark
 
 if shutil.which("java") is None:
     pytest.skip("Java not installed: `make java`", allow_module_level=True)
@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.spark_full, pytest.mark.slow, pytes
 START, DAYS = date(2026, 1, 1), 35  # January complete: the monthly marts have rows
 FIRST_RUN_END = START + timedelta(days=DAYS - 4)
 REEXPORTED_DT = START + timedelta(days=9)
+# Ratings of these days (late ones arrive up to 7 days on) are re-sent empty: their partitions empty.
+EMPTIED_DTS = [START + timedelta(days=d) for d in range(14, 22)]
 
 
 def reexport(landing, city: str) -> None:
@@ -30,6 +32,14 @@ def reexport(landing, city: str) -> None:
     text = gzip.decompress(raw) if data.name.endswith(".gz") else raw
     kept = b"".join(text.splitlines(keepends=True)[:-20])
     data.write_bytes(gzip.compress(kept, mtime=0) if data.name.endswith(".gz") else kept)
+
+
+def withdraw_ratings(landing, city: str) -> None:
+    """The city re-sends some earlier ratings folders with no rows in them."""
+    for dt in EMPTIED_DTS:
+        for data in (landing / city / "ratings" / f"dt={dt}").iterdir():
+            if not data.name.startswith("_"):
+                data.write_bytes(gzip.compress(b"", mtime=0) if data.name.endswith(".gz") else b"")
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +54,14 @@ def both_engines(tmp_path_factory):
             shutil.copytree(tmp / "generated", tmp / engine / "landing")
             settings = make_settings(tmp / engine, tmp / engine / "landing")
             settings.engine = engine
-            assert pipeline.run(settings, end=FIRST_RUN_END).published
+            run = run_spark if engine == "spark" else (lambda s, **kw: pipeline.run(s, **kw).published)
+            assert run(settings, end=FIRST_RUN_END)
             if engine == "spark":
-                before = partition_files(settings, "staging", "stg_landing__service_access")
+                before = {table: partition_files(settings, "staging", table)
+                          for table in ("stg_landing__service_access", "stg_landing__ratings")}
             reexport(settings.landing, city)
-            assert pipeline.run(settings).published
+            withdraw_ratings(settings.landing, city)
+            assert run(settings)
             built[engine] = settings
     return built, city, before
 
@@ -73,8 +86,18 @@ def test_spark_and_duckdb_marts_equal_cell_for_cell(both_engines):
 def test_late_events_and_the_reexport_rewrite_only_the_partitions_they_touch(both_engines):
     built, _, before = both_engines
     touched = affected_partitions(built["spark"], batch_id=2)
+    before = before["stg_landing__service_access"]
     after = partition_files(built["spark"], "staging", "stg_landing__service_access")
     untouched = set(before) - touched
     assert untouched and touched & set(before), "the second run must touch some old partitions and not others"
     assert {p: after[p] for p in untouched} == {p: before[p] for p in untouched}
     assert all(after.get(p) != before.get(p) for p in touched)
+
+
+def test_a_day_whose_rows_were_all_withdrawn_loses_its_partition(both_engines):
+    built, city, before = both_engines
+    days = query(built["duckdb"].warehouse, "SELECT DISTINCT city_code, event_day FROM staging.stg_landing__ratings")
+    after = partition_files(built["spark"], "staging", "stg_landing__ratings")
+    assert set(after) == {f"city_code={c}/event_day={d}" for c, d in days}
+    emptied = set(before["stg_landing__ratings"]) - set(after)
+    assert emptied and all(p.startswith(f"city_code={city}/") for p in emptied)

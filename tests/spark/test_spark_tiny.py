@@ -8,9 +8,8 @@ from datetime import date
 
 import pytest
 
-from citycloud import pipeline
 from tests.conftest import TEST_KEY, TINY, make_settings
-from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts
+from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts, run_spark
 
 # A Spark session and ~125 dbt nodes per run: minutes each on a busy 2-core machine.
 if shutil.which("java") is None:
@@ -31,9 +30,9 @@ def spark_tiny(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
         mp.setenv("CITYCLOUD_SPARK_SHUFFLE_PARTITIONS", "2")
-        assert pipeline.run(settings, end=date.fromordinal(LAST_DAY.toordinal() - 1)).published
+        assert run_spark(settings, end=date.fromordinal(LAST_DAY.toordinal() - 1))
         before = {t: partition_files(settings, *t) for t in WATCHED}
-        assert pipeline.run(settings).published
+        assert run_spark(settings)
     return settings, before
 
 
