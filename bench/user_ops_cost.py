@@ -26,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from citycloud.dbt_runner import SINCE_BATCH_ENV
+
 ROOT = Path(os.environ.get("CITYCLOUD_HOME", Path(__file__).resolve().parents[1]))
 START = date(2026, 1, 1)
 CITY = "430100"
@@ -94,7 +96,7 @@ def _dbt(warehouse: Path, since_batch: int, full: bool) -> dict[str, float]:
     target = warehouse.parent / "dbt_target"
     env = {**os.environ, "CITYCLOUD_WAREHOUSE": str(warehouse), "CITYCLOUD_SPILL_DIR": str(warehouse.parent / "spill"),
            "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(warehouse.parent / "dbt_logs"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "CITYCLOUD_SINCE_BATCH": str(since_batch)}
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", SINCE_BATCH_ENV: str(since_batch)}
     cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", *BUILT,
            "--project-dir", str(ROOT / "dbt_project"),
            "--profiles-dir", str(ROOT / "dbt_project")] + (["--full-refresh"] if full else [])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from citycloud.config import DBT_PROJECT_DIR, CitycloudError
-from citycloud.dbt_runner import DbtCommand, build_args, run_dbt
+from citycloud.dbt_runner import SINCE_BATCH_ENV, DbtCommand, build_args, run_dbt
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
@@ -62,4 +62,4 @@ def test_a_new_since_batch_keeps_partial_parsing(warehouse_copy):
 def test_since_batch_must_be_a_number(warehouse_copy):
     with pytest.raises(CitycloudError, match="CITYCLOUD_SINCE_BATCH must be a batch number"):
         run_dbt(warehouse_copy, DbtCommand(["compile", "--select", "stg_audit__delivery_changes"],
-                                           {"CITYCLOUD_SINCE_BATCH": "1 or true"}))
+                                           {SINCE_BATCH_ENV: "1 or true"}))
