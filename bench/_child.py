@@ -184,7 +184,7 @@ def step_ingest(args: dict, phases: Phases) -> dict:
     t0 = time.perf_counter()
 
     def ingest():
-        con = connect(settings.warehouse, settings=settings)
+        con = connect(settings.warehouse, settings=settings, memory_limit=settings.ingest_memory_limit)
         try:
             return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key())
         finally:

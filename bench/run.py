@@ -449,6 +449,7 @@ def machine() -> dict:
         "versions": versions,
         "git": commit + ("+dirty" if dirty else ""),
         "duckdb_memory_limit": s.memory_limit,
+        "duckdb_ingest_memory_limit": s.ingest_memory_limit,
         "duckdb_threads": s.threads or "default (all cores)",
         "spill_dir": "CITYCLOUD_SPILL_DIR or <warehouse dir>/.spill",
     }
@@ -522,7 +523,8 @@ def markdown(res: dict) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / GIB:.1f} GiB RAM, {m['os']}; "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-        + f"; git {m['git']}. DuckDB memory_limit {m['duckdb_memory_limit']}, threads {m['duckdb_threads']}, "
+        + f"; git {m['git']}. DuckDB memory_limit {m['duckdb_memory_limit']} "
+          f"(ingestion {m.get('duckdb_ingest_memory_limit', m['duckdb_memory_limit'])}), threads {m['duckdb_threads']}, "
           f"spill dir {m['spill_dir']}. Total bench time {res['seconds'] / 60:.1f} min.",
         "",
         "## Ingestion of one city-day of access events vs the floor",

@@ -86,6 +86,11 @@ class Settings(_Home):
 
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits.
     memory_limit: str = _env("CITYCLOUD_DUCKDB_MEMORY_LIMIT", default="4GB")
+    # Ingestion's own, lower limit: it streams one file at a time into an open transaction and
+    # needs little working memory, but DuckDB fills its buffer pool to the limit with the rows
+    # already inserted. Measured on a 10M-event delivery (docs/performance.md, "Memory"): peak
+    # RSS 6.41 GiB at 4GB, 4.74 at 2GB, 3.87 at 1GB, each a little faster than the one before.
+    ingest_memory_limit: str = _env("CITYCLOUD_DUCKDB_INGEST_MEMORY_LIMIT", default="1GB")
     threads: int = _env("CITYCLOUD_DUCKDB_THREADS", default=0, ge=0)
     # Compression DuckDB must not try when it writes a table. Its dictionary+FSST analysis of
     # high-cardinality strings (hex HMACs, event ids) was the largest CPU cost of every write

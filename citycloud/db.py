@@ -25,7 +25,9 @@ import duckdb
 from citycloud.config import CitycloudError, Settings
 
 
-def connect(warehouse: Path | str, read_only: bool = False, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+def connect(warehouse: Path | str, read_only: bool = False, settings: Settings | None = None,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A warehouse connection with the settings' limits; `memory_limit` overrides theirs."""
     settings = settings or Settings()
     warehouse = Path(warehouse)
     if read_only and not warehouse.exists():
@@ -44,7 +46,7 @@ def connect(warehouse: Path | str, read_only: bool = False, settings: Settings |
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = '{settings.spill_dir.as_posix()}'")
         con.execute(f"SET disabled_compression_methods = '{settings.disabled_compression}'")
-    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
+    con.execute(f"SET memory_limit = '{memory_limit or settings.memory_limit}'")
     if settings.threads:
         con.execute(f"SET threads = {settings.threads}")
     con.execute("SET TimeZone = 'Asia/Shanghai'")

@@ -49,8 +49,8 @@ def writer_step(step: Callable) -> Callable:
 
 
 @contextmanager
-def _connection(settings: Settings) -> Iterator[Any]:
-    con = connect(settings.warehouse, settings=settings)
+def _connection(settings: Settings, memory_limit: str | None = None) -> Iterator[Any]:
+    con = connect(settings.warehouse, settings=settings, memory_limit=memory_limit)
     try:
         yield con
     finally:
@@ -155,7 +155,7 @@ def ingest(settings: Settings, start: date | None = None, end: date | None = Non
     key = pii_key()
     if not settings.landing.is_dir():
         raise CitycloudError(f"landing area {settings.landing} is not a directory")
-    with _connection(settings) as con:
+    with _connection(settings, settings.ingest_memory_limit) as con:
         for note in recover(con, settings):
             if progress:
                 progress(note)

@@ -234,3 +234,28 @@ def test_rerun_with_nothing_new_leaves_every_table_identical(tmp_path):
     again = pipeline.ingest(settings)
     assert again.deliveries == [] and again.batch_id is None
     assert table_fingerprints(settings.warehouse) == before
+
+
+def test_ingestion_runs_under_its_own_memory_limit(tmp_path, monkeypatch):
+    """The ingest step's connection takes CITYCLOUD_DUCKDB_INGEST_MEMORY_LIMIT, not the build's
+    limit: DuckDB fills its buffer pool to the limit while a delivery's transaction is open
+    (docs/performance.md, "Memory")."""
+    import duckdb
+
+    write_delivery(tmp_path / "landing", CITY, "service_access", "2026-03-02",
+                   {"p.jsonl": access("a", "2026-03-02T08:00:00+08:00")})
+    monkeypatch.setenv("CITYCLOUD_DUCKDB_INGEST_MEMORY_LIMIT", "300MB")
+    settings = make_settings(tmp_path)
+    assert (settings.memory_limit, settings.ingest_memory_limit) == ("2GB", "300MB")
+    seen = []
+    real = pipeline.ingest_landing
+
+    def spy(con, *args, **kwargs):
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest_landing", spy)
+    assert pipeline.ingest(settings).rows_loaded == 1
+    reference = duckdb.connect()
+    reference.execute("SET memory_limit = '300MB'")
+    assert seen == [reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]]
