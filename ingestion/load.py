@@ -131,13 +131,34 @@ def _keep_rejected(con: duckdb.DuckDBPyConnection, masker: Masker, fmt: str, hea
     return kept.num_rows
 
 
+def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: str, masker: Masker,
+                 res: DeliveryResult, ctx: dict) -> None:
+    """Validate one file's lines chunk by chunk into raw.<source> and its rejects. A function of
+    its own so that the file's bytes are freed before the next file is read (measured: two
+    files' bytes at once were part of a 10M delivery's peak memory)."""
+    raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
+    fmt = RULES[d.source].format
+    lines = read_lines(d.read_path(path))
+    header = None
+    for chunk in chunks(lines, CHUNK_ROWS):
+        con.register("_lines", chunk)
+        query, header = checked_sql(d.source, con, chunk, header)
+        if problem := header_problem(d.source, header):
+            raise UnreadableFile(problem)
+        con.execute(_sql(f"CREATE OR REPLACE TEMP TABLE _checked AS {query}", header_line=1, **ctx))
+        con.execute(_sql(
+            f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
+            f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
+        res.rows_rejected += _keep_rejected(con, masker, fmt, header, rel, ctx)
+        con.unregister("_lines")
+    res.rows_read += lines.num_rows - (1 if header is not None else 0)
+
+
 def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path, batch_id: int,
                      signature: str, content_hash: str, replaced: bool, masker: Masker,
                      own_transaction: bool = True) -> DeliveryResult:
     res = DeliveryResult(d.city_code, d.source, d.dt, len(d.files), replaced=replaced)
     ctx = dict(city=d.city_code, dt=d.dt, batch=batch_id, source=d.source)
-    raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
-    fmt = RULES[d.source].format
     if own_transaction:
         con.execute("BEGIN TRANSACTION")
     try:
@@ -156,20 +177,7 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
         for path in d.files:
             rel = path.relative_to(landing).as_posix()
             try:
-                lines = read_lines(d.read_path(path))
-                header = None
-                for chunk in chunks(lines, CHUNK_ROWS):
-                    con.register("_lines", chunk)
-                    query, header = checked_sql(d.source, con, chunk, header)
-                    if problem := header_problem(d.source, header):
-                        raise UnreadableFile(problem)
-                    con.execute(_sql(f"CREATE OR REPLACE TEMP TABLE _checked AS {query}", header_line=1, **ctx))
-                    con.execute(_sql(
-                        f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
-                        f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
-                    res.rows_rejected += _keep_rejected(con, masker, fmt, header, rel, ctx)
-                    con.unregister("_lines")
-                res.rows_read += lines.num_rows - (1 if header is not None else 0)
+                _ingest_file(con, d, path, rel, masker, res, ctx)
             except UnreadableFile as exc:
                 # Only a whole-file problem (unreadable, no header) lands here: nothing of it loaded yet.
                 _set_aside(con, res, rel, str(exc), ctx)

@@ -50,10 +50,17 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+def _line_ends(buf: np.ndarray, block: int = 1 << 26) -> np.ndarray:
+    """Offsets just past each newline, searched 64 MiB at a time: a comparison over the whole
+    buffer would allocate a one-byte mask per byte of the file (360 MB for a 1.25M-line file)."""
+    parts = [np.flatnonzero(buf[start:start + block] == 10) + (start + 1) for start in range(0, len(buf), block)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+
+
 def numbered_lines(data: bytes) -> pa.Table:
     """Arrow table (line BIGINT 1-based, text VARCHAR with its terminator) of the non-blank lines."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10) + 1
+    ends = _line_ends(buf)
     if len(buf) and (not len(ends) or ends[-1] != len(buf)):
         ends = np.append(ends, len(buf))  # last line without a newline
     offsets = np.zeros(len(ends) + 1, dtype=np.int64)

@@ -27,3 +27,16 @@ def test_unreadable_files_say_why(tmp_path, name, data, reason):
     f.write_bytes(data)
     with pytest.raises(UnreadableFile, match=reason):
         read_lines(f)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 64])
+def test_newlines_found_block_by_block_are_those_of_the_whole_buffer(block):
+    import numpy as np
+
+    from citycloud.ingestion.readers import _line_ends
+
+    data = b"ab\n\ncd\nef\n" + b"x" * 7 + b"\n\n"
+    buf = np.frombuffer(data, dtype=np.uint8)
+    assert _line_ends(buf, block).tolist() == [3, 4, 7, 10, 18, 19]
+    assert _line_ends(np.frombuffer(b"", dtype=np.uint8), block).tolist() == []
+    assert _line_ends(np.frombuffer(b"no newline", dtype=np.uint8), block).tolist() == []
