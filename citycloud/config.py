@@ -6,6 +6,7 @@ floor: it imports nothing else of the project (docs/architecture.md, tests/test_
 """
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Literal, get_args
 from pathlib import Path
@@ -73,6 +74,11 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 
+# What DuckDB's memory_limit accepts: a number and a unit of bytes (KB, MiB, G, ...), a share
+# of RAM (80%), or -1 for no limit.
+_MEMORY_SIZE = re.compile(r"\s*(-1|\d+(\.\d+)?\s*(%|b|bytes|[kmgt]i?b?))\s*", re.IGNORECASE)
+
+
 class Settings(_Home):
     """Paths, limits and schedules; each field is the environment variable CITYCLOUD_<FIELD NAME>
     unless it names another one. Build it with keyword arguments to override (tests, CLI options)."""
@@ -85,7 +91,7 @@ class Settings(_Home):
     assessments: Path | None = None  # reviewers' assessments; default <home>/contracts/assessments.yml if it exists
 
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits. 3GB keeps
-    # the whole 10M-event day under 4 GiB of RSS (measured 3.68 GiB; 4.10 at 4GB, which spilled
+    # the whole 10M-event day under 4 GiB of RSS (measured 3.73 GiB; 4.10 at 4GB, which spilled
     # less: docs/performance.md, "Memory").
     memory_limit: str = _env("CITYCLOUD_DUCKDB_MEMORY_LIMIT", default="3GB")
     # Ingestion's own, lower limit: it streams one file at a time into an open transaction and
@@ -133,6 +139,14 @@ class Settings(_Home):
     dashboard_ttl: int = Field(30, ge=0)
 
     _chosen: frozenset[str] = PrivateAttr(frozenset())
+
+    @field_validator("memory_limit", "ingest_memory_limit")
+    @classmethod
+    def _duckdb_memory_size(cls, value: str) -> str:
+        # Checked here, not when DuckDB first sees it mid-run (a parser traceback then).
+        if not _MEMORY_SIZE.fullmatch(value):
+            raise ValueError("not a DuckDB memory size: a number and a unit, e.g. 3GB, 512MB, 80%")
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

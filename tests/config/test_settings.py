@@ -102,6 +102,20 @@ def test_bad_value_is_one_line_naming_the_variable(monkeypatch):
         Settings()
 
 
+@pytest.mark.parametrize("variable", ["CITYCLOUD_DUCKDB_MEMORY_LIMIT", "CITYCLOUD_DUCKDB_INGEST_MEMORY_LIMIT"])
+def test_a_memory_limit_duckdb_cannot_read_is_refused_before_any_run(monkeypatch, variable):
+    # DuckDB itself would raise a parser error only when the step's connection opens.
+    for bad in ("lots", "0", "GB", "3 XB"):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(CitycloudError) as exc:
+            Settings()
+        assert str(exc.value) == (f"setting {variable}={bad!r}: Value error, not a DuckDB memory size: "
+                                  "a number and a unit, e.g. 3GB, 512MB, 80%")
+    for good in ("3GB", "512 MB", "1.5GiB", "80%", "-1"):
+        monkeypatch.setenv(variable, good)
+        assert good in (Settings().memory_limit, Settings().ingest_memory_limit)
+
+
 def test_a_bad_key_setting_never_echoes_the_key(monkeypatch):
     with pytest.raises(CitycloudError) as exc:
         Settings(pii_key=12345678901234567890123456789012)
