@@ -75,6 +75,12 @@ bench-quick: setup
 bench-engines: setup java
 	$(BIN)/python -m bench.engines
 
+# One new 1M-event day on 20 days of history at that volume (its late events reach them all);
+# results in bench/results/late_window.{json,md}, docs/performance.md.
+.PHONY: bench-late-window
+bench-late-window: setup
+	$(BIN)/python -m bench.late_window
+
 # dbt docs of the demo warehouse (run `make demo` first); browse at http://localhost:8081
 docs: setup
 	cd dbt_project && CITYCLOUD_WAREHOUSE=$(CURDIR)/demo/warehouse/citycloud.duckdb ../$(BIN)/dbt docs generate --profiles-dir . \

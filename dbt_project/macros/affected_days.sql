@@ -60,3 +60,79 @@
         on affected.city_code = {{ alias }}.city_code and affected.event_day = {{ alias }}.{{ day_column }}
     {% endif %}
 {%- endmacro %}
+
+{#- Event-level increments, for a staging model that keeps the latest copy of each event.
+    A day the new batches only added rows to keeps the winner of every event they did not
+    deliver again, so only those events are deleted and ranked again; a day a re-export or a
+    withdrawal removed rows from (a `removed` change) is rebuilt whole. Late events spread a
+    delivery over the previous weeks, so rebuilding every touched day rewrote ~30 days of rows
+    for one day's delivery (docs/performance.md, "Event-level increments"). Spark overwrites
+    whole day partitions, so there every affected day is rebuilt whole. -#}
+
+{#- Rows: (city_code, event_day) of the days rebuilt whole. -#}
+{% macro days_rebuilt_whole(source_name) -%}
+    select city_code, event_day
+    from {{ ref('stg_audit__delivery_changes') }}
+    where source = '{{ source_name }}'
+    group by city_code, event_day
+    {% if target.type != 'spark' %}having bool_or(change <> 'added'){% endif %}
+{%- endmacro %}
+
+{#- Rows: (city_code, event_day, <id_column>) of the events the new batches delivered on days
+    they only added to. A redelivered event keeps its id and event day, so its older copies
+    are on the same day. DuckDB only: on Spark every affected day is rebuilt whole. -#}
+{% macro events_added(source_name, id_column) -%}
+    select distinct n.city_code, n.event_day, n.{{ id_column }}
+    from {{ source('landing', source_name) }} n
+    semi join (
+        select city_code, event_day
+        from {{ ref('stg_audit__delivery_changes') }}
+        where source = '{{ source_name }}'
+        group by city_code, event_day
+        having bool_and(change = 'added')
+    ) added on added.city_code = n.city_code and added.event_day = n.event_day
+    where n.batch_id > {{ since_batch() }}
+{%- endmacro %}
+
+{#- In an incremental run, the rows of `alias` (a source read with the day and id columns of
+    the model) that the build must rank again: every row of a day rebuilt whole, and every
+    copy of an event added on the other days. Use as the whole FROM … of the read. -#}
+{% macro changed_events_of(source_name, id_column, alias, columns) -%}
+    {% if is_incremental() %}
+    select {{ columns }}
+    from {{ source('landing', source_name) }} {{ alias }}
+    semi join ({{ days_rebuilt_whole(source_name) }}) whole
+        on whole.city_code = {{ alias }}.city_code and whole.event_day = {{ alias }}.event_day
+    {% if target.type != 'spark' %}
+    union all
+    select {{ columns }}
+    from {{ source('landing', source_name) }} {{ alias }}
+    semi join ({{ events_added(source_name, id_column) }}) added
+        on added.city_code = {{ alias }}.city_code and added.event_day = {{ alias }}.event_day
+       and added.{{ id_column }} = {{ alias }}.{{ id_column }}
+    {% endif %}
+    {% else %}
+    select {{ columns }}
+    from {{ source('landing', source_name) }} {{ alias }}
+    {% endif %}
+{%- endmacro %}
+
+{#- pre_hook of such a model: delete what changed_events_of() will insert again. On Spark the
+    affected day partitions are overwritten (spark__delete_affected_days). -#}
+{% macro delete_changed_events(source_name, id_column) -%}
+    {% if target.type == 'spark' %}
+    {{ delete_affected_days(source_name) }}
+    {% elif is_incremental() %}
+    delete from {{ this }} t
+    where exists (
+        select 1 from ({{ days_rebuilt_whole(source_name) }}) whole
+        where whole.city_code = t.city_code and whole.event_day = t.event_day
+    );
+    delete from {{ this }} t
+    where exists (
+        select 1 from ({{ events_added(source_name, id_column) }}) added
+        where added.city_code = t.city_code and added.event_day = t.event_day
+          and added.{{ id_column }} = t.{{ id_column }}
+    )
+    {% endif %}
+{%- endmacro %}

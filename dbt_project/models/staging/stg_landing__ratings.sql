@@ -1,4 +1,4 @@
-{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('ratings') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('ratings', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per rating: the copy from the latest delivery wins (see stg_landing__service_access).
@@ -13,6 +13,5 @@ select
     r.event_day,
     r.has_comment,
     r.dt as delivered_dt
-from {{ source('landing', 'ratings') }} r
-{{ only_affected_days('ratings', 'r') }}
+from ({{ changed_events_of('ratings', 'event_id', 'r', 'r.*') }}) r
 qualify row_number() over (partition by r.city_code, r.event_id order by r.dt desc, r.file, r.line) = 1

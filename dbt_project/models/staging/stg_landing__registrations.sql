@@ -1,7 +1,8 @@
-{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('registrations') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('registrations', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
--- One row per account event: the copy from the latest delivery wins.
+-- One row per account event: the copy from the latest delivery wins. Incremental by event, as
+-- stg_landing__service_access: only the events new batches delivered are ranked again.
 select
     g.city_code,
     g.event_id,
@@ -15,6 +16,5 @@ select
     g.id_number_valid,
     g.district_code,
     g.dt as delivered_dt
-from {{ source('landing', 'registrations') }} g
-{{ only_affected_days('registrations', 'g') }}
+from ({{ changed_events_of('registrations', 'event_id', 'g', 'g.*') }}) g
 qualify row_number() over (partition by g.city_code, g.event_id order by g.dt desc, g.file, g.line) = 1

@@ -1,26 +1,16 @@
-{{ config(partition_by=day_partitions(), pre_hook="{{ delete_affected_days('service_access') }}") }}
+{{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('service_access', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per access event: the copy from the latest delivery wins. A redelivered event
--- keeps its id and event time, so its copies share an event day and the dedup can run
--- day by day over the days the new batches touched. Only the ids delivered more than once
--- are ranked (a window over every row cost ~15 % more CPU at 10M rows); the rest pass as is.
+-- keeps its id and event time, so its copies share an event day. An incremental build ranks
+-- again only the events the new batches delivered, and every event of a day a re-export or
+-- withdrawal removed rows from (macros/affected_days.sql, changed_events_of). Only the ids
+-- delivered more than once are ranked (a window over every row cost ~15 % more CPU at 10M
+-- rows); the rest pass as is.
 with delivered as (
-    select
-        a.city_code,
-        a.event_id,
-        a.user_key,
-        a.service_id,
-        a.event_ts_utc,
-        a.event_day,
-        a.channel,
-        a.outcome,
-        a.duration_ms,
-        a.dt as delivered_dt,
-        a.file,
-        a.line
-    from {{ source('landing', 'service_access') }} a
-    {{ only_affected_days('service_access', 'a') }}
+    {{ changed_events_of('service_access', 'event_id', 'a',
+        'a.city_code, a.event_id, a.user_key, a.service_id, a.event_ts_utc, a.event_day, a.channel,
+         a.outcome, a.duration_ms, a.dt as delivered_dt, a.file, a.line') }}
 ),
 
 repeated as (
