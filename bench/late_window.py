@@ -23,8 +23,8 @@ from pathlib import Path
 
 import duckdb
 
-from bench.run import (RESULTS, START, fresh_env, generate, gib, log, machine, measure, run_summary,
-                       users_for)
+from bench.run import (RESULTS, START, best_new_day, fresh_env, generate, gib, log, machine, measure,
+                       run_summary, users_for)
 
 
 def touched_days(warehouse: Path) -> dict:
@@ -48,23 +48,10 @@ def bench_late_window(data: Path, volume: int, history: int, repeat: int, regen:
         "accesses_per_day": volume, "dirt": True}, regen)
     env = fresh_env(data / "work" / "late_window", landing)
     state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
-    saved = state.parent / "warehouse.before-new-day"
     setup_end = START + timedelta(days=history - 1)
     log(f"late window: history of {history} days at {volume:,} events a day, up to {setup_end}")
     setup = run_summary(measure("run", {"end": setup_end.isoformat()}, env, data / ".work"))
-    shutil.rmtree(saved, ignore_errors=True)
-    shutil.copytree(state, saved, symlinks=True)
-    new_day = setup_end + timedelta(days=1)
-    tries = []
-    for i in range(repeat):
-        if i:
-            shutil.rmtree(state)
-            shutil.copytree(saved, state, symlinks=True)
-        tries.append(run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work")))
-        log(f"late window: new day {new_day}, try {i + 1}: {tries[-1]['seconds']:.1f}s "
-            f"(CPU own {tries[-1]['cpu_own_s']}s, others {tries[-1]['cpu_others_s']}s)")
-    best = min(tries, key=lambda t: t["seconds"])
-    best["all_seconds"] = [t["seconds"] for t in tries]
+    best = best_new_day(env, setup_end + timedelta(days=1), repeat, data, "late window: new day")
     best["touched"] = touched_days(Path(env["CITYCLOUD_WAREHOUSE"]))
     best["warehouse_bytes"] = Path(env["CITYCLOUD_WAREHOUSE"]).stat().st_size
     out = {"volume": volume, "history_days": history, "setup": setup, "new_day": best}

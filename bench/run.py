@@ -348,6 +348,29 @@ def bench_e2e(data: Path, size: int, regen: bool) -> dict:
     return r
 
 
+def best_new_day(env: dict[str, str], new_day: date, repeat: int, data: Path, label: str) -> dict:
+    """`citycloud run` of `new_day`, `repeat` times on copies of the same warehouse (kept in
+    warehouse.before-new-day meanwhile): the best try is less at the mercy of other jobs on the
+    machine. Returns the best run's summary with every try's seconds."""
+    state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
+    saved = state.parent / "warehouse.before-new-day"
+    if saved.exists():
+        shutil.rmtree(saved)
+    shutil.copytree(state, saved, symlinks=True)
+    tries = []
+    for i in range(repeat):
+        if i:
+            shutil.rmtree(state)
+            shutil.copytree(saved, state, symlinks=True)
+        tries.append(run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work")))
+        log(f"{label}: try {i + 1}: {tries[-1]['seconds']:.1f}s (CPU own {tries[-1]['cpu_own_s']}s, "
+            f"others {tries[-1]['cpu_others_s']}s)")
+    shutil.rmtree(saved)  # the warehouse left is the last try's
+    best = min(tries, key=lambda t: t["seconds"])
+    best["all_seconds"] = [t["seconds"] for t in tries]
+    return best
+
+
 def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool, repeat: int = 2) -> dict:
     # Two days past the longest history: the generator leaves the last day's delivery of one
     # source incomplete (no _SUCCESS), and the measured day must be a complete one.
@@ -357,7 +380,6 @@ def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool
         "accesses_per_day": volume, "dirt": True}, regen)
     env = fresh_env(data / "work" / f"incremental_{volume // 1000}k", landing)
     state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
-    saved = state.parent / "warehouse.before-new-day"
     out = {"accesses_per_day": volume, "repeats": repeat, "runs": {}}
     for h in sorted(histories):
         setup_end = START + timedelta(days=h - 1)
@@ -366,22 +388,7 @@ def bench_incremental(data: Path, volume: int, histories: list[int], regen: bool
         new_day = setup_end + timedelta(days=1)
         log(f"incremental: new day {new_day} on {h} days of history (setup took {setup['seconds']:.0f}s), "
             f"best of {repeat}")
-        # The same new day on copies of the same warehouse: the best of `repeat` tries is less
-        # at the mercy of other jobs on the machine.
-        if saved.exists():
-            shutil.rmtree(saved)
-        shutil.copytree(state, saved, symlinks=True)
-        tries = []
-        for i in range(repeat):
-            if i:
-                shutil.rmtree(state)
-                shutil.copytree(saved, state, symlinks=True)
-            tries.append(run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work")))
-            log(f"incremental {h}: try {i + 1}: {tries[-1]['seconds']:.1f}s (CPU own {tries[-1]['cpu_own_s']}s, "
-                f"others {tries[-1]['cpu_others_s']}s)")
-        shutil.rmtree(saved)
-        r = min(tries, key=lambda t: t["seconds"])
-        r["all_seconds"] = [t["seconds"] for t in tries]
+        r = best_new_day(env, new_day, repeat, data, f"incremental {h}")
         r["history_days"] = h
         r["setup_seconds"] = setup["seconds"]
         r["setup_peak_rss_bytes"] = setup["peak_rss_bytes"]
