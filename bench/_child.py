@@ -160,10 +160,10 @@ def step_floor(args: dict, phases: Phases) -> dict:
 
 
 def step_ingest(args: dict, phases: Phases) -> dict:
-    """`pipeline.ingest` as it is (connect + ingest_landing), with statement and reader timings."""
+    """`pipeline.ingest` as it is (its connection + ingest_landing), with statement and reader timings."""
     import citycloud.ingestion.load as load
     from citycloud.config import Settings, pii_key
-    from citycloud.db import connect
+    from citycloud import pipeline
 
     settings = Settings()
     totals: dict = defaultdict(lambda: {"seconds": 0.0, "calls": 0})
@@ -184,11 +184,8 @@ def step_ingest(args: dict, phases: Phases) -> dict:
     t0 = time.perf_counter()
 
     def ingest():
-        con = connect(settings.warehouse, settings=settings, memory_limit=settings.ingest_memory_limit)
-        try:
+        with pipeline.ingest_connection(settings) as con:
             return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key())
-        finally:
-            con.close()
 
     report = phases.run("ingest", ingest)
     seconds = time.perf_counter() - t0

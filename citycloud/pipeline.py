@@ -149,13 +149,18 @@ def _with_fault_points(progress: Progress) -> Progress:
     return relay
 
 
+def ingest_connection(settings: Settings):
+    """The ingest step's connection: ingestion's own memory limit (config.Settings.ingest_memory_limit)."""
+    return _connection(settings, settings.ingest_memory_limit)
+
+
 @writer_step
 def ingest(settings: Settings, start: date | None = None, end: date | None = None,
            progress: Progress = None) -> IngestReport:
     key = pii_key()
     if not settings.landing.is_dir():
         raise CitycloudError(f"landing area {settings.landing} is not a directory")
-    with _connection(settings, settings.ingest_memory_limit) as con:
+    with ingest_connection(settings) as con:
         for note in recover(con, settings):
             if progress:
                 progress(note)
