@@ -79,10 +79,11 @@
 {%- endmacro %}
 
 {#- Rows: (city_code, event_day, <id_column>) of the events the new batches delivered on days
-    they only added to. A redelivered event keeps its id and event day, so its older copies
-    are on the same day. DuckDB only: on Spark every affected day is rebuilt whole. -#}
+    they only added to, once per copy (callers only semi-join on it). A redelivered event keeps
+    its id and event day, so its older copies are on the same day. DuckDB only: on Spark every
+    affected day is rebuilt whole. -#}
 {% macro events_added(source_name, id_column) -%}
-    select distinct n.city_code, n.event_day, n.{{ id_column }}
+    select n.city_code, n.event_day, n.{{ id_column }}
     from {{ source('landing', source_name) }} n
     semi join (
         select city_code, event_day
