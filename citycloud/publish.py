@@ -18,9 +18,8 @@ from pathlib import Path
 import duckdb
 
 from citycloud import fault_hook
-from citycloud.config import PUBLISHED_MARTS, Settings
+from citycloud.config import BUILD_SCHEMA, PUBLISHED_MARTS, Settings
 
-BUILD_SCHEMA = "marts_build"
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 

@@ -21,11 +21,10 @@ import duckdb
 import pandas as pd
 
 from citycloud import registry
-from citycloud.config import CitycloudError, Settings, published_path
+from citycloud.config import BUILD_SCHEMA, CitycloudError, Settings, published_path
 
 GRAINS = ("day", "week", "month")
 PUBLISHED_SCHEMA = "marts"
-BUILD_SCHEMA = "marts_build"
 # Anchors the rows: every period of the city's series, zeros where a metric has no events.
 ANCHOR = "days_covered"
 _PERIOD_DAYS = {"day": "1", "week": "7", "month": "day(last_day(period))"}
