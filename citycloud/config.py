@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import re
 import warnings
+from datetime import datetime
 from typing import Literal, get_args
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The business time zone: every event_day, KPI day, month and deadline is a calendar day here.
+# Python uses the zone; SQL gets the offset (a parameter, or formatted into the text): the zone
+# keeps no daylight saving, so a fixed shift of the UTC instant gives the local day.
+# tests/test_one_time_zone.py fails on a second home (a zone name or offset written elsewhere).
+BUSINESS_TZ_NAME = "Asia/Shanghai"
+BUSINESS_TZ = ZoneInfo(BUSINESS_TZ_NAME)
+BUSINESS_UTC_OFFSET_HOURS = int(BUSINESS_TZ.utcoffset(datetime(2026, 1, 1)).total_seconds()) // 3600
+BUSINESS_UTC_OFFSET_ISO = f"{BUSINESS_UTC_OFFSET_HOURS:+03d}:00"  # as ISO 8601 writes it: +08:00
+assert BUSINESS_TZ.utcoffset(datetime(2026, 7, 1)).total_seconds() == BUSINESS_UTC_OFFSET_HOURS * 3600, \
+    "the business time zone must keep one UTC offset all year (no daylight saving)"
 
 SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
 

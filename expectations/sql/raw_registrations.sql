@@ -15,9 +15,9 @@ summary AS (
         count(*) FILTER (WHERE NOT list_contains($event_types, event_type)) AS bad_event_type,
         count(*) FILTER (WHERE auth_level IS NULL OR auth_level NOT BETWEEN $auth_level_min AND $auth_level_max)
             AS bad_auth_level,
-        count(*) FILTER (WHERE event_ts_utc < CAST($earliest_event_day AS TIMESTAMP) - INTERVAL 8 HOUR
+        count(*) FILTER (WHERE event_ts_utc < CAST($earliest_event_day AS TIMESTAMP) - to_hours($utc_offset_hours)
                                 OR event_day > dt) AS ts_out_of_range,
-        count(*) FILTER (WHERE event_day <> CAST(event_ts_utc + INTERVAL 8 HOUR AS DATE)) AS event_day_mismatch,
+        count(*) FILTER (WHERE event_day <> CAST(event_ts_utc + to_hours($utc_offset_hours) AS DATE)) AS event_day_mismatch,
         CASE WHEN regexp_full_match(city_code, '\d{6}') THEN 0 ELSE count(*) END AS bad_city_code,
         count(*) FILTER (WHERE event_day < dt - CAST($late_days AS INTEGER)) AS late_rows,
         count(*) FILTER (WHERE channel IS NOT NULL AND NOT list_contains($channels, channel)) AS unknown_channel_rows,

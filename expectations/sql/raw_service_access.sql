@@ -14,9 +14,9 @@ summary AS (
                                 OR r.event_day IS NULL OR r.outcome IS NULL) AS missing_required,
         count(*) FILTER (WHERE NOT list_contains($outcomes, r.outcome)) AS bad_outcome,
         count(*) FILTER (WHERE r.duration_ms < 0) AS negative_duration,
-        count(*) FILTER (WHERE r.event_ts_utc < CAST($earliest_event_day AS TIMESTAMP) - INTERVAL 8 HOUR
+        count(*) FILTER (WHERE r.event_ts_utc < CAST($earliest_event_day AS TIMESTAMP) - to_hours($utc_offset_hours)
                                 OR r.event_day > r.dt) AS ts_out_of_range,
-        count(*) FILTER (WHERE r.event_day <> CAST(r.event_ts_utc + INTERVAL 8 HOUR AS DATE)) AS event_day_mismatch,
+        count(*) FILTER (WHERE r.event_day <> CAST(r.event_ts_utc + to_hours($utc_offset_hours) AS DATE)) AS event_day_mismatch,
         CASE WHEN regexp_full_match(r.city_code, '\d{6}') THEN 0 ELSE count(*) END AS bad_city_code,
         count(*) FILTER (WHERE r.event_day < r.dt - CAST($late_days AS INTEGER)) AS late_rows,
         count(*) FILTER (WHERE r.channel IS NOT NULL AND NOT list_contains($channels, r.channel))
