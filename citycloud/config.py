@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # The business time zone: every event_day, KPI day, month and deadline is a calendar day here.
 # Python uses the zone; SQL gets the offset (a parameter, or formatted into the text): the zone
 # keeps no daylight saving, so a fixed shift of the UTC instant gives the local day.
-# tests/test_one_time_zone.py fails on a second home (a zone name or offset written elsewhere).
+# tests/test_one_home.py fails on a second home (a zone name or offset written elsewhere).
 BUSINESS_TZ_NAME = "Asia/Shanghai"
 BUSINESS_TZ = ZoneInfo(BUSINESS_TZ_NAME)
 BUSINESS_UTC_OFFSET_HOURS = int(BUSINESS_TZ.utcoffset(datetime(2026, 1, 1)).total_seconds()) // 3600
@@ -84,7 +84,7 @@ BUILD_SCHEMA = "marts_build"
 def _published_marts() -> tuple[str, ...]:
     """The dbt models and seeds built into marts_build, read from their one home: the folders
     dbt_project.yml gives `+schema: marts_build` (a file listing, so the Airflow DAGs can name the
-    marts without importing dbt or DuckDB; tests/marts/test_one_home.py checks it against dbt's manifest)."""
+    marts without importing dbt or DuckDB; tests/marts/test_published_marts.py checks it against dbt's manifest)."""
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     name = project["name"]
     found: list[str] = []

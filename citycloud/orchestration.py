@@ -395,9 +395,9 @@ def published_coverage(settings_: Settings) -> dict[str, dt.date]:
         return {}
     import duckdb
 
-    from citycloud.publish import open_published
+    from citycloud.publish import open_snapshot
 
-    con = open_published(settings_)
+    con = open_snapshot(settings_)
     try:
         rows = con.execute("SELECT city_code, max(kpi_date) FROM marts.kpi_daily GROUP BY city_code").fetchall()
     except duckdb.Error:  # a snapshot without marts yet

@@ -22,6 +22,7 @@ import pandas as pd
 
 from citycloud import registry
 from citycloud.config import BUILD_SCHEMA, CitycloudError, Settings, published_path
+from citycloud.publish import open_snapshot
 
 GRAINS = ("day", "week", "month")
 PUBLISHED_SCHEMA = "marts"
@@ -216,7 +217,7 @@ def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
     if not snapshot.exists():
         raise CitycloudError(f"--warehouse {settings.warehouse}: no published snapshot at {snapshot}: "
                              "run `citycloud run` first")
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = open_snapshot(path=snapshot)
     try:
         return run_query(con, reg, request)
     finally:

@@ -24,7 +24,8 @@ from typing import Iterator, Sequence
 import duckdb
 import pandas as pd
 
-from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, SOURCES, Settings, published_path
+from citycloud import publish
+from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
 
 from citycloud.dashboards import fmt
 
@@ -91,9 +92,8 @@ class Snapshot:
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=True)
+    con = publish.open_snapshot(path=path)
     try:
-        con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")
         con.execute("SET threads = 2")
     except duckdb.Error:
         pass

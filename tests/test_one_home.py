@@ -1,6 +1,8 @@
-"""The business time zone has one home, citycloud/config.py (BUSINESS_TZ_NAME and the offset
-derived from it): no other code file names the zone or writes its UTC offset (issue #30).
-Prose may name it (docstrings, comments, YAML reasons); code may not."""
+"""Facts with one home (issue #30), each checked against the place a second copy would be.
+
+The business time zone lives in citycloud/config.py (BUSINESS_TZ_NAME and the offset derived from
+it): no other code file names the zone or writes its UTC offset. Prose may name it (docstrings,
+comments, YAML reasons); code may not. The published snapshot is opened by publish.open_snapshot."""
 from __future__ import annotations
 
 import ast
@@ -67,3 +69,15 @@ def test_the_guard_sees_a_second_home(tmp_path):
                    'SQL = "SELECT ts + INTERVAL 8 HOUR -- Asia/Shanghai"\nOFF = dt.timedelta(hours=8)\n')
     assert _second_homes(bad, tmp_path) == ["bad.py:2: Asia/Shanghai", "bad.py:3: INTERVAL 8 HOUR",
                                             "bad.py:4: hours=8"]
+
+
+def test_only_publish_opens_the_snapshot():
+    """Readers open the published snapshot through publish.open_snapshot; the warehouse's writers
+    through db.connect. No other module calls duckdb.connect."""
+    callers = []
+    for folder in ("citycloud", "ingestion", "expectations", "dashboards", "dags"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            callers += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                        if isinstance(node, ast.Call) and ast.unparse(node.func) == "duckdb.connect"]
+    assert [c.split(":")[0] for c in callers] == ["citycloud/db.py", "citycloud/publish.py"]
