@@ -542,12 +542,10 @@ def check_step(context: dict) -> Any:
     report = pipeline.check(s, progress=_progress)
     out = summary(report)
     log.info("quality checks: %s", out)
-    failures = list(getattr(report, "blocking_failures", None) or [])
-    if failures:
-        message = "blocking data-quality failures, marts NOT published: " + "; ".join(str(f) for f in failures)
-        pipeline.mark_blocked(s, message)
-        docs = getattr(report, "docs_index", None)
-        raise AirflowFailException(message + (f" (Data Docs: {docs})" if docs else ""))
+    try:
+        pipeline.stop_if_blocked(s, report)
+    except pipeline.BlockingFailure as exc:
+        raise AirflowFailException(str(exc)) from None
     return out
 
 
