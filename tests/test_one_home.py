@@ -81,3 +81,14 @@ def test_only_publish_opens_the_snapshot():
             callers += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
                         if isinstance(node, ast.Call) and ast.unparse(node.func) == "duckdb.connect"]
     assert [c.split(":")[0] for c in callers] == ["citycloud/db.py", "citycloud/publish.py"]
+
+
+def test_the_staging_dedup_rule_is_one_macro():
+    """"Latest delivery wins, then the first file, then the first line" is macros/latest_copy.sql;
+    the event staging models call it instead of writing the window again."""
+    rule = re.compile(r"dt\s+desc\s*,\s*(\w+\.)?file\s*,\s*(\w+\.)?line", re.IGNORECASE)
+    models = ROOT / "dbt_project" / "models"
+    assert [p.name for p in sorted(models.rglob("*.sql")) if rule.search(p.read_text(encoding="utf-8"))] == []
+    callers = [p.stem for p in sorted((models / "staging").glob("stg_landing__*.sql"))
+               if "latest_copy_rank(" in p.read_text(encoding="utf-8")]
+    assert callers == ["stg_landing__ratings", "stg_landing__registrations", "stg_landing__service_access"]
