@@ -84,7 +84,7 @@ BUILD_SCHEMA = "marts_build"
 def _published_marts() -> tuple[str, ...]:
     """The dbt models and seeds built into marts_build, read from their one home: the folders
     dbt_project.yml gives `+schema: marts_build` (a file listing, so the Airflow DAGs can name the
-    marts without importing dbt or DuckDB; tests/marts/test_published_marts.py checks it against dbt's manifest)."""
+    marts without importing dbt or DuckDB; tests/marts/test_dbt_one_home.py checks it against dbt's manifest)."""
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     name = project["name"]
     found: list[str] = []
