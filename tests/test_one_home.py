@@ -92,3 +92,15 @@ def test_the_staging_dedup_rule_is_one_macro():
     callers = [p.stem for p in sorted((models / "staging").glob("stg_landing__*.sql"))
                if "latest_copy_rank(" in p.read_text(encoding="utf-8")]
     assert callers == ["stg_landing__ratings", "stg_landing__registrations", "stg_landing__service_access"]
+
+
+def test_the_raw_source_checks_share_one_template():
+    """The per-delivery block every raw event source's check needs (time range, business day,
+    city code, late rows, duplicate ids) is written once, in expectations/sql/_raw_delivery.sql."""
+    sql = ROOT / "expectations" / "sql"
+    common = ("event_day_mismatch", "ts_out_of_range", "conflicting_copies", "late_share")
+    writers = {p.name for p in sql.glob("*.sql") for word in common if word in p.read_text(encoding="utf-8")}
+    assert writers == {"_raw_delivery.sql"}
+    extending = sorted(p.name for p in sql.glob("raw_*.sql")
+                       if '{% extends "_raw_delivery.sql" %}' in p.read_text(encoding="utf-8"))
+    assert extending == ["raw_ratings.sql", "raw_registrations.sql", "raw_service_access.sql"]
