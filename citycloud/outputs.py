@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from citycloud.config import CitycloudError, Settings, published_path
 
 _CITY_FOLDER = re.compile(r"[0-9]{6}")
+_UNTRUSTED = " (untrusted input: outputs never go there)"
 TMP_MARK = ".citycloud-tmp-"  # temp files and staging folders: .<name>.citycloud-tmp-<pid>
 # What an existing file must look like to be replaced as an output of that kind: its first bytes.
 _LOOKS_LIKE = {
@@ -51,8 +52,7 @@ def _protected(settings: Settings) -> tuple[dict[Path, str], dict[Path, str]]:
     for base, what in ((warehouse, "the warehouse's"), (snapshot, "the published snapshot's")):
         files[base.with_name(base.name + ".wal")] = f"{what} write-ahead log"
         files[base.with_name(base.name + ".writer.lock")] = f"{what} writer lock"
-    folders = {_real(settings.landing): "inside the landing area (untrusted input, never an output)",
-               _real(settings.spill_dir): "inside the warehouse's spill folder"}
+    folders = {_real(settings.landing): "the landing area", _real(settings.spill_dir): "the warehouse's spill folder"}
     return files, folders
 
 
@@ -66,10 +66,10 @@ def _check_protected(option: str, path: Path | str, settings: Settings) -> Path:
             raise _refused(option, path, f"belongs to the warehouse {settings.warehouse}")
     for folder, what in folders.items():
         if real == folder or folder in real.parents:
-            raise _refused(option, path, f"is {what} {folder}")
+            raise _refused(option, path, f"is inside {what} {folder}{_UNTRUSTED if what == 'the landing area' else ''}")
     landing = _landing_above(real)
     if landing is not None:
-        raise _refused(option, path, f"is inside the landing area {landing} (untrusted input, never an output)")
+        raise _refused(option, path, f"is inside the landing area {landing}{_UNTRUSTED}")
     return real
 
 
