@@ -263,3 +263,33 @@ def test_settlement_workbooks_store_text_never_formulas():
     row = list(book.active.iter_rows(values_only=False))[0]
     assert [c.data_type for c in row] == ["s", "s", "n", "s"]
     assert [c.value for c in row] == ["operator", HOSTILE, -12.5, "-12.50"]
+
+
+@pytest.mark.slow
+def test_a_formula_delivered_as_a_channel_is_text_in_the_user_ops_workbook(tmp_path):
+    """End to end: the name arrives in a delivery, goes through ingestion and dbt, and is text
+    in the workbook (before: a live =HYPERLINK formula in every cell that showed it)."""
+    import gzip
+    import json
+    import shutil
+
+    from tests.faults.conftest import LANDING, citycloud, run_args
+
+    landing = tmp_path / "landing"
+    shutil.copytree(LANDING, landing)
+    registrations = landing / "430100" / "registrations" / "dt=2026-02-01" / "reg_20260201.csv.gz"
+    text = gzip.decompress(registrations.read_bytes()).decode("utf-8")
+    quoted = '"' + HOSTILE.replace('"', '""') + '"'
+    registrations.write_bytes(gzip.compress(text.replace(",harmony_os,", f",{quoted},").encode("utf-8"), mtime=0))
+    access = landing / "430100" / "service_access" / "dt=2026-02-01" / "part-1.jsonl"
+    access.write_text("".join(json.dumps({**json.loads(line), "channel": HOSTILE}) + "\n"
+                              for line in access.read_text(encoding="utf-8").splitlines()), encoding="utf-8")
+    warehouse = tmp_path / "wh" / "citycloud.duckdb"
+    citycloud(run_args(warehouse, landing))
+    citycloud(["user-ops", "--warehouse", str(warehouse), "--city", "430100", "--month", "2026-02",
+               "--out", str(tmp_path / "out")])
+    book = load_workbook(tmp_path / "out" / "user_ops_430100_2026-02.xlsx")
+    cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    assert {ws.title for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value == HOSTILE} \
+        >= {"channels"}
