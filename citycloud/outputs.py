@@ -27,12 +27,15 @@ _CITY_FOLDER = re.compile(r"[0-9]{6}")
 _UNTRUSTED = " (untrusted input: outputs never go there)"
 TMP_MARK = ".citycloud-tmp-"  # temp files and staging folders: .<name>.citycloud-tmp-<pid>
 # What an existing file must look like to be replaced as an output of that kind: its first bytes.
+# Outputs of other kinds are text (a database, a zip or an image has NUL bytes early on).
 _LOOKS_LIKE = {
-    ".csv": lambda head: b"\0" not in head,
-    ".html": lambda head: b"\0" not in head,
     ".xlsx": lambda head: head.startswith(b"PK\x03\x04"),
     ".pdf": lambda head: head.startswith(b"%PDF"),
 }
+
+
+def _text(head: bytes) -> bool:
+    return b"\0" not in head
 
 
 def _refused(option: str, path: Path | str, why: str) -> CitycloudError:
@@ -99,27 +102,27 @@ def _check_parents(option: str, path: Path | str, real: Path) -> None:
             return
 
 
-def _check_replaceable(option: str, path: Path | str, real: Path) -> None:
+def _check_replaceable(option: str, path: Path | str, real: Path, suffix: str) -> None:
     """An existing `real` may be replaced only if it is a regular file that looks like an output
-    of its kind (an empty file too: what a full disk left before writes were atomic)."""
+    of its kind, a `suffix` file (an empty one too: what a full disk left before writes were atomic)."""
     if not real.exists():
         return
     if real.is_dir():
         raise _refused(option, path, "is a folder, not a file")
     if not real.is_file():
         raise _refused(option, path, "is not a regular file (a device, pipe or socket)")
-    looks_like = _LOOKS_LIKE.get(real.suffix.lower())
     with open(real, "rb") as f:
         head = f.read(8192)
-    if looks_like is None or (head and not looks_like(head)):
-        raise _refused(option, path, f"exists and is not a {real.suffix or 'suffixed'} output file this command "
-                                     "writes (it is replaced only then); remove it yourself if it is not needed")
+    if real.suffix.lower() != suffix or (head and not _LOOKS_LIKE.get(suffix, _text)(head)):
+        raise _refused(option, path, f"exists and is not a {suffix} file this command wrote (only such a file is "
+                                     "replaced); remove it yourself if it is not needed")
 
 
-def output_file(option: str, path: Path | str, settings: Settings) -> Path:
-    """Check a file output named on the command line (e.g. `query --csv`); its resolved path."""
+def output_file(option: str, path: Path | str, settings: Settings, suffix: str = ".csv") -> Path:
+    """Check a file output named on the command line (e.g. `query --csv`), written as `suffix`
+    (any new name goes; an existing file is replaced only if it is such a file); its resolved path."""
     real = _check_protected(option, path, settings)
-    _check_replaceable(option, path, real)
+    _check_replaceable(option, path, real, suffix)
     _check_parents(option, path, real)
     return real
 
@@ -137,7 +140,7 @@ def file_in(option: str, folder: Path, name: str, settings: Settings) -> Path:
     """Check one output file of a checked folder (a name the verb chose)."""
     path = folder / name
     real = _check_protected(option, path, settings)
-    _check_replaceable(option, path, real)
+    _check_replaceable(option, path, real, Path(name).suffix.lower())
     return real
 
 
