@@ -269,6 +269,7 @@ def test_settlement_workbooks_store_text_never_formulas():
 
 
 @pytest.mark.slow
+@pytest.mark.faults_full  # a pipeline run; test_user_ops_workbook_has_no_formula_cells covers it in `make test`
 def test_a_formula_delivered_as_a_channel_is_text_in_the_user_ops_workbook(tmp_path):
     """End to end: the name arrives in a delivery, goes through ingestion and dbt, and is text
     in the workbook (before: a live =HYPERLINK formula in every cell that showed it)."""
