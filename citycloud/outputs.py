@@ -191,8 +191,9 @@ class FileSet:
     only when every one is complete (`commit`); until then the previous files stay as they were.
     Use it as a context manager: leaving it without `commit` removes the staging folder."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, option: str, settings: Settings):
+        self.folder = output_folder(option, folder, settings)
+        self.option, self.settings = option, settings
         self.staging = folder / f".staging{TMP_MARK}{os.getpid()}"
         self.names: list[str] = []
 
@@ -207,8 +208,9 @@ class FileSet:
         return self
 
     def path(self, name: str) -> Path:
-        """Where to render `name` now (in the staging folder)."""
+        """Where to render `name` now (in the staging folder), once the guard let its place pass."""
         if name not in self.names:
+            file_in(self.option, self.folder, name, self.settings)
             self.names.append(name)
         return self.staging / name
 

@@ -107,7 +107,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
 
         # The new reports are complete in a staging folder before the commit; moved into place
         # after it, the previous ones stay until then.
-        with outputs.FileSet(folder) as files:
+        with outputs.FileSet(folder, "--out", settings) as files:
             written = store.replace_month(con, month, report.results, report.refused,
                                           datetime.now(SHANGHAI).replace(tzinfo=None), before_commit=render)
             report.files = [report_dir / month / path.name for path in files.commit()]

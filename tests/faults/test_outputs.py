@@ -233,6 +233,26 @@ def test_a_failed_write_leaves_what_was_there_and_no_temp_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["q.csv"] and (tmp_path / "q.csv").is_dir()
 
 
+def test_a_file_set_replaces_the_previous_files_only_when_committed(settings, tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "a.html").write_text("old a")
+    (out / "mine.pdf").write_text("not a PDF")  # someone's file under a report's name
+    with outputs.FileSet(out, "--out", settings) as files:
+        files.path("a.html").write_text("new a")
+        with pytest.raises(CitycloudError, match="mine.pdf: exists and is not a .pdf file this command wrote"):
+            files.path("mine.pdf")
+    assert sorted(p.name for p in out.iterdir()) == ["a.html", "mine.pdf"]  # no staging folder left
+    assert (out / "a.html").read_text() == "old a"
+    with outputs.FileSet(out, "--out", settings) as files:
+        files.path("a.html").write_text("new a")
+        files.path("b.html").write_text("new b")
+        assert (out / "a.html").read_text() == "old a"  # until every file is complete
+        assert files.commit() == [out / "a.html", out / "b.html"]
+    assert [(p.name, p.read_text()) for p in sorted(out.iterdir())] == \
+        [("a.html", "new a"), ("b.html", "new b"), ("mine.pdf", "not a PDF")]
+
+
 # ---- CSV and XLSX: delivered text stays text ------------------------------------------------------
 
 def test_query_csv_escapes_text_cells_only():
