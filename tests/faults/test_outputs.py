@@ -88,6 +88,19 @@ def test_query_csv_at_a_folder_a_device_or_under_a_file_is_one_line(settings, tm
     assert why in one_line_exit_2(done, "query")
 
 
+def test_settle_out_into_the_landing_area_or_at_the_warehouse_is_one_line(settings):
+    from tests.faults.conftest import CONTRACTS
+
+    for out, why in [(settings.landing / "statements", f"is inside the landing area {settings.landing} "
+                                                       "(untrusted input: outputs never go there)"),
+                     (settings.warehouse, "is the warehouse")]:
+        done = cli("settle", "--warehouse", str(settings.warehouse), "--contracts", str(CONTRACTS), "--month",
+                   "2026-02", "--out", str(out))
+        assert one_line_exit_2(done, "settle") == \
+            f"citycloud settle: error: --out {out}: {why}; nothing was written: choose another path"
+    assert not (settings.landing / "statements").exists()
+
+
 @pytest.mark.parametrize("verb", ["query", "user-ops"])
 def test_city_takes_ascii_digits_only(settings, verb):
     extra = ["--metrics", "dau", "--grain", "month"] if verb == "query" else ["--month", "2026-02"]
