@@ -154,14 +154,17 @@ def cmd_dashboard(args: argparse.Namespace) -> NoReturn:
 
 
 def cmd_query(args: argparse.Namespace) -> str:
-    from citycloud import query
+    from citycloud import outputs, query
 
     request = query.QueryRequest(metrics=query.parse_metrics(args.metrics), grain=args.grain, city=args.city,
                                  include_partial=args.include_partial, by=args.by)
-    df = query.query(_settings(args), request)
-    if not args.csv:
+    settings = _settings(args)
+    # Checked before the query runs: never over the warehouse, the landing area or a non-CSV file.
+    out = outputs.output_file("--csv", args.csv, settings) if args.csv else None
+    df = query.query(settings, request)
+    if out is None:
         return query.as_text(df).rstrip("\n")
-    query.write_csv(df, Path(args.csv))
+    query.write_csv(df, out)
     return f"query: {len(df)} rows x {len(request.metrics)} metrics by {args.grain} written to {args.csv}"
 
 
