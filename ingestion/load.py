@@ -363,8 +363,6 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
             note = f", {len(res.rejected_files)} file(s) set aside" if res.rejected_files else ""
             progress(f"[{i}/{len(todo)}] {d.city_code}/{d.source}/dt={d.dt}: {res.rows_loaded:,} loaded, "
                      f"{res.rows_rejected:,} rejected{note}{' (re-export)' if replaced else ''}")
-            for rel, reason in res.rejected_files:  # which file, and why: the next run must not wonder
-                progress(f"  set aside {rel}: {reason}")
     record_batch(con, batch_id, started, report)
     report.seconds = time.perf_counter() - t0
     return report

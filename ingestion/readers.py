@@ -36,8 +36,8 @@ BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_ERRORS = (EOFError, OSError, zlib.error, ValueError, _IsalError)
 # Decompressed bytes numbered at a time. Bounds the arrays of one step: a block of nothing but
-# newlines is 2M lines, ~100 MB of offsets and line numbers while they are found and dropped.
-BLOCK_BYTES = 1 << 21
+# newlines is 1M lines, ~60 MB of offsets and line numbers while they are found and dropped.
+BLOCK_BYTES = 1 << 20
 # A chunk handed to validation holds about this many lines, or this many bytes of text, at most
 # (one more block's worth): bounds the temp table (and memory) for 10M-line files.
 CHUNK_ROWS = 1_000_000
@@ -94,14 +94,16 @@ def _decompressed_blocks(path: Path, limit: SizeLimit | None, block: int) -> Ite
             total += len(data)
             if max_bytes is not None and total > max_bytes:
                 raise UnreadableFile(limit.exceeded(size))
+            end = not data
             if head is not None:  # the first bytes: a byte-order mark goes (a read may be short)
                 head += data
-                if len(head) < len(BOM) and data:
+                if len(head) < len(BOM) and not end:
                     continue
                 data, head = (head[len(BOM):] if head.startswith(BOM) else head), None
-            if not data:
+            if data:
+                yield data
+            if end:
                 return
-            yield data
 
 
 def _whole_lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
@@ -172,14 +174,14 @@ def numbered_lines(data: bytes) -> pa.Table:
 EMPTY = pa.table({"line": pa.array([], pa.int64()), "text": pa.array([], pa.large_string())})
 
 
-def line_chunks(path: Path, limit: SizeLimit | None = None, rows: int = CHUNK_ROWS, chunk_bytes: int = CHUNK_BYTES,
-                block: int = BLOCK_BYTES) -> Iterator[pa.Table]:
+def line_chunks(path: Path, limit: SizeLimit | None = None) -> Iterator[pa.Table]:
     """The non-blank numbered lines of a file, chunk by chunk, so validation memory stays bounded.
 
     The first chunk holds the first non-blank line (a CSV header); a file without any yields one
     empty table. Raises UnreadableFile, possibly after some chunks, when the file cannot be read
     whole or decompresses to more than its `limit`.
     """
+    rows, chunk_bytes, block = CHUNK_ROWS, CHUNK_BYTES, BLOCK_BYTES  # read when called: tests make them small
     pieces: list[pa.Table] = []
     held_rows = held_bytes = 0
     next_line, yielded = 1, False
