@@ -46,6 +46,9 @@ _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() removes
 
 
+EMPTY = pa.table({"line": pa.array([], pa.int64()), "text": pa.array([], pa.large_string())})
+
+
 class UnreadableFile(Exception):
     """The whole file is set aside; str(exc) is the reason recorded in audit.rejected_files."""
 
@@ -137,6 +140,10 @@ def _numbered(data, first_line: int = 1) -> tuple[pa.Table, int]:
     """Arrow table (line BIGINT, text VARCHAR with its terminator) of the non-blank lines of
     `data` numbered from `first_line`, and the number of lines, blank ones included."""
     buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) and _WHITESPACE[buf[0]] and _WHITESPACE[buf].all():
+        # Nothing but blank lines (a bomb of newlines): counted, not numbered one by one.
+        newlines = int(np.count_nonzero(buf == 10))
+        return EMPTY, newlines + int(buf[-1] != 10)
     ends = _line_ends(buf)
     if len(buf) and (not len(ends) or ends[-1] != len(buf)):
         ends = np.append(ends, len(buf))  # last line without a newline
@@ -169,9 +176,6 @@ def _numbered(data, first_line: int = 1) -> tuple[pa.Table, int]:
 def numbered_lines(data: bytes) -> pa.Table:
     """The non-blank lines of `data` (a whole file's text), numbered from 1."""
     return _numbered(data)[0]
-
-
-EMPTY = pa.table({"line": pa.array([], pa.int64()), "text": pa.array([], pa.large_string())})
 
 
 def line_chunks(path: Path, limit: SizeLimit | None = None) -> Iterator[pa.Table]:
