@@ -93,6 +93,8 @@ def _decompressed_blocks(path: Path, limit: SizeLimit | None, block: int) -> Ite
             try:
                 data = stream.read(block)
             except GZIP_ERRORS as exc:
+                if not gzipped:  # the disk, not the content
+                    raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
                 raise UnreadableFile(f"gzip stream cannot be decompressed (truncated or corrupt): {exc}") from None
             total += len(data)
             if max_bytes is not None and total > max_bytes:
