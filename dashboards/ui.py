@@ -19,7 +19,7 @@ import streamlit as st
 
 from citycloud.config import Settings
 
-from citycloud.dashboards import data, fmt
+from citycloud.dashboards import as_text, data, fmt
 
 CACHE_TTL_SECONDS = Settings().dashboard_ttl
 ALL = "all"
@@ -256,11 +256,12 @@ def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, k
 
 
 def table(df: pd.DataFrame) -> None:
-    """A static HTML table (its text is in the page, formatted as given)."""
+    """A static HTML table (its text is in the page, formatted as given), every cell shown as
+    text: never st.table, which renders the markdown of delivered names (as_text.py)."""
     if df is None or df.empty:
         st.caption("无记录 (none)")
         return
-    st.table(df.reset_index(drop=True), hide_index=True)
+    st.html(as_text.html_table(df))
 
 
 def day_range(sel: dict, default_days: int, key: str) -> tuple[dt.date, dt.date]:
