@@ -72,7 +72,7 @@ class TokenVerifier:
     def _jwt_claims(self, token: str) -> dict:
         meta = self.metadata()
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
+            key = self._signing_key(token)
             audience = self.oidc.api_audience
             return jwt.decode(token, key.key, algorithms=ALGORITHMS, issuer=meta["issuer"], audience=audience,
                               options={"verify_aud": audience is not None, "require": ["exp", "iss"]}, leeway=30)
@@ -80,6 +80,16 @@ class TokenVerifier:
             raise InvalidToken("JWT signed with a key the provider does not publish") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"invalid JWT ({type(exc).__name__})") from None
+
+    def _signing_key(self, token: str) -> jwt.PyJWK:
+        """The provider's key named by the token's `kid`; a token without one (allowed when the
+        provider publishes a single signing key) is checked with that key."""
+        if jwt.get_unverified_header(token).get("kid") is None:
+            keys = self._jwks.get_signing_keys()
+            if len(keys) != 1:
+                raise jwt.PyJWKClientError("JWT without kid and the provider publishes several keys")
+            return keys[0]
+        return self._jwks.get_signing_key_from_jwt(token)
 
     def _userinfo_claims(self, token: str) -> dict:
         key = hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -96,3 +96,78 @@ def person():
     yield make
     for b in browsers:
         b.close()
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory, written):
+    """A real 3-city warehouse (310000, 510100, 430100) through `citycloud generate` and `citycloud
+    run`: the semantic layer (`citycloud query`) answers from its snapshot."""
+    import os
+    import subprocess
+
+    from dashboard_support import CITYCLOUD
+
+    folder = tmp_path_factory.mktemp("access-generated")
+    written.append(folder)
+    env = dict(os.environ, CITYCLOUD_PII_KEY="access-test-key-not-secret-0123456789abcdef")
+    for cmd in (["generate", "--out", str(folder / "landing"), "--cities", "3", "--days", "35", "--users", "200",
+                 "--clean"],
+                ["run", "--landing", str(folder / "landing"), "--warehouse", str(folder / "wh.duckdb")]):
+        run = subprocess.run([str(CITYCLOUD), *cmd], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+    return folder / "wh.duckdb"
+
+
+@pytest.fixture(scope="session")
+def api(generated, provider, secret_env, tmp_path_factory, written):
+    """`citycloud api` on a free loopback port; JWTs must be issued for the audience `citycloud`."""
+    import os
+    import subprocess
+    import time
+
+    import httpx
+
+    from dashboard_support import CITYCLOUD, free_port
+
+    folder = tmp_path_factory.mktemp("access-api")
+    written.append(folder)
+    access = support.write_access(folder / "access.yml", provider, audience=support.CLIENT_ID)
+    port = free_port()
+    log = folder / "access_log.jsonl"
+    out = open(folder / "api.log", "wb")
+    proc = subprocess.Popen([str(CITYCLOUD), "api", "--warehouse", str(generated), "--access", str(access),
+                             "--port", str(port), "--access-log", str(log)],
+                            env=dict(os.environ, **secret_env), stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (folder / "api.log").read_text()[-2000:]
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield {"url": url, "log": log, "access": access, "proc": proc, "warehouse": generated}
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    out.close()
+
+
+@pytest.fixture(scope="session")
+def issued():
+    """Every token the provider issued in the tests (the secrets test searches for them)."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def tokens_of(provider, issued):
+    def get(subject: str) -> dict:
+        t = provider.tokens(subject)
+        issued.extend(v for k, v in t.items() if k in ("access_token", "id_token", "refresh_token"))
+        return t
+    return get
