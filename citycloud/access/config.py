@@ -124,12 +124,12 @@ def parse_access(data: object, source: str) -> AccessConfig:
         else:
             where = ".".join(str(p) for p in loc) or "top level"
         message = err["msg"].removeprefix("Value error, ")
-        if loc[2:3] == ["cities"]:
+        if err["type"] == "missing":
+            message = "required key missing"
+        elif loc[2:3] == ["cities"]:
             message = 'cities must be a list of quoted city codes (["430100"]) or the word all'
         elif err["type"] == "extra_forbidden":
             message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key missing"
         raise CitycloudError(f"{source}: {where}: {message}") from None
     known = city_names()
     seen: dict[str, int] = {}
