@@ -147,3 +147,16 @@ def test_missing_secrets_are_refused_in_one_line(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip() == (f"citycloud api: error: access file {bad}: users[3] (office@example.org): "
                                   "unknown role 'boss' (one of operator, contract_manager, supervisor, admin)")
+
+
+def test_the_shipped_example_and_compose_services():
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    example = load_access(root / "contracts" / "access.example.yml")
+    assert [u.role for u in example.users] == ["operator", "supervisor", "contract_manager", "admin"]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+    for name, verb in (("citycloud-dashboard", "dashboard"), ("citycloud-api", "api")):
+        command = services[name]["command"]
+        assert command[0] == verb and command[command.index("--access") + 1] == "/data/access/access.yml"
+        assert {"CITYCLOUD_OIDC_CLIENT_SECRET", "CITYCLOUD_COOKIE_SECRET"} <= set(services[name]["environment"])
