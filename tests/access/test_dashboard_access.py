@@ -159,6 +159,9 @@ def test_admin_sees_every_city_and_the_access_log(served, person):
     text = open_page(b, served, "access_log")
     assert support.OPERATOR in text or support.ADMIN in text
     wait_log(served, lambda e: e["action"] == "view" and e["subject"] == support.ADMIN and e["target"] == "access_log")
+    b.page.get_by_role("button", name="退出登录 Log out").click()
+    b.wait_for(["登录 Log in"], timeout=60)
+    wait_log(served, lambda e: e["action"] == "logout" and e["subject"] == support.ADMIN)
 
 
 def test_unknown_person_sees_no_access_naming_no_city(served, person):
@@ -191,3 +194,19 @@ def test_access_log_lines_are_whole_json(served):
     assert lines and all(set(e) == {"ts", "subject", "role", "surface", "action", "target", "cities", "detail"}
                          for e in lines)
     assert all(e["ts"].endswith("+00:00") for e in lines)
+
+
+def test_local_mode_has_no_login_and_says_so(five, person, tmp_path):
+    from dashboard_support import Dashboard
+
+    log = tmp_path / "local_access_log.jsonl"
+    d = Dashboard(five["warehouse"], tmp_path / "streamlit.log", extra=["--access-log", str(log)])
+    try:
+        b = person()
+        text = b.open(d.url, ["local mode: no login, every city visible", TITLES["today"], "全部城市"], timeout=60)
+        assert "登录 Log in" not in text
+        b.open(f"{d.url}/settlement", [TITLES["settlement"], SHANGHAI_PAYMENT], timeout=60)
+    finally:
+        d.stop()
+    views = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert {(e["subject"], e["role"], e["action"]) for e in views} == {(None, None, "view")}
