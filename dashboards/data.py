@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from citycloud.access import Scope, scoped_connection
-from citycloud.config import SOURCES, Settings, published_path
+from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
 
 from citycloud.dashboards import fmt
 
@@ -64,7 +64,7 @@ class SnapshotVersion:
 
     @property
     def published_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.mtime_ns / 1e9, tz=fmt.SHANGHAI)
+        return dt.datetime.fromtimestamp(self.mtime_ns / 1e9, tz=BUSINESS_TZ)
 
 
 def snapshot_path(warehouse: Path | str) -> Path:
@@ -601,7 +601,7 @@ def _local_naive(ts) -> dt.datetime | None:
     if hasattr(ts, "to_pydatetime"):
         ts = ts.to_pydatetime()
     if isinstance(ts, dt.datetime) and ts.tzinfo is not None:
-        ts = ts.astimezone(fmt.SHANGHAI).replace(tzinfo=None)
+        ts = ts.astimezone(BUSINESS_TZ).replace(tzinfo=None)
     return ts
 
 

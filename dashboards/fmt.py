@@ -11,6 +11,7 @@ import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from citycloud.access import cities
+from citycloud.config import BUSINESS_TZ
 from citycloud.registry import Registry
 from citycloud.registry import load as load_registry
 from citycloud.settlement.statements import STATUS_ZH
@@ -179,9 +180,6 @@ def fmt_month(value) -> str:
     return f"{day.year}年{day.month:02d}月"
 
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-
-
 def fmt_ts(value) -> str:
     """A timestamp in Asia/Shanghai time; naive timestamps are shown as stored."""
     if is_missing(value):
@@ -190,7 +188,7 @@ def fmt_ts(value) -> str:
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(SHANGHAI)
+            value = value.astimezone(BUSINESS_TZ)
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 

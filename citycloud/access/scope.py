@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from citycloud.config import BUSINESS_TZ_NAME
+
 ROLES = ("operator", "contract_manager", "supervisor", "admin")
 # The dashboard's pages by name (dashboards/app.py gives each its title and file).
 OPERATIONS_PAGES = ("today", "trends", "services", "users")
@@ -109,7 +111,7 @@ def scoped_connection(snapshot: Path | str, scope: Scope, threads: int = 2) -> d
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET threads = {int(threads)}")
-        con.execute("SET TimeZone = 'Asia/Shanghai'")
+        con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")  # as publish.open_snapshot: the business time zone
         path = str(Path(snapshot)).replace("'", "''")
         con.execute(f"ATTACH '{path}' AS {UNSCOPED} (READ_ONLY)")
         rows = con.execute(
