@@ -160,8 +160,12 @@ def test_admin_sees_every_city_and_the_access_log(served, person):
     assert support.OPERATOR in text or support.ADMIN in text
     wait_log(served, lambda e: e["action"] == "view" and e["subject"] == support.ADMIN and e["target"] == "access_log")
     b.page.get_by_role("button", name="退出登录 Log out").click()
-    b.wait_for(["登录 Log in"], timeout=60)
     wait_log(served, lambda e: e["action"] == "logout" and e["subject"] == support.ADMIN)
+    # Streamlit ends the session at the provider too (its end_session endpoint), then comes back
+    b.wait_for(["End Session"], timeout=60)
+    b.page.get_by_role("button", name="End session").click()
+    b.wait_for(["登录 Log in"], timeout=60)
+    assert SHANGHAI_PAYMENT not in b.text()
 
 
 def test_unknown_person_sees_no_access_naming_no_city(served, person):
@@ -203,7 +207,7 @@ def test_local_mode_has_no_login_and_says_so(five, person, tmp_path):
     d = Dashboard(five["warehouse"], tmp_path / "streamlit.log", extra=["--access-log", str(log)])
     try:
         b = person()
-        text = b.open(d.url, ["local mode: no login, every city visible", TITLES["today"], "全部城市"], timeout=60)
+        text = b.open(d.url, ["local mode: no login, every city visible", TITLES["today"], "各城市 · All cities"], timeout=60)
         assert "登录 Log in" not in text
         b.open(f"{d.url}/settlement", [TITLES["settlement"], SHANGHAI_PAYMENT], timeout=60)
     finally:
