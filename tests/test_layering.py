@@ -18,11 +18,11 @@ FOLDERS = {"citycloud": "citycloud", "citycloud.ingestion": "ingestion",
 FLOORS = [
     {"config"},
     {"db", "yaml_files", "validation", "fault_hook", "console", "outputs"},
-    {"registry", "generate", "ingestion", "dbt_runner", "publish"},
+    {"registry", "generate", "ingestion", "dbt_runner", "publish", "access"},
     {"expectations", "query", "spark"},
     {"pipeline"},
     {"settlement", "scorecard", "rotation", "user_ops_export"},
-    {"dashboards", "orchestration"},
+    {"dashboards", "orchestration", "api"},
     {"cli"},
     {"demo"},
 ]
