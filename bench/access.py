@@ -28,6 +28,7 @@ import duckdb
 from citycloud import query, registry
 from citycloud.access import Scope, scoped_connection
 from citycloud.config import published_path
+from citycloud.publish import open_snapshot
 
 from citycloud.dashboards import data
 
@@ -48,9 +49,8 @@ def build(folder: Path, days: int, users: int) -> Path:
 @contextmanager
 def plain(snapshot: Path):
     """The reads as before the scope: a read-only connection to the snapshot itself."""
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = open_snapshot(path=snapshot)
     con.execute("SET threads = 2")
-    con.execute("SET TimeZone = 'Asia/Shanghai'")
     try:
         yield con
     finally:

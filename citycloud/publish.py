@@ -156,3 +156,17 @@ def open_snapshot(settings: Settings | None = None, path: Path | None = None) ->
         con.close()
         raise
     return con
+
+
+def attach_snapshot(path: Path | str, alias: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with the snapshot at `path` attached read-only as `alias`, in the
+    same session as `open_snapshot` (the access scope builds its filtered views over it)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")
+        quoted = str(Path(path)).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from citycloud.config import BUSINESS_TZ_NAME
+from citycloud.publish import attach_snapshot
 
 ROLES = ("operator", "contract_manager", "supervisor", "admin")
 # The dashboard's pages by name (dashboards/app.py gives each its title and file).
@@ -108,12 +108,9 @@ def scoped_connection(snapshot: Path | str, scope: Scope, threads: int = 2) -> d
     filtered to `scope`'s cities. The snapshot is attached read-only (never locks a run out)."""
     if scope is None or not isinstance(scope, Scope):
         raise TypeError("scoped_connection needs a Scope")
-    con = duckdb.connect(":memory:")
+    con = attach_snapshot(snapshot, UNSCOPED)
     try:
         con.execute(f"SET threads = {int(threads)}")
-        con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")  # as publish.open_snapshot: the business time zone
-        path = str(Path(snapshot)).replace("'", "''")
-        con.execute(f"ATTACH '{path}' AS {UNSCOPED} (READ_ONLY)")
         rows = con.execute(
             "SELECT schema_name, table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
             f"WHERE database_name = '{UNSCOPED}' GROUP BY ALL").fetchall()
