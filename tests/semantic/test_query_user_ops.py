@@ -185,11 +185,8 @@ def test_cli_query_by_channel_csv(tiny_settings, tmp_path):
     assert list(csv.DictReader(out.open())) == expected
 
 
-# Generated data: two cities, January and February (late events, dirt and all); weeks cross months.
-from tests.semantic.test_query_generated import generated  # noqa: E402,F401  (the module's pipeline run)
-
-
-def test_user_ops_equal_marts_on_generated_data(generated):  # noqa: F811
+# Generated data (conftest.py): two cities, January and February (late events, dirt and all); weeks cross months.
+def test_user_ops_equal_marts_on_generated_data(generated):
     for grain in ("week", "month"):
         mart = _rows(generated, f"SELECT city_code, period_start, {', '.join(LIFECYCLE.values())} "
                                 "FROM marts.user_lifecycle WHERE grain = ? ORDER BY 1, 2", [grain])
