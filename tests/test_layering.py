@@ -74,6 +74,21 @@ def test_no_part_imports_from_above_its_floor():
     assert wrong == []
 
 
+# The mapped folders as layers, lowest first: an import between two of them only goes down.
+# (citycloud/ itself is no single layer: it holds floor 0, config, which every folder imports,
+# and floors 4-8, pipeline and cli, which import every folder; the floors above order it.)
+FOLDER_LAYERS = ["ingestion", "expectations", "dashboards"]
+
+
+def test_the_mapped_folders_are_layers():
+    layer = {folder: i for i, folder in enumerate(FOLDER_LAYERS)}
+    wrong = [f"{path.relative_to(ROOT)} imports {module}"
+             for path, part in sorted(project_files().items()) if part in layer
+             for module in sorted(imports(path))
+             if part_of(module) in layer and layer[part_of(module)] > layer[part]]
+    assert wrong == []
+
+
 def test_the_rule_catches_an_upward_import(tmp_path):
     bad = tmp_path / "config_like.py"
     bad.write_text("def f():\n    from citycloud.ingestion import discover\n", encoding="utf-8")
