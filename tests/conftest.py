@@ -56,15 +56,17 @@ def tiny_built(tiny_run) -> Settings:
     return tiny_run[0]
 
 
-# The generated landing area most tests on generated data read: two cities, January and
-# February 2026 complete (late events, dirt and all).
-GENERATED_START, GENERATED_DAYS, GENERATED_CITIES = date(2026, 1, 1), 59, 2
+# The generated landing area the tests on generated data read (marts, semantic layer,
+# scorecard): three cities (310000, 430100, 510100), January and February 2026 complete (late
+# events, dirt and all).
+GENERATED_START, GENERATED_DAYS, GENERATED_CITIES = date(2026, 1, 1), 59, 3
 
 
 @pytest.fixture(scope="session")
 def generated_built(tmp_path_factory) -> Settings:
     """The generated landing area (GENERATED_*) run once through the whole pipeline, for the
-    tests that only read it (marts, the semantic layer). Tests that change it copy it first."""
+    tests on generated data (marts, the semantic layer, the scorecard). Tests that change it
+    (late deliveries, scoring a month) copy it first."""
     from citycloud import pipeline
     from citycloud.generate import generate
 
