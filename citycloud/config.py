@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import re
 import warnings
+from datetime import datetime
 from typing import Literal, get_args
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import yaml
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
+# The business time zone: every event_day, KPI day, month and deadline is a calendar day here.
+# Python uses the zone; SQL gets the offset (a parameter, or formatted into the text): the zone
+# keeps no daylight saving, so a fixed shift of the UTC instant gives the local day.
+# tests/test_one_home.py fails on a second home (a zone name or offset written elsewhere).
+BUSINESS_TZ_NAME = "Asia/Shanghai"
+BUSINESS_TZ = ZoneInfo(BUSINESS_TZ_NAME)
+BUSINESS_UTC_OFFSET_HOURS = int(BUSINESS_TZ.utcoffset(datetime(2026, 1, 1)).total_seconds()) // 3600
+BUSINESS_UTC_OFFSET_ISO = f"{BUSINESS_UTC_OFFSET_HOURS:+03d}:00"  # as ISO 8601 writes it: +08:00
+assert BUSINESS_TZ.utcoffset(datetime(2026, 7, 1)).total_seconds() == BUSINESS_UTC_OFFSET_HOURS * 3600, \
+    "the business time zone must keep one UTC offset all year (no daylight saving)"
 
-# The dbt models copied from marts_build into marts (and the readers' snapshot) by each publish;
-# here, not in citycloud.publish, so the Airflow DAGs can name them without importing DuckDB.
-PUBLISHED_MARTS = ("kpi_daily", "kpi_monthly", "service_daily",
-                   # the scorecard's measures and the reference table it divides by
-                   "scorecard_measures", "city_reference",
-                   # the semantic layer's inputs besides the marts (`citycloud query` reads the snapshot)
-                   "user_activity_daily", "metricflow_time_spine",
-                   # user operations (user_ops.md)
-                   "user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
+SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
 
 PII_KEY_ENV = "CITYCLOUD_PII_KEY"
 NEW_PII_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
@@ -72,6 +76,30 @@ def _describe(error: dict) -> str:
 PROJECT_ROOT = _Home().home
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+# The schema dbt builds the candidate marts into; citycloud.publish copies them into `marts`.
+BUILD_SCHEMA = "marts_build"
+
+
+def _published_marts() -> tuple[str, ...]:
+    """The dbt models and seeds built into marts_build, read from their one home: the folders
+    dbt_project.yml gives `+schema: marts_build` (a file listing, so the Airflow DAGs can name the
+    marts without importing dbt or DuckDB; tests/marts/test_dbt_one_home.py checks it against dbt's manifest)."""
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    name = project["name"]
+    found: list[str] = []
+    for key, suffix, paths in (("models", "*.sql", project.get("model-paths", ["models"])),
+                               ("seeds", "*.csv", project.get("seed-paths", ["seeds"]))):
+        for folder, config in project.get(key, {}).get(name, {}).items():
+            if isinstance(config, dict) and config.get("+schema") == BUILD_SCHEMA:
+                found += [f.stem for path in paths for f in (DBT_PROJECT_DIR / path / folder).rglob(suffix)]
+        if project.get(key, {}).get(name, {}).get("+schema") == BUILD_SCHEMA:  # the whole resource type
+            found += [f.stem for path in paths for f in (DBT_PROJECT_DIR / path).rglob(suffix)]
+    return tuple(sorted(found))
+
+
+# Copied from marts_build into marts (and the readers' snapshot) by each publish.
+PUBLISHED_MARTS = _published_marts()
 
 
 # What DuckDB's memory_limit accepts: a number and a unit of bytes (KB, MiB, G, ...), a share

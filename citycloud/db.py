@@ -22,7 +22,7 @@ from typing import Iterator
 
 import duckdb
 
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ_NAME, CitycloudError, Settings
 
 
 def connect(warehouse: Path | str, read_only: bool = False, settings: Settings | None = None,
@@ -49,7 +49,7 @@ def connect(warehouse: Path | str, read_only: bool = False, settings: Settings |
     con.execute(f"SET memory_limit = '{memory_limit or settings.memory_limit}'")
     if settings.threads:
         con.execute(f"SET threads = {settings.threads}")
-    con.execute("SET TimeZone = 'Asia/Shanghai'")
+    con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")
     return con
 
 

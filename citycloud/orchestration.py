@@ -23,12 +23,11 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud.config import PII_KEY_ENV, PUBLISHED_MARTS, SOURCES, Settings
+from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, PII_KEY_ENV, PUBLISHED_MARTS, SOURCES, Settings
 
 log = logging.getLogger("citycloud.airflow")
 
@@ -39,8 +38,6 @@ log = logging.getLogger("citycloud.airflow")
 WAREHOUSE_POOL = "citycloud_warehouse"
 OWNER = "citycloud-data"
 TAGS = ["citycloud"]
-TZ = ZoneInfo("Asia/Shanghai")  # every business day is an Asia/Shanghai calendar day
-TZ_NAME = "Asia/Shanghai"
 
 # The service catalog is a snapshot that is not delivered every day: never waited for.
 WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
@@ -245,7 +242,7 @@ def business_day(context: dict) -> dt.date:
 def _local(instant: dt.datetime) -> dt.datetime:
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=dt.timezone.utc)
-    return instant.astimezone(TZ)
+    return instant.astimezone(BUSINESS_TZ)
 
 
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
@@ -340,7 +337,7 @@ def delivery_state(landing: Path, day: dt.date, lookback_days: int | None = None
 
 def delivery_deadline(day: dt.date, timeout: dt.timedelta | None = None) -> dt.datetime:
     """Deliveries of day D are due by the end of D (Asia/Shanghai) plus the timeout."""
-    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=TZ)
+    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=BUSINESS_TZ)
     return end_of_day + (delivery_timeout() if timeout is None else timeout)
 
 
@@ -398,9 +395,9 @@ def published_coverage(settings_: Settings) -> dict[str, dt.date]:
         return {}
     import duckdb
 
-    from citycloud.publish import open_published
+    from citycloud.publish import open_snapshot
 
-    con = open_published(settings_)
+    con = open_snapshot(settings_)
     try:
         rows = con.execute("SELECT city_code, max(kpi_date) FROM marts.kpi_daily GROUP BY city_code").fetchall()
     except duckdb.Error:  # a snapshot without marts yet
@@ -451,10 +448,10 @@ class PublishedMonthSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool | PokeReturnValue:
         month, final = settlement_request(context)
         first, last = month_bounds(month)
-        today = dt.datetime.now(TZ).date()
+        today = dt.datetime.now(BUSINESS_TZ).date()
         if today <= last:
             raise AirflowFailException(
-                f"month {month} has not ended yet (today is {today} in Asia/Shanghai): "
+                f"month {month} has not ended yet (today is {today} in {BUSINESS_TZ_NAME}): "
                 "a month can be settled from its next day on"
             )
         s = Settings()
@@ -545,12 +542,10 @@ def check_step(context: dict) -> Any:
     report = pipeline.check(s, progress=_progress)
     out = summary(report)
     log.info("quality checks: %s", out)
-    failures = list(getattr(report, "blocking_failures", None) or [])
-    if failures:
-        message = "blocking data-quality failures, marts NOT published: " + "; ".join(str(f) for f in failures)
-        pipeline.mark_blocked(s, message)
-        docs = getattr(report, "docs_index", None)
-        raise AirflowFailException(message + (f" (Data Docs: {docs})" if docs else ""))
+    try:
+        pipeline.stop_if_blocked(s, report)
+    except pipeline.BlockingFailure as exc:
+        raise AirflowFailException(str(exc)) from None
     return out
 
 

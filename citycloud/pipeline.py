@@ -251,6 +251,18 @@ def mark_blocked(settings: Settings, message: str) -> None:
         con.close()
 
 
+def stop_if_blocked(settings: Settings, quality) -> None:
+    """The one branch for blocking failures (`citycloud run` and the DAG's check task): the build
+    is marked blocked and BlockingFailure raised, so nothing is published and readers keep the
+    previous marts."""
+    if not quality.blocking_failures:
+        return
+    message = "blocking data-quality failures, marts NOT published:\n  " + "\n  ".join(
+        str(f) for f in quality.blocking_failures)
+    mark_blocked(settings, message)
+    raise BlockingFailure(message + f"\nThe previous marts stay published. Quality page: {quality.page}")
+
+
 @writer_step
 def run(settings: Settings, start: date | None = None, end: date | None = None,
         progress: Progress = None, full_refresh: bool = False) -> RunReport:
@@ -275,11 +287,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         return report
     report.build = build(settings, full_refresh, progress)
     report.quality = check(settings, progress)
-    if report.quality.blocking_failures:
-        message = "blocking data-quality failures, marts NOT published:\n  " + "\n  ".join(
-            str(f) for f in report.quality.blocking_failures)
-        mark_blocked(settings, message)
-        raise BlockingFailure(message + f"\nThe previous marts stay published. Quality page: {report.quality.page}")
+    stop_if_blocked(settings, report.quality)
     publish(settings, progress)
     report.published = True
     report.seconds = time.perf_counter() - t0

@@ -18,9 +18,8 @@ from pathlib import Path
 import duckdb
 
 from citycloud import fault_hook
-from citycloud.config import PUBLISHED_MARTS, Settings
+from citycloud.config import BUILD_SCHEMA, BUSINESS_TZ_NAME, PUBLISHED_MARTS, Settings
 
-BUILD_SCHEMA = "marts_build"
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
 
@@ -146,6 +145,14 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass  # DuckDB already aborted it (a full disk invalidates the database): nothing committed
 
 
-def open_published(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the latest published snapshot (for dashboards and reports)."""
-    return duckdb.connect(str((settings or Settings()).published), read_only=True)
+def open_snapshot(settings: Settings | None = None, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the latest published snapshot (`path`, else settings.published):
+    the one way readers open it (dashboard, `citycloud query`, exports, Spark compare, Airflow),
+    each in the same session (the business time zone, as the warehouse's own connections)."""
+    con = duckdb.connect(str(path or (settings or Settings()).published), read_only=True)
+    try:
+        con.execute(f"SET TimeZone = '{BUSINESS_TZ_NAME}'")
+    except BaseException:
+        con.close()
+        raise
+    return con

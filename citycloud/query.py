@@ -21,11 +21,11 @@ import duckdb
 import pandas as pd
 
 from citycloud import registry
-from citycloud.config import CitycloudError, Settings, published_path
+from citycloud.config import BUILD_SCHEMA, CitycloudError, Settings, published_path
+from citycloud.publish import open_snapshot
 
 GRAINS = ("day", "week", "month")
 PUBLISHED_SCHEMA = "marts"
-BUILD_SCHEMA = "marts_build"
 # Anchors the rows: every period of the city's series, zeros where a metric has no events.
 ANCHOR = "days_covered"
 _PERIOD_DAYS = {"day": "1", "week": "7", "month": "day(last_day(period))"}
@@ -217,7 +217,7 @@ def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
     if not snapshot.exists():
         raise CitycloudError(f"--warehouse {settings.warehouse}: no published snapshot at {snapshot}: "
                              "run `citycloud run` first")
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = open_snapshot(path=snapshot)
     try:
         return run_query(con, reg, request)
     finally:

@@ -17,6 +17,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from citycloud.config import CitycloudError, Settings
+from citycloud.publish import open_snapshot
 
 # sheet name -> (mart, condition selecting the month's rows; ? = month start, ? = next month start)
 SHEETS = {
@@ -42,7 +43,7 @@ def export_user_ops(settings: Settings, city: str, month: str, out_dir: Path | N
     end = (start + dt.timedelta(days=32)).replace(day=1)
     if not settings.published.exists():
         raise CitycloudError(f"no published snapshot at {settings.published}: run `citycloud run` first")
-    con = duckdb.connect(str(settings.published), read_only=True)
+    con = open_snapshot(settings)
     try:
         covered = con.execute("SELECT count(*) FROM marts.user_lifecycle WHERE city_code = ? AND grain = 'month' "
                               "AND period_start = ?", [city, start]).fetchone()[0]

@@ -49,8 +49,8 @@ D starts at 02:00 on D+1, Shanghai time):
 @dag(
     dag_id="citycloud_daily",
     description="Ingest day D's deliveries, build, check and publish the KPI marts",
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone=orch.TZ_NAME),
-    start_date=pendulum.datetime(2025, 1, 1, tz=orch.TZ_NAME),
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone=orch.BUSINESS_TZ_NAME),
+    start_date=pendulum.datetime(2025, 1, 1, tz=orch.BUSINESS_TZ_NAME),
     # Missed days are caught up by the data (ingest takes every dt <= D not yet ingested), not
     # by Airflow creating a run per missed interval.
     catchup=False,

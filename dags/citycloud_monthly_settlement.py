@@ -42,8 +42,8 @@ safe: the version rules live in `citycloud.settlement`.
 @dag(
     dag_id="citycloud_monthly_settlement",
     description="Settle every contract for the month that ended (provisional; final on request)",
-    schedule=CronDataIntervalTimetable("0 3 1 * *", timezone=orch.TZ_NAME),
-    start_date=pendulum.datetime(2025, 1, 1, tz=orch.TZ_NAME),
+    schedule=CronDataIntervalTimetable("0 3 1 * *", timezone=orch.BUSINESS_TZ_NAME),
+    start_date=pendulum.datetime(2025, 1, 1, tz=orch.BUSINESS_TZ_NAME),
     catchup=False,
     # DuckDB allows one writing process per file: one settlement run at a time, and the
     # settle task is in the one-slot pool citycloud_warehouse with the daily pipeline's writers.

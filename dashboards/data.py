@@ -24,7 +24,8 @@ from typing import Iterator, Sequence
 import duckdb
 import pandas as pd
 
-from citycloud.config import SOURCES, Settings, published_path
+from citycloud import publish
+from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
 
 from citycloud.dashboards import fmt
 
@@ -58,7 +59,7 @@ class SnapshotVersion:
 
     @property
     def published_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.mtime_ns / 1e9, tz=fmt.SHANGHAI)
+        return dt.datetime.fromtimestamp(self.mtime_ns / 1e9, tz=BUSINESS_TZ)
 
 
 def snapshot_path(warehouse: Path | str) -> Path:
@@ -91,9 +92,8 @@ class Snapshot:
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=True)
+    con = publish.open_snapshot(path=path)
     try:
-        con.execute("SET TimeZone = 'Asia/Shanghai'")
         con.execute("SET threads = 2")
     except duckdb.Error:
         pass
@@ -602,7 +602,7 @@ def _local_naive(ts) -> dt.datetime | None:
     if hasattr(ts, "to_pydatetime"):
         ts = ts.to_pydatetime()
     if isinstance(ts, dt.datetime) and ts.tzinfo is not None:
-        ts = ts.astimezone(fmt.SHANGHAI).replace(tzinfo=None)
+        ts = ts.astimezone(BUSINESS_TZ).replace(tzinfo=None)
     return ts
 
 

@@ -12,7 +12,7 @@ import functools
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from citycloud.config import DBT_PROJECT_DIR
+from citycloud.config import BUSINESS_TZ, DBT_PROJECT_DIR
 from citycloud.registry import Registry
 from citycloud.registry import load as load_registry
 from citycloud.settlement.statements import STATUS_ZH
@@ -186,9 +186,6 @@ def fmt_month(value) -> str:
     return f"{day.year}年{day.month:02d}月"
 
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-
-
 def fmt_ts(value) -> str:
     """A timestamp in Asia/Shanghai time; naive timestamps are shown as stored."""
     if is_missing(value):
@@ -197,7 +194,7 @@ def fmt_ts(value) -> str:
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(SHANGHAI)
+            value = value.astimezone(BUSINESS_TZ)
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from citycloud.config import BUSINESS_UTC_OFFSET_HOURS
 from citycloud.expectations.suites import Suite, SuiteError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,7 +49,8 @@ def _render(sql: str, suite: Suite, ctx: FrameContext) -> str:
 def sql_frame(suite: Suite, ctx: FrameContext) -> pd.DataFrame:
     sql = _render(suite.sql_text(), suite, ctx)
     values: dict[str, Any] = {**suite.params, "since_batch": ctx.since_batch,
-                              "window_start": ctx.window_start.isoformat()}
+                              "window_start": ctx.window_start.isoformat(),
+                              "utc_offset_hours": BUSINESS_UTC_OFFSET_HOURS}  # the business time zone
     # strip comments before looking for $params (a comment may mention one)
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     wanted = sorted(set(_PARAM.findall(code)))

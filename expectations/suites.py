@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from citycloud.config import CitycloudError
@@ -21,6 +22,10 @@ from citycloud.expectations.report import SEVERITIES
 PACKAGE_DIR = Path(__file__).resolve().parent
 SUITES_DIR = PACKAGE_DIR / "suites"
 SQL_DIR = PACKAGE_DIR / "sql"
+# Blocks and {% extends %} only: [[ ]] for expressions, so the SQL's own {{marts}} passes through.
+_SQL_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), variable_start_string="[[",
+                                    variable_end_string="]]", undefined=jinja2.StrictUndefined,
+                                    keep_trailing_newline=True, autoescape=False)
 
 GRAINS = ("delivery", "city_day", "city_month", "city", "table")
 RECORD = ("all", "failures")
@@ -66,9 +71,11 @@ class Suite:
     enabled: bool = True
 
     def sql_text(self) -> str:
+        """The frame's SQL: the file, with its Jinja blocks filled in (a raw source's check extends
+        _raw_delivery.sql). `{{marts}}` and `$params` are left for frames._render and DuckDB."""
         if not self.sql:
             raise SuiteError(f"{self.path.name}: suite has no SQL frame")
-        return (SQL_DIR / self.sql).read_text(encoding="utf-8")
+        return _SQL_TEMPLATES.get_template(self.sql).render()
 
 
 def _require(cond: bool, path: Path, rule: str) -> None:

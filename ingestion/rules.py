@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from citycloud.config import BUSINESS_UTC_OFFSET_HOURS
+
 
 TS_PARSE_MACROS = r"""
 CREATE OR REPLACE TEMP MACRO cc_parse_ts(s, is_int) AS CASE
     WHEN is_int THEN epoch_ms(TRY_CAST(s AS BIGINT))
     -- no offset: local time, Asia/Shanghai (UTC+8, no daylight saving)
     WHEN regexp_full_match(s, '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?')
-        THEN TRY_CAST(replace(s, 'T', ' ') AS TIMESTAMP) - INTERVAL 8 HOUR
+        THEN TRY_CAST(replace(s, 'T', ' ') AS TIMESTAMP) - INTERVAL {UTC_OFFSET_HOURS} HOUR
     WHEN regexp_full_match(s, '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)')
         THEN TRY_CAST(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
 END;
@@ -29,7 +31,7 @@ CREATE OR REPLACE TEMP MACRO cc_ts_problem(raw, ts, dt) AS CASE
     WHEN ts >= CAST(dt AS TIMESTAMP) + INTERVAL 16 HOUR
         THEN 'event_time ' || raw || ' is after the end of delivery day ' || CAST(dt AS VARCHAR)
 END;
-CREATE OR REPLACE TEMP MACRO cc_local_day(ts) AS CAST(ts + INTERVAL 8 HOUR AS DATE);
+CREATE OR REPLACE TEMP MACRO cc_local_day(ts) AS CAST(ts + INTERVAL {UTC_OFFSET_HOURS} HOUR AS DATE);
 CREATE OR REPLACE TEMP MACRO cc_phone_valid(s) AS
     CASE WHEN s IS NULL THEN NULL ELSE regexp_full_match(s, '1[3-9]\d{9}') END;
 -- GB 11643-1999: weighted sum of the first 17 digits mod 11 picks the check character.
@@ -40,7 +42,7 @@ CREATE OR REPLACE TEMP MACRO cc_id_valid(s) AS CASE
             CAST(substr(s, i + 1, 1) AS INTEGER) * [7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2][i + 1])) % 11 AS BIGINT) + 1, 1)
          = substr(s, 18, 1)
 END;
-"""
+""".replace("{UTC_OFFSET_HOURS}", str(BUSINESS_UTC_OFFSET_HOURS))  # the business time zone (config)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from citycloud.config import BUSINESS_UTC_OFFSET_HOURS, BUSINESS_UTC_OFFSET_ISO
+
 DAY = 86_400
-TZ = 8 * 3600  # Asia/Shanghai, UTC+8, no daylight saving
+TZ = BUSINESS_UTC_OFFSET_HOURS * 3600  # the business time zone keeps one offset (config)
 EPOCH_ORD = dt.date(1970, 1, 1).toordinal()
 FLOOR_DN = dt.date(2015, 1, 1).toordinal() - EPOCH_ORD  # contract: nothing before 2015-01-01
 BOM = "\ufeff".encode()
@@ -115,8 +117,8 @@ def pick_forms(rng: np.random.Generator, n: int, epoch: bool) -> np.ndarray:
 _TOD: pl.Series | None = None
 _PRE = pl.Series(['"', '"', '"', '"', ""])
 _SEP = pl.Series(["T", "T", "T", " ", ""])
-_SUF_JSON = pl.Series(['+08:00"', 'Z"', '"', '"', ""])
-_SUF_CSV = pl.Series(["+08:00", "Z", "", "", ""])
+_SUF_JSON = pl.Series([f'{BUSINESS_UTC_OFFSET_ISO}"', 'Z"', '"', '"', ""])
+_SUF_CSV = pl.Series([BUSINESS_UTC_OFFSET_ISO, "Z", "", "", ""])
 
 
 def format_ts(ts: np.ndarray, form: np.ndarray, json: bool) -> pl.Series:
@@ -172,7 +174,7 @@ def iso_local(ts: int, form: int = F_OFFSET) -> str:
     if form == F_Z:
         return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     local = dt.datetime.fromtimestamp(int(ts) + TZ, dt.timezone.utc).replace(tzinfo=None)
-    return local.strftime({F_OFFSET: "%Y-%m-%dT%H:%M:%S+08:00", F_LOCAL_T: "%Y-%m-%dT%H:%M:%S"}.get(
+    return local.strftime({F_OFFSET: "%Y-%m-%dT%H:%M:%S" + BUSINESS_UTC_OFFSET_ISO, F_LOCAL_T: "%Y-%m-%dT%H:%M:%S"}.get(
         form, "%Y-%m-%d %H:%M:%S"))
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from citycloud.config import BUSINESS_UTC_OFFSET_ISO
+
 from ._common import (CHANNELS, DAY, F_EPOCH_MS, F_LOCAL_SPACE, F_LOCAL_T, F_OFFSET, F_Z, day_date, day_start,
                       iso_local, rng_for)
 
@@ -95,7 +97,7 @@ def _timestamp_for(rng, kind: str, dn: int, epoch: bool):
     form = forms[int(rng.integers(0, len(forms)))]
     if kind == "bad_timestamp":
         d = day_date(dn)
-        return [f"{d:%Y-%m}-32T09:15:00+08:00", "yesterday", f"{d.year}-13-01 10:00:00", "N/A",
+        return [f"{d:%Y-%m}-32T09:15:00{BUSINESS_UTC_OFFSET_ISO}", "yesterday", f"{d.year}-13-01 10:00:00", "N/A",
                 f"{d:%Y-%m-%d}T25:61:00", "#VALUE!", "0000-00-00 00:00:00"][int(rng.integers(0, 7))]
     if kind == "after_delivery_day":
         ts = day_start(dn + 1) + int(rng.integers(60, 3 * DAY))

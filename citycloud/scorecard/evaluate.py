@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import duckdb
 
+from citycloud.config import BUSINESS_TZ_NAME
 from citycloud.scorecard import catalog, measures
 from citycloud.scorecard.rules import Assessment, Scheme
 from citycloud.scorecard.scoring import Scored, dimension_scores, indicator_score, total_score
@@ -80,7 +81,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, scheme: Scheme, cities: list[str], 
         for city in cities:
             cov = coverage.get((city, month))
             if month_end(month) >= today:
-                out.refused[(city, month)] = f"{month} has not ended (today is {today} in Asia/Shanghai)"
+                out.refused[(city, month)] = f"{month} has not ended (today is {today} in {BUSINESS_TZ_NAME})"
                 continue
             if cov is None or not cov.covered:
                 days = f"{cov.days_covered} of {cov.days_in_month} days" if cov else "no day"

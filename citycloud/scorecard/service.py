@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 from citycloud import db
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ, CitycloudError, Settings
 from citycloud.pipeline import writer_step
 from citycloud.publish import export_snapshot
 from citycloud.scorecard import measures, store
@@ -18,7 +17,6 @@ from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, evaluate, mon
 from citycloud.scorecard.rules import (latest_assessments, load_assessments, load_schemes,
                                        unknown_city_problems)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 REQUIRED = ("scorecard_measures", "city_reference", "kpi_daily")
 
@@ -59,7 +57,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
     if not warehouse.exists():
         raise CitycloudError(f"warehouse {warehouse} does not exist: run `citycloud run` first")
     chromium()  # the PDFs need it: refuse before writing anything rather than after the tables
-    today = today or datetime.now(SHANGHAI).date()
+    today = today or datetime.now(BUSINESS_TZ).date()
     report = ScorecardReport(month)
     con = db.connect(warehouse, settings=settings)
     try:
@@ -92,7 +90,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
             reasons = "; ".join(f"{s} {c}: {r}" for s, c, r in report.refused)
             raise CitycloudError(f"no city could be scored for {month}, nothing was written: {reasons}")
         written = store.replace_month(con, month, report.results, report.refused,
-                                      datetime.now(SHANGHAI).replace(tzinfo=None))
+                                      datetime.now(BUSINESS_TZ).replace(tzinfo=None))
         if progress and not written:
             progress(f"{month}: same scores as stored; tables left as they were")
         ranks = store.ranks(con, month)

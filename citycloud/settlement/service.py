@@ -6,18 +6,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 
 from citycloud import db, fault_hook, publish
-from citycloud.config import CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, CitycloudError, Settings
 from citycloud.settlement import statements, versions
 from citycloud.settlement.compute import Computation, actual_text, compute
 from citycloud import registry
 from citycloud.settlement.contracts import Contract, known_kpis, city_problems, load_contracts, raise_problems
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -99,17 +97,17 @@ def next_month(d: date) -> date:
 def _now(now: datetime | None) -> datetime:
     """`now` as an aware Asia/Shanghai time (a naive `now` is read as Asia/Shanghai wall time)."""
     if now is None:
-        return datetime.now(SHANGHAI)
+        return datetime.now(BUSINESS_TZ)
     if now.tzinfo is None:
-        return now.replace(tzinfo=SHANGHAI)
-    return now.astimezone(SHANGHAI)
+        return now.replace(tzinfo=BUSINESS_TZ)
+    return now.astimezone(BUSINESS_TZ)
 
 
 def check_month_ended(month_start: date, now: datetime) -> None:
-    end = datetime(*next_month(month_start).timetuple()[:3], tzinfo=SHANGHAI)
+    end = datetime(*next_month(month_start).timetuple()[:3], tzinfo=BUSINESS_TZ)
     if now < end:
         raise CitycloudError(
-            f"month {month_start:%Y-%m} has not ended (it ends {end:%Y-%m-%d %H:%M} Asia/Shanghai; it is now "
+            f"month {month_start:%Y-%m} has not ended (it ends {end:%Y-%m-%d %H:%M} {BUSINESS_TZ_NAME}; it is now "
             f"{now:%Y-%m-%d %H:%M}): a month can be settled once it has ended. Settle an earlier month, or wait."
         )
 

@@ -29,7 +29,6 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -37,9 +36,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from citycloud import registry
+from citycloud.config import BUSINESS_TZ
 from citycloud.settlement.versions import StatementView
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # One word per statement status, here only (the dashboard reads it from here too).
 STATUS_ZH = {"provisional": "暂定", "final": "最终", "restatement": "重述"}
@@ -103,7 +102,7 @@ def money_text(value: Any) -> str:
 def when_text(value: datetime) -> str:
     """An instant as Asia/Shanghai time, e.g. 2026-03-05 10:00:00+08:00."""
     if value.tzinfo is not None:
-        value = value.astimezone(SHANGHAI)
+        value = value.astimezone(BUSINESS_TZ)
     return value.isoformat(sep=" ", timespec="seconds")
 
 

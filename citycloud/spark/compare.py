@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-import duckdb
-
 from citycloud.config import PUBLISHED_MARTS, Settings
+from citycloud.publish import open_snapshot
 
 # The marts of kpis.md and user_ops.md (and the rest that is published), compared whole.
 COMPARED = PUBLISHED_MARTS
@@ -14,7 +13,7 @@ COMPARED = PUBLISHED_MARTS
 
 def published_marts(settings: Settings) -> dict[str, tuple[list[str], list[tuple]]]:
     """Every published mart of the readers' snapshot: (column names, rows in a fixed order)."""
-    con = duckdb.connect(str(settings.published), read_only=True)
+    con = open_snapshot(settings)
     try:
         out = {}
         for table in COMPARED:

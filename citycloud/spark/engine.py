@@ -15,12 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from citycloud.config import PUBLISHED_MARTS, CitycloudError, Settings
+from citycloud.config import BUILD_SCHEMA, PUBLISHED_MARTS, CitycloudError, Settings
 from citycloud.db import connect
 from citycloud.dbt_runner import DbtCommand, build_args, run_dbt
 from citycloud.spark import lake
-
-BUILD_SCHEMA = "marts_build"
 
 
 def table_folder(settings: Settings, schema: str, table: str) -> Path:

@@ -1,6 +1,7 @@
 -- The candidate monthly KPI mart, one frame row per (city_code, month), beside what the daily
 -- mart says about the same month. Sums and month-end values are compared only for months the
--- daily series covers completely (every day has a row).
+-- daily series covers completely (every day has a row). The row-level invariants (month is a
+-- first day, activity_rate against its counts) are dbt tests of kpi_monthly.
 WITH daily AS (
     SELECT city_code, CAST(date_trunc('month', kpi_date) AS DATE) AS month,
            count(*) AS days_with_rows,
@@ -12,9 +13,7 @@ WITH daily AS (
     FROM {{marts}}.kpi_daily GROUP BY ALL
 )
 SELECT m.city_code, m.month AS day, m.*  EXCLUDE (city_code),
-       CAST(extract('day' FROM m.month) AS BIGINT) AS month_day_of_month,
-       d.days_with_rows, d.max_dau,
-       d.days_with_rows = extract('day' FROM last_day(m.month)) AS fully_covered,
+       d.max_dau,
        CASE WHEN d.days_with_rows = extract('day' FROM last_day(m.month)) THEN d.sum_new_registrations END
            AS daily_new_registrations,
        CASE WHEN d.days_with_rows = extract('day' FROM last_day(m.month)) THEN d.sum_total_accesses END
@@ -22,12 +21,7 @@ SELECT m.city_code, m.month AS day, m.*  EXCLUDE (city_code),
        CASE WHEN d.days_with_rows = extract('day' FROM last_day(m.month)) THEN d.last_day_registered_users END
            AS daily_registered_users,
        CASE WHEN d.days_with_rows = extract('day' FROM last_day(m.month)) THEN d.last_day_connected_services END
-           AS daily_connected_services,
-       CASE WHEN m.registered_users IS NULL THEN NULL
-            WHEN m.registered_users = 0 THEN CAST(m.activity_rate IS NOT NULL AS INTEGER)
-            WHEN m.activity_rate IS NULL THEN 1
-            ELSE CAST(abs(m.activity_rate - m.mau / m.registered_users) > 1e-9 AS INTEGER)
-       END AS activity_rate_mismatch
+           AS daily_connected_services
 FROM {{marts}}.kpi_monthly m
 LEFT JOIN daily d ON d.city_code = m.city_code AND d.month = m.month
 ORDER BY m.city_code, m.month

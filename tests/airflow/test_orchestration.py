@@ -31,7 +31,7 @@ def deliver(landing: Path, city: str, source: str, day: dt.date, complete: bool 
 
 def ctx(day: dt.date | None = None, params: dict | None = None, run_after: dt.datetime | None = None) -> dict:
     """A task context for day/month D: logical date D 02:00 Shanghai, like a scheduled run."""
-    logical = dt.datetime.combine(day, dt.time(2), tzinfo=orch.TZ) if day else None
+    logical = dt.datetime.combine(day, dt.time(2), tzinfo=orch.BUSINESS_TZ) if day else None
     dag_run = SimpleNamespace(logical_date=logical, run_after=run_after or dt.datetime.now(UTC), run_id="r1")
     return {"logical_date": logical, "dag_run": dag_run, "params": params or {}}
 
@@ -93,7 +93,7 @@ def test_sensor_does_not_wait_when_all_is_there(landing):
 
 
 def test_sensor_waits_before_the_deadline(landing):
-    today = dt.datetime.now(orch.TZ).date()
+    today = dt.datetime.now(orch.BUSINESS_TZ).date()
     for source in orch.WAITED_SOURCES:
         deliver(landing, "430100", source, today - dt.timedelta(days=1))
     deliver(landing, "430100", "registrations", today)
@@ -116,9 +116,9 @@ def test_sensor_alerts_at_the_deadline_instead_of_hanging(landing):
 
 def test_deadline_is_end_of_day_plus_timeout(monkeypatch):
     monkeypatch.setenv("CITYCLOUD_DELIVERY_TIMEOUT_HOURS", "6")
-    assert orch.delivery_deadline(D) == dt.datetime(2026, 3, 3, 6, 0, tzinfo=orch.TZ)
+    assert orch.delivery_deadline(D) == dt.datetime(2026, 3, 3, 6, 0, tzinfo=orch.BUSINESS_TZ)
     monkeypatch.setenv("CITYCLOUD_DELIVERY_TIMEOUT_HOURS", "0.5")
-    assert orch.delivery_deadline(D) == dt.datetime(2026, 3, 3, 0, 30, tzinfo=orch.TZ)
+    assert orch.delivery_deadline(D) == dt.datetime(2026, 3, 3, 0, 30, tzinfo=orch.BUSINESS_TZ)
 
 
 def test_business_day():
@@ -191,7 +191,7 @@ def test_settlement_sensor_fails_fast_on_a_city_with_no_data_at_all(published, l
 
 
 def test_settlement_sensor_refuses_a_month_not_ended(published):
-    this_month = dt.datetime.now(orch.TZ).date().replace(day=1)
+    this_month = dt.datetime.now(orch.BUSINESS_TZ).date().replace(day=1)
     with pytest.raises(AirflowFailException, match="has not ended"):
         orch.PublishedMonthSensor(task_id="w").poke(ctx(this_month))
 

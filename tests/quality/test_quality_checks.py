@@ -114,6 +114,34 @@ def test_data_docs_static_site(clean_run):
     assert "<script" not in summary and "://" not in summary        # self-contained
 
 
+def test_mart_frames_compute_only_what_their_suite_reads(clean_run):
+    """A mart frame's SQL adds to the mart's columns only values its suite (kwargs, messages) or
+    its derive hook reads: checks that moved to dbt take their columns with them."""
+    import datetime as dt
+    import inspect
+
+    from citycloud.expectations import frames
+
+    settings, _, _ = clean_run
+    con = connect(settings.warehouse, settings=settings, read_only=True)
+    try:
+        unread = {}
+        for suite in load_suites():
+            if suite.name not in ("marts_kpi_daily", "marts_kpi_monthly"):
+                continue
+            mart = suite.name.removeprefix("marts_")
+            ctx = frames.FrameContext(con, -1, "marts_build", dt.date(2026, 1, 1))
+            added = set(frames.sql_frame(suite, ctx).columns) - {c for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts_build' "
+                "AND table_name = ?", [mart]).fetchall()} - {"day"}
+            readers = suite.path.read_text(encoding="utf-8") + (
+                inspect.getsource(frames.DERIVE[suite.derive]) if suite.derive else "")
+            unread[mart] = sorted(c for c in added if c not in readers)
+    finally:
+        con.close()
+    assert unread == {"kpi_daily": [], "kpi_monthly": []}
+
+
 # --- injected anomalies, one per city or day, in one run ----------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The user-operations metrics (models/semantic/user_ops*.yml): `citycloud query` equals the
+"""The user-operations metrics (models/semantic/user_ops_metrics.yml): `citycloud query` equals the
 user-ops marts cell for cell at their natural grains on the worked example, the marts equal
 the worked example's expected tables, and grains where a sum would be wrong are refused."""
 from __future__ import annotations

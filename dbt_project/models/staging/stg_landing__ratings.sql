@@ -1,7 +1,8 @@
 {{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('ratings', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
--- One row per rating: the copy from the latest delivery wins (see stg_landing__service_access).
+-- One row per rating: the copy from the latest delivery wins (macros/latest_copy.sql; see
+-- stg_landing__service_access).
 select
     r.city_code,
     r.event_id,
@@ -14,4 +15,4 @@ select
     r.has_comment,
     r.dt as delivered_dt
 from ({{ changed_events_of('ratings', 'event_id', 'r', 'r.*') }}) r
-qualify row_number() over (partition by r.city_code, r.event_id order by r.dt desc, r.file, r.line) = 1
+qualify {{ latest_copy_rank('r') }} = 1

@@ -1,8 +1,9 @@
 {{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('registrations', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
--- One row per account event: the copy from the latest delivery wins. Incremental by event, as
--- stg_landing__service_access: only the events new batches delivered are ranked again.
+-- One row per account event: the copy from the latest delivery wins (macros/latest_copy.sql).
+-- Incremental by event, as stg_landing__service_access: only the events new batches delivered
+-- are ranked again.
 select
     g.city_code,
     g.event_id,
@@ -17,4 +18,4 @@ select
     g.district_code,
     g.dt as delivered_dt
 from ({{ changed_events_of('registrations', 'event_id', 'g', 'g.*') }}) g
-qualify row_number() over (partition by g.city_code, g.event_id order by g.dt desc, g.file, g.line) = 1
+qualify {{ latest_copy_rank('g') }} = 1

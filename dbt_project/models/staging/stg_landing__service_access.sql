@@ -1,12 +1,12 @@
 {{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('service_access', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
--- One row per access event: the copy from the latest delivery wins. A redelivered event
--- keeps its id and event time, so its copies share an event day. An incremental build ranks
--- again only the events the new batches delivered, and every event of a day a re-export or
--- withdrawal removed rows from (macros/affected_days.sql, changed_events_of). Only the ids
--- delivered more than once are ranked (a window over every row cost ~15 % more CPU at 10M
--- rows); the rest pass as is.
+-- One row per access event: the copy from the latest delivery wins (macros/latest_copy.sql).
+-- A redelivered event keeps its id and event time, so its copies share an event day. An
+-- incremental build ranks again only the events the new batches delivered, and every event of
+-- a day a re-export or withdrawal removed rows from (macros/affected_days.sql,
+-- changed_events_of). Only the ids delivered more than once are ranked (a window over every
+-- row cost ~15 % more CPU at 10M rows); the rest pass as is.
 with delivered as (
     {{ changed_events_of('service_access', 'event_id', 'a',
         'a.city_code, a.event_id, a.user_key, a.service_id, a.event_ts_utc, a.event_day, a.channel,
@@ -22,8 +22,7 @@ repeated as (
 
 latest_copies as (
     select d.*,
-           row_number() over (partition by d.city_code, d.event_id
-                              order by d.delivered_dt desc, d.file, d.line) as copy_rank
+           {{ latest_copy_rank('d', delivered='delivered_dt') }} as copy_rank
     from delivered d
     where exists (select 1 from repeated r where r.city_code = d.city_code and r.event_id = d.event_id)
 )
