@@ -185,7 +185,7 @@ def step_ingest(args: dict, phases: Phases) -> dict:
 
     def ingest():
         with pipeline.ingest_connection(settings) as con:
-            return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key())
+            return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key(settings=settings))
 
     report = phases.run("ingest", ingest)
     seconds = time.perf_counter() - t0
