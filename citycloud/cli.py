@@ -1,4 +1,4 @@
-"""The `citycloud` command line: generate, run, settle, scorecard, query, user-ops, dashboard, rotate-key.
+"""The `citycloud` command line: generate, run, settle, scorecard, query, user-ops, dashboard, api, rotate-key.
 
 Every verb prints progress on stderr (stage lines and progress bars; every detail with
 --verbose) and a one-line summary at the end; the full log of each verb is appended to
@@ -150,18 +150,28 @@ def cmd_dashboard(args: argparse.Namespace) -> NoReturn:
 
     # serve() replaces this process with the server (same pid: `kill PID` stops it, port freed)
     serve(check_warehouse(args.warehouse), port=args.port, address=args.address,
-          contracts=Path(args.contracts) if args.contracts else None)
+          contracts=Path(args.contracts) if args.contracts else None, access=args.access, access_log=args.access_log)
+
+
+def cmd_api(args: argparse.Namespace) -> str:
+    from citycloud.api import serve_api
+
+    serve_api(args.warehouse, args.access, address=args.address, port=args.port, access_log=args.access_log)
+    return f"api: stopped ({args.address}:{args.port})"
 
 
 def cmd_query(args: argparse.Namespace) -> str:
-    from citycloud import query
+    from citycloud import outputs, query
 
     request = query.QueryRequest(metrics=query.parse_metrics(args.metrics), grain=args.grain, city=args.city,
                                  include_partial=args.include_partial, by=args.by)
-    df = query.query(_settings(args), request)
-    if not args.csv:
+    settings = _settings(args)
+    # Checked before the query runs: never over the warehouse, the landing area or a non-CSV file.
+    out = outputs.output_file("--csv", args.csv, settings) if args.csv else None
+    df = query.query(settings, request)
+    if out is None:
         return query.as_text(df).rstrip("\n")
-    query.write_csv(df, Path(args.csv))
+    query.write_csv(df, out)
     return f"query: {len(df)} rows x {len(request.metrics)} metrics by {args.grain} written to {args.csv}"
 
 
@@ -246,6 +256,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--address", default="127.0.0.1",
                    help="interface to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     d.add_argument("--contracts", help="contract terms shown on the Settlement page")
+    d.add_argument("--access", help="access.yml: login at the OpenID Connect provider, each person sees only its "
+                                    "cities (docs/access.md); without it, local mode on loopback only")
+    d.add_argument("--access-log", help="the access log (default: access_log.jsonl beside the warehouse)")
+
+    a = _verb(sub, "api", "HTTP API: `citycloud query`'s answers for the caller's cities (bearer tokens)", cmd_api)
+    a.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
+    a.add_argument("--access", required=True, help="access.yml (docs/access.md): the provider and who sees which city")
+    a.add_argument("--address", default="127.0.0.1", help="interface to listen on")
+    a.add_argument("--port", type=int, default=8502, help="port to listen on")
+    a.add_argument("--access-log", help="the access log (default: access_log.jsonl beside the warehouse)")
 
     q = _verb(sub, "query", "metrics of the semantic layer per city and period (published snapshot)", cmd_query)
     q.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
@@ -269,7 +289,7 @@ def _log_path(args: argparse.Namespace) -> Path | None:
     """Where the verb's full log goes: <output>/logs/<verb>.log beside the warehouse it works on
     (as its reports); for generate, logs/ beside the landing area (never inside it). The
     read-only verbs keep none."""
-    if args.verb in ("query", "dashboard"):
+    if args.verb in ("query", "dashboard", "api"):
         return None
     if args.verb == "generate":
         return log_file(Path(args.out).expanduser().absolute().parent, args.verb)

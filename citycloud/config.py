@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, get_args
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -163,6 +163,17 @@ class Settings(_Home):
     task_retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(2.0, ge=0)
 
+    # A delivered file is set aside whole, with its reason, when it decompresses to more than this
+    # many times its size on disk (but never below the floor, so small files pass), or when more than
+    # `max_bad_lines` of its lines break the contract: a decompression bomb or a file of another
+    # format, not dirt to keep row by row (docs/reliability.md).
+    max_decompression_ratio: float = Field(200.0, gt=0)
+    min_decompressed_limit_mb: float = Field(100.0, ge=0)
+    max_bad_lines: int = Field(1000, ge=0)
+    # The day ingestion takes as today (Asia/Shanghai): delivery folders dated after it are refused.
+    # Default the real date; set it for tests and replays.
+    today: date | None = None
+
     # The dashboard's cache lifetime for loads from the published snapshot.
     dashboard_ttl: int = Field(30, ge=0)
 
@@ -205,6 +216,11 @@ class Settings(_Home):
     def chosen(self, field: str) -> bool:
         """Whether `field` was given (environment or argument) rather than left to its default."""
         return field in self._chosen
+
+    @property
+    def current_day(self) -> date:
+        """Today in the business time zone (BUSINESS_TZ), unless `today` is set."""
+        return self.today or datetime.now(BUSINESS_TZ).date()
 
     @property
     def spill_dir(self) -> Path:

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         reporter.log(line)
     reporter.close()
     venv = Path(sys.executable).parent
+    ACCESS_EXAMPLE = write_demo_access(settings)  # noqa: N806 - shown in the text below
     quality = report.quality.page if report.quality else settings.output / "data_docs" / "citycloud-quality.html"
     print("\n".join(summaries))
     print(f"""
@@ -73,11 +74,40 @@ Demo ready.
   scorecard reports {settings.output / 'scorecard' / MONTH}
   quality page      {quality}
   full log          {reporter.log_path}
-Open the dashboard:
+Open the dashboard (local mode: no login, every city visible, this machine only):
   {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501   (then http://localhost:8501)
+Try the login (docs/access.md) with the test identity provider on this machine:
+  {venv}/oidc-provider-mock --port 9400 &
+  export CITYCLOUD_OIDC_CLIENT_SECRET=any CITYCLOUD_COOKIE_SECRET=$(openssl rand -hex 32)
+  {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501 --access {ACCESS_EXAMPLE}
+  (log in as ops.changsha@example.org: Changsha only; office@example.org: every city and the access log)
 Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0
+
+
+DEMO_ACCESS = """# The demo's access.yml: the test provider `oidc-provider-mock` on port 9400 (docs/access.md).
+oidc:
+  server_metadata_url: http://127.0.0.1:9400/.well-known/openid-configuration
+  client_id: citycloud
+users:
+  - id: ops.changsha@example.org
+    role: operator
+    cities: ["430100"]
+  - id: finance@example.org
+    role: contract_manager
+    cities: ["430100", "510100"]
+  - id: office@example.org
+    role: admin
+    cities: all
+"""
+
+
+def write_demo_access(settings) -> Path:
+    """access.yml for trying the login with the test provider (beside the demo's warehouse)."""
+    path = Path(settings.warehouse).parent / "access.yml"
+    path.write_text(DEMO_ACCESS, encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

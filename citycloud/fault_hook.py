@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 PAUSE_VARIABLE = "CITYCLOUD_FAULT_PAUSE_AT"
 MARKER_VARIABLE = "CITYCLOUD_FAULT_MARKER"
-_paused: set[str] = set()  # each phase pauses once per process
+_paused: set[str] = set()  # each phase pauses once per process (also when threads reach it at once)
+_guard = threading.Lock()
 
 
 def armed(phase: str) -> bool:
@@ -22,9 +24,10 @@ def armed(phase: str) -> bool:
 
 def pause_at(phase: str, **details: object) -> None:
     """Pause here if the test asked for `phase`, until it deletes the marker (or kills us)."""
-    if not armed(phase):
-        return
-    _paused.add(phase)
+    with _guard:
+        if not armed(phase):
+            return
+        _paused.add(phase)
     marker = os.environ.get(MARKER_VARIABLE)
     if not marker:
         while True:

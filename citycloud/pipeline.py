@@ -164,7 +164,7 @@ def ingest(settings: Settings, start: date | None = None, end: date | None = Non
         for note in recover(con, settings):
             if progress:
                 progress(note)
-        return ingest_landing(con, settings.landing, key, start, end, _with_fault_points(progress))
+        return ingest_landing(con, settings.landing, key, start, end, _with_fault_points(progress), settings)
 
 
 @writer_step

@@ -20,9 +20,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from citycloud import registry
+from citycloud import outputs, registry
 from citycloud.config import BUILD_SCHEMA, CitycloudError, Settings, published_path
 from citycloud.publish import open_snapshot
+from citycloud.validation import is_city_code
 
 GRAINS = ("day", "week", "month")
 PUBLISHED_SCHEMA = "marts"
@@ -205,8 +206,8 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
             f"--grain {' or '.join(reg.metrics[refused[0]].periods)} (a sum of shorter periods would be wrong)")
     if request.by is not None:
         dimension(reg.manifest, request.by)
-    if request.city is not None and not (request.city.isdigit() and len(request.city) == 6):
-        raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code")
+    if request.city is not None and not is_city_code(request.city):
+        raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code (ASCII digits 0-9)")
 
 
 def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
@@ -225,9 +226,12 @@ def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False, date_format="%Y-%m-%d")
+    """`out` already passed the output guard (citycloud.outputs.output_file): written whole or not at all."""
+    outputs.atomic_write(out, as_text(df))
 
 
 def as_text(df: pd.DataFrame) -> str:
-    return df.to_csv(index=False, date_format="%Y-%m-%d")
+    # Text cells (dimension values are delivered text) made inert for spreadsheets; numbers untouched.
+    text_columns = [c for c in df.columns if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)]
+    safe = df.assign(**{c: df[c].map(outputs.csv_cell) for c in text_columns}) if text_columns else df
+    return safe.to_csv(index=False, date_format="%Y-%m-%d")

@@ -10,6 +10,7 @@ from citycloud import pipeline
 from citycloud.config import NEW_PII_KEY_ENV as NEW_KEY_ENV
 from citycloud.config import CitycloudError, Settings, check_key_strength, pii_key
 from citycloud.db import connect
+from citycloud.ingestion.load import FileLimits
 from citycloud.ingestion.rekey import rotate_key
 
 
@@ -28,7 +29,7 @@ def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
         raise CitycloudError(f"warehouse {settings.warehouse} does not exist: nothing to re-key")
     con = connect(settings.warehouse, settings=settings)
     try:
-        report = rotate_key(con, settings.landing, old_key, new_key, progress)
+        report = rotate_key(con, settings.landing, old_key, new_key, progress, FileLimits.of(settings))
     finally:
         con.close()
     # Every model holding a user key is rebuilt from the re-keyed raw tables.

@@ -9,6 +9,7 @@ traced back to the warehouse.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 
 import duckdb
@@ -16,8 +17,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from citycloud import outputs
 from citycloud.config import CitycloudError, Settings
 from citycloud.publish import open_snapshot
+from citycloud.validation import is_city_code
 
 # sheet name -> (mart, condition selecting the month's rows; ? = month start, ? = next month start)
 SHEETS = {
@@ -38,9 +41,15 @@ def _month(text: str) -> dt.date:
 
 
 def export_user_ops(settings: Settings, city: str, month: str, out_dir: Path | None = None) -> Path:
-    """Write `user_ops_<city>_<YYYY-MM>.xlsx`; raise CitycloudError when the month is not covered."""
+    """Write `user_ops_<city>_<YYYY-MM>.xlsx` (whole or not at all); raise CitycloudError, writing
+    nothing, for a bad city or month, a refused output folder, or a month not covered."""
+    if not is_city_code(city):
+        raise CitycloudError(f"--city {city!r}: must be a 6-digit city code (ASCII digits 0-9)")
     start = _month(month)
     end = (start + dt.timedelta(days=32)).replace(day=1)
+    shown = Path(out_dir or settings.output / "user_ops" / month) / f"user_ops_{city}_{month}.xlsx"
+    folder = outputs.output_folder("--out", shown.parent, settings)
+    path = outputs.file_in("--out", folder, shown.name, settings)
     if not settings.published.exists():
         raise CitycloudError(f"no published snapshot at {settings.published}: run `citycloud run` first")
     con = open_snapshot(settings)
@@ -61,11 +70,11 @@ def export_user_ops(settings: Settings, city: str, month: str, out_dir: Path | N
                              f"{str(exc).splitlines()[0]}") from None
     finally:
         con.close()
-    folder = out_dir or settings.output / "user_ops" / month
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"user_ops_{city}_{month}.xlsx"
-    book.save(path)
-    return path
+    outputs.text_only(book.worksheets)  # delivered names (channels, services) are text, never formulas
+    saved = io.BytesIO()
+    book.save(saved)
+    outputs.atomic_write(path, saved.getvalue())
+    return shown
 
 
 def _write_sheet(ws, columns: list[str], rows: list[tuple]) -> None:

@@ -10,7 +10,14 @@ from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# [0-9], not \d: \d (and str.isdigit, int()) also take other scripts' digits, e.g. Arabic-Indic ٣١٠٠٠٠.
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+CITY_CODE = re.compile(r"[0-9]{6}")
+
+
+def is_city_code(value: Any) -> bool:
+    """A 6-digit city code (a Chinese administrative division code) in ASCII digits."""
+    return isinstance(value, str) and CITY_CODE.fullmatch(value) is not None
 
 
 def show(value: Any) -> str:
@@ -33,7 +40,7 @@ def decimal_places(d: Decimal) -> int:
 
 
 def month_text(value: Any, example: str) -> str:
-    if isinstance(value, str) and _MONTH.match(value):
+    if isinstance(value, str) and _MONTH.fullmatch(value):
         return value
     hint = " (write the month, not a date)" if isinstance(value, date) else ""
     raise ValueError(f"must be a month written YYYY-MM, e.g. {example}{hint}, got {show(value)}")

@@ -1,7 +1,9 @@
-"""Streamlit entry point: `streamlit run dashboards/app.py -- --warehouse FILE`.
+"""Streamlit entry point: `streamlit run dashboards/app.py -- --warehouse FILE [--access FILE]`.
 
 Started by `citycloud.dashboards.serve()` (the `citycloud dashboard` verb). Reads only the published
-snapshot beside the warehouse (see dashboards/data.py).
+snapshot beside the warehouse (see dashboards/data.py), as the person's scope allows: `gate.gate()`
+decides who is looking (login with --access, local mode without). Pages a role may not open are
+not in its navigation; opened by URL they show "no access" and are logged as denied.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from citycloud.dashboards import ui
+from citycloud.dashboards import gate, ui
 
 HERE = Path(__file__).resolve().parent
 VIEWS = HERE / "views"
@@ -17,14 +19,41 @@ VIEWS = HERE / "views"
 st.set_page_config(page_title="市民云运营看板 citycloud", page_icon="🏙️", layout="wide",
                    initial_sidebar_state="expanded")
 
-pages = [
-    st.Page(VIEWS / "today.py", title="今日概览 Today", icon=":material/today:", default=True),
-    st.Page(VIEWS / "trends.py", title="趋势 Trends", icon=":material/trending_up:", url_path="trends"),
-    st.Page(VIEWS / "services.py", title="服务 Services", icon=":material/account_balance:", url_path="services"),
-    st.Page(VIEWS / "settlement.py", title="结算 Settlement", icon=":material/payments:", url_path="settlement"),
-    st.Page(VIEWS / "users.py", title="用户运营 Users", icon=":material/group:", url_path="users"),
-    st.Page(VIEWS / "scorecard.py", title="运营评价 Scorecard", icon=":material/grading:", url_path="scorecard"),
-]
-page = st.navigation(pages, position="sidebar")
-ui.sidebar()
-page.run()
+# page name (access.md's roles) -> file, title, icon, URL path
+PAGES = {
+    "today": ("today.py", "今日概览 Today", ":material/today:", None),
+    "trends": ("trends.py", "趋势 Trends", ":material/trending_up:", "trends"),
+    "services": ("services.py", "服务 Services", ":material/account_balance:", "services"),
+    "settlement": ("settlement.py", "结算 Settlement", ":material/payments:", "settlement"),
+    "users": ("users.py", "用户运营 Users", ":material/group:", "users"),
+    "scorecard": ("scorecard.py", "运营评价 Scorecard", ":material/grading:", "scorecard"),
+    "access_log": ("access_log.py", "访问日志 Access log", ":material/policy:", "access_log"),
+}
+
+scope = gate.gate()
+
+
+def _refused(name: str):
+    def page() -> None:
+        gate.deny(name, f"role {scope.role} may not open page {name}")
+    page.__name__ = f"no_access_{name}"
+    return page
+
+
+pages, shown = [], []
+for name, (file, title, icon, url_path) in PAGES.items():
+    target = VIEWS / file if scope.may_open(name) else _refused(name)
+    kwargs = {"url_path": url_path} if url_path else {"default": True}
+    page = st.Page(target, title=title, icon=icon, **kwargs)
+    pages.append(page)
+    if scope.may_open(name):
+        shown.append(page)
+current = st.navigation(pages, position="hidden")  # the sidebar lists only the allowed pages
+with st.sidebar:
+    for page in shown:
+        st.page_link(page)
+name = next(n for n, p in zip(PAGES, pages) if p.title == current.title)
+if scope.may_open(name):
+    sel = ui.sidebar()
+    gate.log_view(name, sel.get("cities") or scope.cities if name != "access_log" else ())
+current.run()

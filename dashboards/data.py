@@ -7,6 +7,11 @@ read-only connection to that file, runs all of its queries on that one connectio
 shows one consistent snapshot) and closes it again, so a replaced snapshot is picked up by the
 next load and an old one is never held open.
 
+Every read is scoped (access.md): `open_snapshot` and `run_load` take the person's `Scope` as a
+required argument and read through `citycloud.access.scoped_connection`, whose `marts.*` and
+`audit.*` are views keeping only the scope's cities (filtered in SQL). A loader that forgets
+to filter by city still sees only those.
+
 Nothing here imports Streamlit: the functions take a `Snapshot` and return pandas frames, so
 they are tested without a browser. Caching lives in `citycloud.dashboards.ui`.
 """
@@ -24,7 +29,7 @@ from typing import Iterator, Sequence
 import duckdb
 import pandas as pd
 
-from citycloud import publish
+from citycloud.access import Scope, scoped_connection
 from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
 
 from citycloud.dashboards import fmt
@@ -82,6 +87,7 @@ class Snapshot:
     con: duckdb.DuckDBPyConnection
     path: Path
     tables: dict[str, set[str]] = field(default_factory=dict)  # "schema.table" -> columns
+    scope: Scope | None = None  # whose view of the snapshot this is (the connection is filtered to it)
 
     def has(self, table: str, *columns: str) -> bool:
         cols = self.tables.get(table)
@@ -91,18 +97,9 @@ class Snapshot:
         return self.con.execute(sql, list(params or [])).df()
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    con = publish.open_snapshot(path=path)
-    try:
-        con.execute("SET threads = 2")
-    except duckdb.Error:
-        pass
-    return con
-
-
 @contextmanager
-def open_snapshot(warehouse: Path | str, attempts: int = 8, delay: float = 0.05) -> Iterator[Snapshot]:
-    """A fresh read-only connection to the published snapshot, closed on exit.
+def open_snapshot(warehouse: Path | str, scope: Scope, attempts: int = 8, delay: float = 0.05) -> Iterator[Snapshot]:
+    """A fresh read-only connection to the published snapshot as `scope` may see it, closed on exit.
 
     Opening is retried briefly: a snapshot being renamed into place or a transient I/O error
     must not reach the operator. Raises SnapshotMissing or SnapshotBusy.
@@ -114,7 +111,7 @@ def open_snapshot(warehouse: Path | str, attempts: int = 8, delay: float = 0.05)
         if not path.exists():
             raise SnapshotMissing(path)
         try:
-            con = _connect(path)
+            con = scoped_connection(path, scope)
             rows = con.execute(
                 "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
                 "WHERE database_name = current_database()"
@@ -135,17 +132,19 @@ def open_snapshot(warehouse: Path | str, attempts: int = 8, delay: float = 0.05)
     for schema, table, column in rows:
         tables.setdefault(f"{schema}.{table}", set()).add(column)
     try:
-        yield Snapshot(con, path, tables)
+        yield Snapshot(con, path, tables, scope)
     finally:
         con.close()
 
 
-def run_load(warehouse: Path | str, loader, *args, attempts: int = 4, **kwargs):
-    """Open the snapshot, run `loader(snapshot, *args)`, retrying on read errors."""
+def run_load(warehouse: Path | str, scope: Scope, loader, *args, attempts: int = 4, **kwargs):
+    """Open the snapshot as `scope` sees it, run `loader(snapshot, *args)`, retrying on read errors."""
+    if not isinstance(scope, Scope):
+        raise TypeError("run_load needs the reader's Scope (citycloud.access.Scope)")
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            with open_snapshot(warehouse) as snap:
+            with open_snapshot(warehouse, scope) as snap:
                 return loader(snap, *args, **kwargs)
         except SnapshotMissing:
             raise

@@ -6,27 +6,21 @@ decimals (``93.48%``), changes of a rate in percentage points (``+1.20个百分�
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import functools
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from citycloud.config import BUSINESS_TZ, DBT_PROJECT_DIR
+from citycloud.access import cities
+from citycloud.config import BUSINESS_TZ
 from citycloud.registry import Registry
 from citycloud.registry import load as load_registry
 from citycloud.settlement.statements import STATUS_ZH
 
 MISSING = "—"
 
-CITY_REFERENCE = DBT_PROJECT_DIR / "seeds" / "city_reference.csv"
-
-
-@functools.cache
-def city_names() -> dict[str, str]:
-    """Code → official name, from the one home of city facts: the dbt seed city_reference."""
-    with CITY_REFERENCE.open(encoding="utf-8") as fh:
-        return {row["city_code"]: row["official_name"] for row in csv.DictReader(fh)}
+# Code → official name, from the one home of city facts: the dbt seed city_reference.
+city_names = cities.city_names
+CITY_REFERENCE = cities.CITY_REFERENCE
 
 WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 

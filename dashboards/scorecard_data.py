@@ -36,8 +36,11 @@ def load_scorecard(snap: Snapshot, month: dt.date | str | None = None) -> dict:
                  "month": None, "monthly": None, "indicators": None, "refusals": None}
     if out["missing"]:
         return out
+    # ranked_cities: how many cities the scheme ranked that month, given by the scoped view to a
+    # person who sees fewer than all of them ("rank k of N", citycloud.access.scope.WHOLE)
+    ranked = "ranked_cities" if snap.has(MONTHLY, "ranked_cities") else "NULL::BIGINT AS ranked_cities"
     monthly = snap.df(f"""SELECT month, scheme_id, city_code, total_score::DOUBLE AS total_score, grade,
-                                 {', '.join(f'{d}::DOUBLE AS {d}' for d in dims)}, rank
+                                 {', '.join(f'{d}::DOUBLE AS {d}' for d in dims)}, rank, {ranked}
                           FROM {MONTHLY} ORDER BY month, scheme_id, rank, city_code""")
     monthly["month"] = pd.to_datetime(monthly["month"]).dt.date
     refused = f"UNION SELECT month FROM {REFUSALS}" if snap.has(REFUSALS) else ""
@@ -101,7 +104,12 @@ def ranking_table(monthly: pd.DataFrame, month: dt.date, scheme_id: str) -> pd.D
     """The scheme's cities in the month, best first: rank, city, total, grade, the four dimensions."""
     rows = monthly[(monthly["month"] == month) & (monthly["scheme_id"] == scheme_id)]
     rows = rows.sort_values(["rank", "city_code"])
-    table = pd.DataFrame({"排名 Rank": rows["rank"].map(fmt.fmt_int),
+    # a person who does not see every ranked city: its rank "k of N", no other city's row
+    partial = rows["ranked_cities"].notna() & (rows["ranked_cities"] > len(rows)) if "ranked_cities" in rows \
+        else pd.Series(False, index=rows.index)
+    ranks = [f"{fmt.fmt_int(k)} of {fmt.fmt_int(n)}" if part else fmt.fmt_int(k)
+             for k, n, part in zip(rows["rank"], rows.get("ranked_cities", rows["rank"]), partial)]
+    table = pd.DataFrame({"排名 Rank": ranks,
                           "城市 City": rows["city_code"].map(fmt.city_label),
                           "总分 Total": rows["total_score"].map(fmt_score),
                           "等级 Grade": rows["grade"]})

@@ -19,7 +19,7 @@ import streamlit as st
 
 from citycloud.config import Settings
 
-from citycloud.dashboards import data, fmt
+from citycloud.dashboards import as_text, data, fmt, gate
 
 CACHE_TTL_SECONDS = Settings().dashboard_ttl
 ALL = "all"
@@ -51,8 +51,8 @@ def contracts_path() -> Path:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=256)
-def _cached(warehouse_path: str, version: tuple, loader: str, args: tuple):
-    return data.run_load(warehouse_path, getattr(data, loader), *args)
+def _cached(warehouse_path: str, version: tuple, scope, loader: str, args: tuple):
+    return data.run_load(warehouse_path, scope, getattr(data, loader), *args)
 
 
 def missing_snapshot(path: Path) -> None:
@@ -70,9 +70,10 @@ def load(loader: str, *args):
     version = data.snapshot_version(wh)
     if version is None:
         missing_snapshot(data.snapshot_path(wh))
-    key = (str(wh), loader, args)
+    scope = gate.current_scope()
+    key = (str(wh), scope, loader, args)
     try:
-        result = _cached(str(wh), (version.inode, version.mtime_ns, version.size), loader, args)
+        result = _cached(str(wh), (version.inode, version.mtime_ns, version.size), scope, loader, args)
     except data.SnapshotMissing as exc:
         missing_snapshot(exc.path)
     except Exception as exc:  # busy, replaced mid-read, lock: fall back to the last state read
@@ -108,15 +109,20 @@ def sidebar() -> dict:
             return sel
     overview = load("load_overview")
     cities_df = overview["cities"]
-    present = [] if cities_df is None else list(cities_df["city_code"])
-    options = [ALL] + present + [c for c in fmt.city_names() if c not in present]
+    present = [] if cities_df is None else list(cities_df["city_code"])  # the scope's cities with data
+    scope = gate.current_scope()
+    known = present + [c for c in scope.cities if c not in present]
+    options = ([ALL] if len(known) > 1 else []) + known
+    wanted = st.query_params.get("city")
+    if wanted and wanted != ALL and not scope.allows(wanted):  # a city outside the scope asked for by URL
+        gate.deny("city", "query parameter city outside the scope")
     with st.sidebar:
         # selections live in the session and mirror the URL (?city=430100&day=2026-03-03)
         if "city" not in st.session_state:
-            wanted = st.query_params.get("city", ALL)
-            st.session_state["city"] = wanted if wanted in options else ALL
+            wanted = st.query_params.get("city", options[0])
+            st.session_state["city"] = wanted if wanted in options else options[0]
         elif st.session_state["city"] not in options:
-            st.session_state["city"] = ALL
+            st.session_state["city"] = options[0]
         city = st.selectbox(
             "城市 City",
             options,
@@ -256,11 +262,12 @@ def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, k
 
 
 def table(df: pd.DataFrame) -> None:
-    """A static HTML table (its text is in the page, formatted as given)."""
+    """A static HTML table (its text is in the page, formatted as given), every cell shown as
+    text: never st.table, which renders the markdown of delivered names (as_text.py)."""
     if df is None or df.empty:
         st.caption("无记录 (none)")
         return
-    st.table(df.reset_index(drop=True), hide_index=True)
+    st.html(as_text.html_table(df))
 
 
 def day_range(sel: dict, default_days: int, key: str) -> tuple[dt.date, dt.date]:

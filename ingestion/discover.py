@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from citycloud.config import SOURCES
+from citycloud.config import BUSINESS_TZ_NAME, SOURCES
 
 CITY_RE = re.compile(r"^\d{6}$")
 DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -29,7 +29,7 @@ MARKER = "_SUCCESS"
 class LandingProblem:
     """Something in the landing area that is not a delivery: reported, never read."""
     path: str    # relative to the landing root
-    kind: str    # 'bad_name' | 'refused_link' | 'special_file' | 'empty_delivery' | 'stray_file'
+    kind: str    # 'bad_name' | 'refused_link' | 'special_file' | 'empty_delivery' | 'stray_file' | 'future_delivery'
     reason: str
 
     def __str__(self) -> str:
@@ -193,7 +193,11 @@ def _bad_name(level: str, name: str) -> str:
     return f"delivery folder {name!r} is not dt=YYYY-MM-DD with a real date: not read"
 
 
-def discover(landing: Path, start: date | None = None, end: date | None = None) -> Discovery:
+def discover(landing: Path, start: date | None = None, end: date | None = None,
+             today: date | None = None) -> Discovery:
+    """The deliveries of the landing area (between `start` and `end`); with `today`, a folder dated
+    after it is a landing problem, not a delivery: nobody exports a day that has not come (one
+    such folder would stretch every day series to it)."""
     walker = _Walker(Path(landing))
     complete: list[Delivery] = []
     incomplete: list[Delivery] = []
@@ -213,6 +217,10 @@ def discover(landing: Path, start: date | None = None, end: date | None = None) 
                 if dt_dir is None:
                     continue
                 dt = _parse_dt(dt_entry.name)
+                if today and dt > today:
+                    walker.problem(shown_dt, "future_delivery",
+                                   f"delivery folder dated {dt}, after today ({today}, {BUSINESS_TZ_NAME}): not read")
+                    continue
                 if (start and dt < start) or (end and dt > end):
                     continue
                 d = _delivery(walker, city_entry.name, source_entry.name, dt, dt_dir, shown_dt)

@@ -16,16 +16,25 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from citycloud.config import CitycloudError
+from citycloud.config import CitycloudError, Settings
 from citycloud.ingestion.discover import Delivery, LandingProblem, discover
 from citycloud.ingestion.masking import Masker, mask_reason
 from citycloud.ingestion.pii import key_fingerprint, register_hmac
-from citycloud.ingestion.readers import UnreadableFile, chunks, read_lines
+from citycloud.ingestion.readers import SizeLimit, UnreadableFile, line_chunks
 from citycloud.ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
 from citycloud.ingestion.schema import RAW_TABLES, ensure_schema
 
-# Lines validated per statement: bounds the temp table (and memory) for 10M-line files.
-CHUNK_ROWS = 1_000_000
+
+@dataclass(frozen=True)
+class FileLimits:
+    """When a whole file is set aside (config.Settings: max_decompression_ratio, ...)."""
+    size: SizeLimit
+    max_bad_lines: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> FileLimits:
+        return cls(SizeLimit(settings.max_decompression_ratio, int(settings.min_decompressed_limit_mb * 2**20)),
+                   settings.max_bad_lines)
 
 
 @dataclass
@@ -114,11 +123,10 @@ def _set_aside(con: duckdb.DuckDBPyConnection, res: DeliveryResult, rel: str, re
 
 
 def _keep_rejected(con: duckdb.DuckDBPyConnection, masker: Masker, fmt: str, header: list[str] | None,
-                   rel: str, ctx: dict) -> int:
+                   rel: str, ctx: dict, rejected: pa.Table) -> None:
     """Store the rejected lines of `_checked`, masked (citycloud.ingestion.masking): never as delivered."""
-    rejected = con.sql("SELECT line, reason, raw FROM _checked WHERE reason IS NOT NULL ORDER BY line").to_arrow_table()
     if rejected.num_rows == 0:
-        return 0
+        return
     kept = pa.table({
         "line": rejected.column("line"),
         "reason": pa.array([mask_reason(r) for r in rejected.column("reason").to_pylist()], pa.string()),
@@ -128,35 +136,62 @@ def _keep_rejected(con: duckdb.DuckDBPyConnection, masker: Masker, fmt: str, hea
     con.execute(_sql("INSERT INTO audit.rejected_rows SELECT $city, $source, $dt, $file, line, reason, raw, $batch "
                      "FROM _kept ORDER BY line", file=rel, **ctx))
     con.unregister("_kept")
-    return kept.num_rows
+
+
+def _too_many_bad_lines(limit: int) -> str:
+    return (f"more than {limit:,} lines break the contract (CITYCLOUD_MAX_BAD_LINES): not a delivery of its "
+            "source; set aside whole, its rows not kept one by one")
+
+
+def _forget_file(con: duckdb.DuckDBPyConnection, source: str, rel: str, ctx: dict) -> None:
+    """Drop what the chunks read before a file was found unreadable stored: it is set aside whole."""
+    where = "city_code = $city AND dt = $dt AND file = $file AND batch_id = $batch"
+    con.execute(_sql(f"DELETE FROM raw.{source} WHERE {where}", file=rel, **ctx))
+    con.execute(_sql(f"DELETE FROM audit.rejected_rows WHERE source = $source AND {where}", file=rel, **ctx))
 
 
 def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: str, masker: Masker,
-                 res: DeliveryResult, ctx: dict) -> None:
-    """Validate one file's lines chunk by chunk into raw.<source> and its rejects. A function of
-    its own so that the file's bytes are freed before the next file is read (measured: two
-    files' bytes at once were part of a 10M delivery's peak memory)."""
+                 res: DeliveryResult, ctx: dict, limits: FileLimits) -> None:
+    """Validate one file's lines chunk by chunk (streamed: readers.line_chunks) into raw.<source>
+    and its rejects. A file found unreadable, too large or too bad part way is set aside whole:
+    what its earlier chunks stored goes (inside the delivery's transaction)."""
     raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
     fmt = RULES[d.source].format
-    lines = read_lines(d.read_path(path))
     header = None
-    for chunk in chunks(lines, CHUNK_ROWS):
-        con.register("_lines", chunk)
-        query, header = checked_sql(d.source, con, chunk, header)
-        if problem := header_problem(d.source, header):
-            raise UnreadableFile(problem)
-        con.execute(_sql(f"CREATE OR REPLACE TEMP TABLE _checked AS {query}", header_line=1, **ctx))
-        con.execute(_sql(
-            f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
-            f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
-        res.rows_rejected += _keep_rejected(con, masker, fmt, header, rel, ctx)
-        con.unregister("_lines")
-    res.rows_read += lines.num_rows - (1 if header is not None else 0)
+    lines = rejected_lines = 0
+    stored = False
+    try:
+        for chunk in line_chunks(d.read_path(path), limits.size):
+            con.register("_lines", chunk)
+            query, header = checked_sql(d.source, con, chunk, header)
+            if problem := header_problem(d.source, header):
+                raise UnreadableFile(problem)
+            con.execute(_sql(f"CREATE OR REPLACE TEMP TABLE _checked AS {query}", header_line=1, **ctx))
+            rejected = con.sql(
+                "SELECT line, reason, raw FROM _checked WHERE reason IS NOT NULL ORDER BY line").to_arrow_table()
+            rejected_lines += rejected.num_rows
+            if rejected_lines > limits.max_bad_lines:  # before masking them one by one
+                raise UnreadableFile(_too_many_bad_lines(limits.max_bad_lines))
+            stored = True
+            con.execute(_sql(
+                f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
+                f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
+            _keep_rejected(con, masker, fmt, header, rel, ctx, rejected)
+            con.unregister("_lines")
+            lines += chunk.num_rows
+            del chunk, rejected  # this chunk's bytes are freed before the next is read
+    except UnreadableFile:
+        if stored:
+            _forget_file(con, d.source, rel, ctx)
+        raise
+    res.rows_read += lines - (1 if header is not None else 0)
+    res.rows_rejected += rejected_lines
 
 
 def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path, batch_id: int,
                      signature: str, content_hash: str, replaced: bool, masker: Masker,
-                     own_transaction: bool = True) -> DeliveryResult:
+                     own_transaction: bool = True, limits: FileLimits | None = None) -> DeliveryResult:
+    limits = limits or FileLimits.of(Settings())
     res = DeliveryResult(d.city_code, d.source, d.dt, len(d.files), replaced=replaced)
     ctx = dict(city=d.city_code, dt=d.dt, batch=batch_id, source=d.source)
     if own_transaction:
@@ -177,7 +212,7 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
         for path in d.files:
             rel = path.relative_to(landing).as_posix()
             try:
-                _ingest_file(con, d, path, rel, masker, res, ctx)
+                _ingest_file(con, d, path, rel, masker, res, ctx, limits)
             except UnreadableFile as exc:
                 # Only a whole-file problem (unreadable, no header) lands here: nothing of it loaded yet.
                 _set_aside(con, res, rel, str(exc), ctx)
@@ -271,8 +306,13 @@ def _empty(d: Delivery, landing: Path) -> LandingProblem:
 
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, start: date | None = None,
-                   end: date | None = None, progress: Callable[[str], None] | None = None) -> IngestReport:
-    """Ingest every complete delivery not yet ingested (or re-exported since) into `con`."""
+                   end: date | None = None, progress: Callable[[str], None] | None = None,
+                   settings: Settings | None = None) -> IngestReport:
+    """Ingest every complete delivery not yet ingested (or re-exported since) into `con`.
+
+    `settings` gives the file limits and today's date (default: read from the environment)."""
+    settings = settings or Settings()
+    limits = FileLimits.of(settings)
     t0 = time.perf_counter()
     landing = Path(landing).resolve()
     ensure_schema(con)
@@ -280,7 +320,7 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
     close_interrupted_batches(con)
     register_hmac(con, key)
     con.execute(TS_PARSE_MACROS)
-    found = discover(landing, start, end)
+    found = discover(landing, start, end, today=settings.current_day)
     problems = list(found.problems) + [_empty(d, landing) for d in found.complete if not d.files]
     # Incomplete folders are kept too (not as problems): settlement warns about a month that has one.
     waiting = [LandingProblem(d.path.relative_to(landing).as_posix(), "incomplete_delivery",
@@ -317,7 +357,7 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, landing: Path, key: bytes, st
     todo.sort(key=lambda item: (item[0].dt, item[0].city_code, item[0].source))
     for i, (d, signature, content_hash, replaced) in enumerate(todo, 1):
         res = _ingest_delivery(con, d, landing, batch_id, signature, content_hash, replaced,
-                               Masker(key, d.city_code))
+                               Masker(key, d.city_code), limits=limits)
         report.deliveries.append(res)
         if progress:
             note = f", {len(res.rejected_files)} file(s) set aside" if res.rejected_files else ""

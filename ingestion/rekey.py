@@ -17,8 +17,8 @@ import duckdb
 
 from citycloud.config import CitycloudError
 from citycloud.ingestion.discover import discover
-from citycloud.ingestion.load import (IngestReport, _ingest_delivery, check_key, close_interrupted_batches, next_batch_id,
-                            record_batch)
+from citycloud.ingestion.load import (FileLimits, IngestReport, _ingest_delivery, check_key, close_interrupted_batches,
+                                     next_batch_id, record_batch)
 from citycloud.ingestion.masking import Masker
 from citycloud.ingestion.pii import key_fingerprint, register_hmac
 from citycloud.ingestion.rules import TS_PARSE_MACROS
@@ -37,7 +37,7 @@ class RotationReport:
 
 
 def rotate_key(con: duckdb.DuckDBPyConnection, landing: Path, old_key: bytes, new_key: bytes,
-               progress: Callable[[str], None] | None = None) -> RotationReport:
+               progress: Callable[[str], None] | None = None, limits: FileLimits | None = None) -> RotationReport:
     landing = Path(landing).resolve()
     ensure_schema(con)
     check_key(con, old_key)
@@ -72,7 +72,7 @@ def rotate_key(con: duckdb.DuckDBPyConnection, landing: Path, old_key: bytes, ne
         for i, (d, content_hash) in enumerate(todo, 1):
             report.deliveries.append(_ingest_delivery(
                 con, d, landing, batch_id, d.signature(), content_hash, replaced=True,
-                masker=Masker(new_key, d.city_code), own_transaction=False))
+                masker=Masker(new_key, d.city_code), own_transaction=False, limits=limits))
             if progress and (i % 50 == 0 or i == len(todo)):
                 progress(f"re-keyed {i}/{len(todo)} deliveries")
         con.execute("UPDATE audit.pii_key SET fingerprint = ?, since = now()::TIMESTAMP", [key_fingerprint(new_key)])

@@ -9,6 +9,7 @@ from typing import Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from citycloud.outputs import FileSet, write_error
 from citycloud.scorecard import catalog, charts
 from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, months_back
 from citycloud.scorecard.pdf import print_pdf
@@ -52,10 +53,10 @@ def _lost(result: CityResult) -> list[dict]:
     return [{"ind": i, "lost": i.points_lost.quantize(Decimal("0.01"))} for i in rows]
 
 
-def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: list[CityResult],
+def write_reports(files: FileSet, month: str, schemes: dict[str, Scheme], results: list[CityResult],
                   refused: list[tuple[str, str, str]], trends: dict[str, dict], names: dict[str, str],
-                  progress: Callable[[str], None] | None = None) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+                  progress: Callable[[str], None] | None = None) -> None:
+    """Render every report (HTML and PDF) into `files`' staging folder; the caller puts them in place."""
     env = _env()
     months = months_back(month, TREND_MONTHS)
     labels = {k: v.label for k, v in catalog.indicators().items()}
@@ -65,7 +66,7 @@ def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: li
     counts = defaultdict(int)
     for r in results:
         counts[r.scheme_id] += 1
-    pages: list[tuple[Path, str]] = []  # (stem, html)
+    pages: list[tuple[str, str]] = []  # (stem, html)
     for city, mine in sorted(by_city.items()):
         sections = []
         for r in sorted(mine, key=lambda x: x.scheme_id):
@@ -81,7 +82,7 @@ def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: li
         html = env.get_template("city_report.html.j2").render(
             city=city, name=names.get(city, city), month=month, months=months, sections=sections, labels=labels,
             refused=[(s, reason) for s, c, reason in refused if c == city])
-        pages.append((out / city_stem(city, names), html))
+        pages.append((city_stem(city, names), html))
     ranking = []
     for scheme_id in sorted(schemes):  # schemes with no city scored still show their refusals
         mine = sorted((r for r in results if r.scheme_id == scheme_id), key=lambda x: (x.rank, x.city_code))
@@ -90,12 +91,16 @@ def write_reports(out: Path, month: str, schemes: dict[str, Scheme], results: li
                         "refused": [(c, reason) for s, c, reason in refused if s == scheme_id]})
     html = env.get_template("comparison.html.j2").render(month=month, ranking=ranking, names=names, labels=labels,
                                                           dimensions=catalog.dimensions())
-    pages.append((out / COMPARISON_STEM, html))
+    pages.append((COMPARISON_STEM, html))
+    targets = []  # (html, pdf) in the staging folder
     for stem, html in pages:
-        stem.with_suffix(".html").write_text(html, encoding="utf-8")
+        targets.append((files.path(f"{stem}.html"), files.path(f"{stem}.pdf")))
+        try:
+            targets[-1][0].write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise write_error(files.folder / f"{stem}.html", exc) from None
     # Chromium spends most of its ~3 s per page starting up: two at a time halves the wait.
     with ThreadPoolExecutor(max_workers=PRINTERS) as pool:
-        pdfs = list(pool.map(lambda page: print_pdf(page[0].with_suffix(".html"), page[0].with_suffix(".pdf")), pages))
+        pdfs = list(pool.map(lambda target: print_pdf(*target), targets))
     if progress:
-        progress(f"wrote {len(pdfs)} PDF reports in {out}")
-    return [p for stem, _ in pages for p in (stem.with_suffix(".html"), stem.with_suffix(".pdf"))]
+        progress(f"rendered {len(pdfs)} PDF reports for {files.folder}")

@@ -16,14 +16,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from citycloud.config import CitycloudError
 from citycloud.validation import as_number as _number
-from citycloud.validation import month_text, problems_of
+from citycloud.validation import is_city_code, month_text, problems_of
 from citycloud.validation import show as _show
 from citycloud.scorecard import catalog
 from citycloud.yaml_files import read_list
 
 WEIGHT_TOLERANCE = Decimal("1e-9")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_CITY = re.compile(r"^\d{6}$")
+MAX_LABEL = 200  # scheme ids, names and grades: a 20 MB name made Chromium time out
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -31,7 +31,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def _city(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # Chinese division codes never start with 0: 310000 is "310000"
-    if isinstance(value, str) and _CITY.match(value):
+    if is_city_code(value):
         return value
     raise ValueError(f"must be a 6-digit city code, got {_show(value)}")
 
@@ -46,6 +46,15 @@ def _text(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise ValueError(f"is required: a non-empty text, got {_show(value)}")
+
+
+def _label(value: Any) -> str:
+    """A name printed on every report page: text, and short enough to print."""
+    text = _text(value)
+    if len(text) > MAX_LABEL:
+        raise ValueError(f"must be at most {MAX_LABEL} characters (it is printed on every report), "
+                         f"got {len(text):,}")
+    return text
 
 
 def _day(value: Any) -> date:
@@ -83,6 +92,7 @@ Number = Annotated[Decimal, BeforeValidator(_number)]
 Month = Annotated[str, BeforeValidator(lambda v: month_text(v, example="2026-02"))]
 CityCode = Annotated[str, BeforeValidator(_city)]
 Text = Annotated[str, BeforeValidator(_text)]
+Label = Annotated[str, BeforeValidator(_label)]
 
 
 class _Entry(BaseModel):
@@ -98,12 +108,12 @@ class IndicatorTerm(_Entry):
 
 class Grade(_Entry):
     min_score: Annotated[Number, AfterValidator(_between(Decimal(0), Decimal(100)))]
-    grade: Text
+    grade: Label
 
 
 class Scheme(_Entry):
-    scheme_id: Annotated[str, BeforeValidator(_text)]
-    name: Text | None = None
+    scheme_id: Label
+    name: Label | None = None
     cities: Annotated[Union[Literal["all"], list[CityCode]], BeforeValidator(_cities)]
     start_month: Month
     end_month: Month
@@ -178,7 +188,7 @@ def _scheme_rules_of_raw(raw: dict) -> list[tuple[str, str]]:
     every problem at once): month range, weights sum, grade at 0, where those fields are readable."""
     out = []
     start, end = raw.get("start_month"), raw.get("end_month")
-    if all(isinstance(m, str) and _MONTH.match(m) for m in (start, end)) and start > end:
+    if all(isinstance(m, str) and _MONTH.fullmatch(m) for m in (start, end)) and start > end:
         out.append(("start_month/end_month",
                     f"the month range runs backwards: start_month {start} is after end_month {end}"))
     items = raw.get("indicators")

@@ -7,17 +7,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
-from citycloud import db
+from citycloud import db, outputs
 from citycloud.config import BUSINESS_TZ, CitycloudError, Settings
 from citycloud.pipeline import writer_step
 from citycloud.publish import export_snapshot
 from citycloud.scorecard import measures, store
 from citycloud.scorecard.pdf import chromium
+from citycloud.scorecard.reports import write_reports
 from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, evaluate, months_back, scheme_cities
 from citycloud.scorecard.rules import (latest_assessments, load_assessments, load_schemes,
                                        unknown_city_problems)
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 REQUIRED = ("scorecard_measures", "city_reference", "kpi_daily")
 
 
@@ -45,7 +46,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
                 progress: Callable[[str], None] | None = None) -> ScorecardReport:
     """Score `month` (YYYY-MM). Raises CitycloudError, writing nothing, when a file breaks a rule,
     no scheme is in force, the warehouse lacks the marts, or no city at all can be scored."""
-    if not _MONTH.match(month or ""):
+    if not _MONTH.fullmatch(month or ""):
         raise CitycloudError(f"--month must be YYYY-MM, e.g. 2026-02, got {month!r}")
     schemes = load_schemes(scheme_path)
     entries = load_assessments(assessments_path)
@@ -57,8 +58,10 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
     if not warehouse.exists():
         raise CitycloudError(f"warehouse {warehouse} does not exist: run `citycloud run` first")
     chromium()  # the PDFs need it: refuse before writing anything rather than after the tables
+    report_dir = Path(out_dir) if out_dir is not None else Path(settings.output) / "scorecard"
+    folder = outputs.output_folder("--out", report_dir, settings) / month
     today = today or datetime.now(BUSINESS_TZ).date()
-    report = ScorecardReport(month)
+    report = ScorecardReport(month, out_dir=report_dir)
     con = db.connect(warehouse, settings=settings)
     try:
         missing = [t for t in REQUIRED if not con.execute(
@@ -89,22 +92,26 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
         if not report.results:
             reasons = "; ".join(f"{s} {c}: {r}" for s, c, r in report.refused)
             raise CitycloudError(f"no city could be scored for {month}, nothing was written: {reasons}")
-        written = store.replace_month(con, month, report.results, report.refused,
-                                      datetime.now(BUSINESS_TZ).replace(tzinfo=None))
+        names = measures.city_names(con)
+
+        def render(ranks: dict[tuple[str, str], int]) -> None:
+            # Before the tables are committed: a report that cannot be made changes nothing.
+            for r in report.results:
+                r.rank = ranks[(r.scheme_id, r.city_code)]
+            if progress:
+                progress(f"scored {len(report.results)} city-scheme pairs; writing reports")
+            write_reports(files, month, {s.scheme_id: s for s in in_force}, report.results, report.refused,
+                          trends, names, progress)
+
+        # The new reports are complete in a staging folder before the commit; moved into place
+        # after it, the previous ones stay until then.
+        with outputs.FileSet(folder, "--out", settings) as files:
+            written = store.replace_month(con, month, report.results, report.refused,
+                                          datetime.now(BUSINESS_TZ).replace(tzinfo=None), before_commit=render)
+            report.files = [report_dir / month / path.name for path in files.commit()]
         if progress and not written:
             progress(f"{month}: same scores as stored; tables left as they were")
-        ranks = store.ranks(con, month)
-        for r in report.results:
-            r.rank = ranks[(r.scheme_id, r.city_code)]
         export_snapshot(con, settings)
-        names = measures.city_names(con)
     finally:
         con.close()
-    if progress:
-        progress(f"scored {len(report.results)} city-scheme pairs; writing reports")
-    from citycloud.scorecard.reports import write_reports
-
-    report.out_dir = Path(out_dir) if out_dir is not None else Path(settings.output) / "scorecard"
-    report.files = write_reports(report.out_dir / month, month, {s.scheme_id: s for s in in_force},
-                                 report.results, report.refused, trends, names, progress)
     return report

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Callable
 
 import duckdb
 
@@ -21,9 +22,12 @@ COLUMNS = {
 
 
 def replace_month(con: duckdb.DuckDBPyConnection, month: str, results: list[CityResult],
-                  refused: list[tuple[str, str, str]], scored_at: datetime) -> bool:
+                  refused: list[tuple[str, str, str]], scored_at: datetime,
+                  before_commit: Callable[[dict[tuple[str, str], int]], None] | None = None) -> bool:
     """Replace the month's rows of every scheme with these, in one transaction; ranks by SQL rank().
 
+    `before_commit` gets the new ranks ((scheme_id, city_code) -> rank) before anything is
+    written: what fails there (the reports) leaves the tables as they were.
     When the new rows equal the stored ones (scored_at aside) nothing is written, so scoring a
     month again leaves the tables exactly as they were. Returns whether anything was written."""
     start = month_start(month)
@@ -53,6 +57,9 @@ def replace_month(con: duckdb.DuckDBPyConnection, month: str, results: list[City
         if refused:
             con.executemany("INSERT INTO new_scorecard_refusals VALUES (?, ?, ?, ?, ?)",
                             [(city, start, scheme_id, reason, scored_at) for scheme_id, city, reason in refused])
+        if before_commit is not None:
+            before_commit({(s, c): r for s, c, r in con.execute(
+                "SELECT scheme_id, city_code, rank FROM new_scorecard_monthly").fetchall()})
         if all(_same(con, table, start) for table in COLUMNS):
             return False
         con.execute("BEGIN TRANSACTION")

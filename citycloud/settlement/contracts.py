@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from citycloud import registry
 from citycloud.config import CitycloudError
-from citycloud.validation import as_number, decimal_places, month_text, problems_of, show
+from citycloud.validation import as_number, decimal_places, is_city_code, month_text, problems_of, show
 from citycloud.yaml_files import parse_yaml, read_text
 
 
@@ -45,7 +45,6 @@ MAX_TERM_VALUE = Decimal("1e20")
 MAX_FEE = Decimal("1e16")
 
 _CONTRACT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CITY_RE = re.compile(r"^\d{6}$")
 
 
 
@@ -134,7 +133,7 @@ def _contract_id(value: Any) -> str:
 
 
 def _city_code(value: Any) -> str:
-    if isinstance(value, str) and _CITY_RE.match(value):
+    if is_city_code(value):
         return value
     quote = ' (quote it: city_code: "310000")' if isinstance(value, int) and not isinstance(value, bool) else ""
     raise ValueError(f"must be a 6-digit string{quote}, got {show(value)}")

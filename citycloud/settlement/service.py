@@ -9,14 +9,14 @@ from pathlib import Path
 
 import duckdb
 
-from citycloud import db, fault_hook, publish
+from citycloud import db, fault_hook, outputs, publish
 from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, CitycloudError, Settings
 from citycloud.settlement import statements, versions
 from citycloud.settlement.compute import Computation, actual_text, compute
 from citycloud import registry
 from citycloud.settlement.contracts import Contract, known_kpis, city_problems, load_contracts, raise_problems
 
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 @dataclass
@@ -81,7 +81,7 @@ class SettleReport:
 
 
 def parse_month(month: str) -> date:
-    m = _MONTH_RE.match(month or "") if isinstance(month, str) else None
+    m = _MONTH_RE.fullmatch(month or "") if isinstance(month, str) else None
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise CitycloudError(f"month {month!r} is not a month: write it YYYY-MM, e.g. --month 2026-02")
     if not 2015 <= int(m.group(1)) <= 2999:
@@ -186,6 +186,7 @@ def settle(
     if not warehouse.exists():
         raise CitycloudError(f"warehouse {warehouse} does not exist: run `citycloud run` first")
     out_dir = Path(out_dir) if out_dir is not None else Path(settings.output) / "statements" / month
+    outputs.output_folder("--out", out_dir, settings)  # never the warehouse's files or the landing area
     report = SettleReport(month=month, final=final, computed_at=now_sh, out_dir=out_dir)
 
     # One writer for the whole settlement (see citycloud.db.writer_lock); a full disk is one line.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import zipfile
 from datetime import datetime, timezone
@@ -35,7 +34,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from citycloud import registry
+from citycloud import outputs, registry
 from citycloud.config import BUSINESS_TZ
 from citycloud.settlement.versions import StatementView
 
@@ -122,14 +121,6 @@ def status_text(s: dict[str, Any]) -> str:
     return text
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
 # --------------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------------
@@ -179,12 +170,12 @@ def _csv_bytes(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> bytes:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\r\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(outputs.csv_row(row) for row in rows)  # names from files people write: never a formula
     return buf.getvalue().encode("utf-8-sig")
 
 
 def write_statement_csv(view: StatementView, out_dir: Path) -> Path:
-    return _atomic_write(Path(out_dir) / f"{statement_stem(view)}.csv", _csv_bytes(CSV_COLUMNS, statement_csv_rows(view)))
+    return outputs.atomic_write(Path(out_dir) / f"{statement_stem(view)}.csv", _csv_bytes(CSV_COLUMNS, statement_csv_rows(view)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,6 +404,7 @@ def _workbook_bytes(wb: Workbook, when: datetime) -> bytes:
     wb.properties.creator = "citycloud settlement"
     wb.properties.created = utc
     wb.properties.modified = utc
+    outputs.text_only(wb.worksheets)  # every text shown as typed, never evaluated
     saved = io.BytesIO()
     wb.save(saved)
     stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
@@ -441,7 +433,7 @@ def statement_workbook(view: StatementView) -> Workbook:
 
 def write_statement_xlsx(view: StatementView, out_dir: Path) -> Path:
     data = _workbook_bytes(statement_workbook(view), view.statement["computed_at"])
-    return _atomic_write(Path(out_dir) / f"{statement_stem(view)}.xlsx", data)
+    return outputs.atomic_write(Path(out_dir) / f"{statement_stem(view)}.xlsx", data)
 
 
 def write_statement_files(view: StatementView, out_dir: Path) -> list[Path]:
@@ -488,7 +480,7 @@ def write_month_summary(views: Sequence[StatementView], month: str, out_dir: Pat
         return []
     out_dir = Path(out_dir)
     rows = [_summary_row(v) for v in views]
-    csv_path = _atomic_write(out_dir / f"settlement_{month}_summary.csv", _csv_bytes(SUMMARY_COLUMNS, rows))
+    csv_path = outputs.atomic_write(out_dir / f"settlement_{month}_summary.csv", _csv_bytes(SUMMARY_COLUMNS, rows))
 
     wb = Workbook()
     ws = wb.active
@@ -532,5 +524,5 @@ def write_month_summary(views: Sequence[StatementView], month: str, out_dir: Pat
     for v in views:
         fill_statement_sheet(wb.create_sheet(_sheet_title(v.statement["contract_id"], used)), v)
     latest = max(v.statement["computed_at"] for v in views)
-    xlsx_path = _atomic_write(out_dir / f"settlement_{month}_summary.xlsx", _workbook_bytes(wb, latest))
+    xlsx_path = outputs.atomic_write(out_dir / f"settlement_{month}_summary.xlsx", _workbook_bytes(wb, latest))
     return [csv_path, xlsx_path]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from citycloud.dashboards import data, fmt, ui
+from citycloud.dashboards import data, fmt, gate, ui
 from citycloud.dashboards import scorecard_data as sc
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)
-def _load(warehouse: str, version: tuple, month) -> dict:
-    return data.run_load(warehouse, sc.load_scorecard, month)
+def _load(warehouse: str, version: tuple, scope, month) -> dict:
+    return data.run_load(warehouse, scope, sc.load_scorecard, month)
 
 
 st.title("运营评价 Scorecard")
@@ -23,7 +23,7 @@ if version is None:
 # the month is mirrored in the URL (?month=2026-01) so a view can be shared; unscored → the latest
 wanted = st.session_state.get("sc_month") or sc.parse_month(st.query_params.get("month"))
 try:
-    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), wanted)
+    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(), wanted)
 except data.SnapshotMissing as exc:
     ui.missing_snapshot(exc.path)
 except Exception as exc:  # being replaced: the next rerun reads the new snapshot
@@ -41,7 +41,7 @@ if st.session_state.get("sc_month") not in d["months"]:
     st.session_state["sc_month"] = d["month"]
 month = st.selectbox("评价月份 Month", d["months"], format_func=fmt.fmt_month, key="sc_month")
 if month != d["month"]:  # the selection changed after the load: read that month
-    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), month)
+    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(), month)
 if st.query_params.get("month") != month.strftime("%Y-%m"):
     st.query_params["month"] = month.strftime("%Y-%m")
 monthly, indicators = d["monthly"], d["indicators"]

@@ -8,7 +8,7 @@ import streamlit as st
 
 from citycloud.config import Settings
 
-from citycloud.dashboards import data, fmt, moves, ui
+from citycloud.dashboards import as_text, data, fmt, moves, ui
 
 st.title("今日概览 Today")
 sel = ui.selection()
@@ -153,7 +153,9 @@ def city_detail(city: str) -> None:
             why = moves.explain(m, kpis, city, status=status, rejected_rows=d.get("rejected_rows"),
                                 rejected_files=d.get("rejected_files"), service_days=d.get("service_days"))
             arrow = "🔺" if m["change"] > 0 else "🔻"
-            st.markdown(f"- {arrow} **{m['text']}**" + (" — " + "；".join(why) if why else ""))
+            # service names in `why` are delivered text: shown as written, never as markdown
+            st.markdown(f"- {arrow} **{as_text.markdown_literal(m['text'])}**"
+                        + (" — " + "；".join(as_text.markdown_literal(w) for w in why) if why else ""))
 
     qcol = st.container()
     with qcol:
@@ -219,7 +221,7 @@ def city_detail(city: str) -> None:
         pivot = grid.pivot(index="来源", columns="day", values="cell")
         pivot = pivot[sorted(pivot.columns)]
         pivot = pivot.reindex([fmt.SOURCE_LABELS[s] for s in fmt.SOURCE_LABELS])
-        st.table(pivot)
+        ui.table(pivot.reset_index())
         st.caption("单元格：状态 + 入库行数。服务目录不是每天交付，缺少快照属正常。")
         waiting = status[status["folder"].notna()]
         for r in waiting.itertuples():

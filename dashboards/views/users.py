@@ -6,12 +6,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from citycloud.dashboards import data, fmt, ui, user_ops
+from citycloud.dashboards import data, fmt, gate, ui, user_ops
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)
-def _load(warehouse: str, version: tuple, cities: tuple, day) -> dict:
-    return data.run_load(warehouse, user_ops.load_users, cities, day)
+def _load(warehouse: str, version: tuple, scope, cities: tuple, day) -> dict:
+    return data.run_load(warehouse, scope, user_ops.load_users, cities, day)
 
 
 st.title("用户运营 Users")
@@ -21,7 +21,8 @@ version = data.snapshot_version(wh)
 if version is None:
     ui.missing_snapshot(data.snapshot_path(wh))
 try:
-    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), tuple(sel["cities"]), sel["day"])
+    d = _load(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(), tuple(sel["cities"]),
+              sel["day"])
 except data.SnapshotMissing as exc:
     ui.missing_snapshot(exc.path)
 except Exception as exc:  # being replaced: the next rerun reads the new snapshot

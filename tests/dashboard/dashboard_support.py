@@ -41,14 +41,15 @@ def free_port() -> int:
 class Dashboard:
     """`python -m citycloud.dashboards` as a subprocess on a free localhost port."""
 
-    def __init__(self, warehouse: Path, log: Path, contracts: Path | None = CONTRACTS):
+    def __init__(self, warehouse: Path, log: Path, contracts: Path | None = CONTRACTS, extra: list[str] = (),
+                 env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "citycloud.dashboards", "--warehouse", str(warehouse), "--port", str(self.port),
-               "--address", "127.0.0.1"]
+               "--address", "127.0.0.1", *extra]
         if contracts:
             cmd += ["--contracts", str(contracts)]
-        env = dict(os.environ, CITYCLOUD_DASHBOARD_TTL="30")
+        env = dict(os.environ, CITYCLOUD_DASHBOARD_TTL="30", **(env or {}))
         self.log = open(log, "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)

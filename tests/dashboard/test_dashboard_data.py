@@ -18,6 +18,9 @@ from citycloud import dashboards
 from citycloud.dashboards import data, fmt
 from citycloud.config import Settings
 from citycloud.publish import export_snapshot
+from citycloud.access import Scope
+
+EVERY_CITY = Scope.local(())  # local mode: every city, nothing filtered
 
 LAST = dt.date(2026, 3, 3)
 
@@ -45,14 +48,14 @@ def test_formats_for_chinese_operators():
 
 
 def test_today_compares_with_the_day_before_and_a_week_before(snap):
-    d = data.run_load(snap, data.load_today, ("430100", "310000"), LAST)
+    d = data.run_load(snap, EVERY_CITY, data.load_today, ("430100", "310000"), LAST)
     assert d["missing"] == []
     as_of, table = data.comparison_table(d["kpis"], "430100")
     assert as_of == LAST
     reg = table[table["指标"] == "注册用户数"].iloc[0]
     assert (reg["当日"], reg["较前一日"], reg["较上周同日"]) == ("101", "+1（+1.0%）", "+10（+11.0%）")
     # a day without its own row shows the latest day before it
-    d2 = data.run_load(snap, data.load_today, ("430100",), LAST + dt.timedelta(days=10))
+    d2 = data.run_load(snap, EVERY_CITY, data.load_today, ("430100",), LAST + dt.timedelta(days=10))
     assert data.comparison_table(d2["kpis"], "430100")[0] == LAST
 
     q = data.quality_summary(d["quality"], "430100", LAST)
@@ -81,19 +84,19 @@ def test_absent_tables_are_reported_not_raised(tmp_path):
     con.execute("INSERT INTO marts.kpi_daily (city_code, kpi_date, registered_users) VALUES ('460100', '2026-03-01', 5)")
     export_snapshot(con, Settings(warehouse=warehouse))
     con.close()
-    d = data.run_load(warehouse, data.load_today, ("460100",), dt.date(2026, 3, 1))
+    d = data.run_load(warehouse, EVERY_CITY, data.load_today, ("460100",), dt.date(2026, 3, 1))
     assert set(d["missing"]) == {"audit.quality_results", "audit.rejected_rows", "audit.rejected_files",
                                  "audit.deliveries"}
     assert data.quality_summary(d["quality"], "460100", dt.date(2026, 3, 1))["available"] is False
-    s = data.run_load(warehouse, data.load_settlement, ("460100",))
+    s = data.run_load(warehouse, EVERY_CITY, data.load_settlement, ("460100",))
     assert s["statements"] is None and s["lines"] is None and s["monthly"] is None
-    assert data.run_load(warehouse, data.load_services, ("460100",), dt.date(2026, 3, 1), dt.date(2026, 3, 1))[
+    assert data.run_load(warehouse, EVERY_CITY, data.load_services, ("460100",), dt.date(2026, 3, 1), dt.date(2026, 3, 1))[
         "services"] is None
 
 
 def test_missing_snapshot_says_what_to_run(tmp_path):
     with pytest.raises(data.SnapshotMissing, match="citycloud run"):
-        data.run_load(tmp_path / "none.duckdb", data.load_overview)
+        data.run_load(tmp_path / "none.duckdb", EVERY_CITY, data.load_overview)
     assert data.snapshot_version(tmp_path / "none.duckdb") is None
 
 
@@ -117,19 +120,19 @@ def test_reads_while_a_writer_holds_the_warehouse_and_replaces_the_snapshot(snap
     reads = 0
     versions = set()
     while writer.poll() is None or reads < 3:
-        d = data.run_load(snap, data.load_today, ("430100",), LAST)
+        d = data.run_load(snap, EVERY_CITY, data.load_today, ("430100",), LAST)
         assert not d["kpis"].empty
         versions.add(data.snapshot_version(snap))
         reads += 1
     assert writer.wait() == 0
     assert reads >= 3
-    final = data.run_load(snap, data.load_today, ("430100",), LAST)
+    final = data.run_load(snap, EVERY_CITY, data.load_today, ("430100",), LAST)
     assert data.kpi_values(final["kpis"], "430100")["dau"] == 28 + 6
 
 
 def test_settlement_page_shows_what_settlement_recorded(snap):
     """The page reads marts.settlement_* as stored (no contracts file, no recomputed money)."""
-    s = data.run_load(snap, data.load_settlement, ("430100",))
+    s = data.run_load(snap, EVERY_CITY, data.load_settlement, ("430100",))
     expected = handmade._read_csv(handmade.TINY / "expected" / "settlement_2026-02.csv")
     stmts = s["statements"]
     assert list(zip(stmts["version"], stmts["status"], stmts["payment_cny"])) == [

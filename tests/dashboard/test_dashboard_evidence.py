@@ -11,6 +11,9 @@ import pytest
 
 import dashboard_fivecities as fivecities
 from citycloud.dashboards import data, moves
+from citycloud.access import Scope
+
+EVERY_CITY = Scope.local(())  # local mode: every city, nothing filtered
 
 FIRST, LAST = dt.date(2026, 2, 1), dt.date(2026, 3, 28)
 SAT = dt.date(2026, 3, 28)  # a Saturday
@@ -157,7 +160,7 @@ def test_an_incomplete_delivery_of_the_feeding_source_is_named_with_its_folder()
 def test_the_snapshot_loads_landing_issues_and_service_days(tmp_path: Path):
     facts = fivecities.build(tmp_path / "wh.duckdb")
     last = facts["last_day"]
-    d = data.run_load(facts["warehouse"], data.load_today, (CITY,), last)
+    d = data.run_load(facts["warehouse"], EVERY_CITY, data.load_today, (CITY,), last)
     assert list(d["landing_issues"]["folder"]) == [facts["incomplete_folder"]]
     status = data.delivery_status(d["deliveries"], CITY, last, landing_issues=d["landing_issues"])
     assert status[(status["dt"] == last) & (status["source"] == "ratings")]["status"].item() == "incomplete"

@@ -22,6 +22,9 @@ from citycloud.scorecard.store import COLUMNS
 
 from citycloud.dashboards import data
 from citycloud.dashboards import scorecard_data as sc
+from citycloud.access import Scope
+
+EVERY_CITY = Scope.local(())  # local mode: every city, nothing filtered
 
 CITY = "430100"
 FEB = dt.date(2026, 2, 1)
@@ -94,7 +97,7 @@ def test_scorecard_page_before_scoring_names_the_command(dashboard, browser, war
 
 @pytest.mark.slow
 def test_scorecard_data_as_recorded(scored_warehouse, warehouse_under_test):
-    d = data.run_load(scored_warehouse, sc.load_scorecard)
+    d = data.run_load(scored_warehouse, EVERY_CITY, sc.load_scorecard)
     assert (d["missing"], d["months"], d["month"]) == ([], [FEB], FEB)
     assert sc.ranking_table(d["monthly"], FEB, "EVAL-TINY").values.tolist() == [RANKING]
     ind = sc.indicator_table(d["indicators"], "EVAL-TINY", CITY)
@@ -108,9 +111,9 @@ def test_scorecard_data_as_recorded(scored_warehouse, warehouse_under_test):
     trend = sc.trend(d["monthly"], "EVAL-TINY")
     assert trend[["city_code", "total_score", "grade", "rank"]].values.tolist() == [[CITY, 87.5, "良好", 1]]
     # a month not scored falls back to the latest scored one
-    assert data.run_load(scored_warehouse, sc.load_scorecard, "2026-01-01")["month"] == FEB
+    assert data.run_load(scored_warehouse, EVERY_CITY, sc.load_scorecard, "2026-01-01")["month"] == FEB
     # before scoring: no months, and the tables the snapshot lacks are named
-    unscored = data.run_load(warehouse_under_test["warehouse"], sc.load_scorecard)
+    unscored = data.run_load(warehouse_under_test["warehouse"], EVERY_CITY, sc.load_scorecard)
     assert unscored["months"] == [] and unscored["missing"] == [sc.MONTHLY, sc.INDICATORS]
 
 
@@ -151,7 +154,7 @@ def handmade_scored(tmp_path_factory):
 
 
 def test_scorecard_data_of_two_schemes_and_months(handmade_scored):
-    d = data.run_load(handmade_scored, sc.load_scorecard)
+    d = data.run_load(handmade_scored, EVERY_CITY, sc.load_scorecard)
     assert (d["months"], d["month"]) == ([FEB, JAN, DEC], FEB)
     assert sc.schemes_of(d) == ["EVAL-ALL", "EVAL-TWO"]
     # equal totals share rank 1, the next city is 3rd; the code breaks the tie in the listing
@@ -169,11 +172,11 @@ def test_scorecard_data_of_two_schemes_and_months(handmade_scored):
     assert list(table.columns) == ["月份 Month", "上海市（310000）", "成都市（510100）", "长沙市（430100）"]
     assert table.values.tolist() == [["2026年02月", "80.0", "55.0", "80.0"], ["2026年01月", "75.0", "—", "70.0"]]
     # an earlier month on request: its indicators and refusals only
-    jan = data.run_load(handmade_scored, sc.load_scorecard, JAN)
+    jan = data.run_load(handmade_scored, EVERY_CITY, sc.load_scorecard, JAN)
     assert jan["month"] == JAN and jan["indicators"].empty and jan["refusals"].empty
     assert sc.schemes_of(jan) == ["EVAL-ALL"]
     # December: every city refused, nothing scored; the month is listed and says why
-    dec = data.run_load(handmade_scored, sc.load_scorecard, DEC)
+    dec = data.run_load(handmade_scored, EVERY_CITY, sc.load_scorecard, DEC)
     assert sc.schemes_of(dec) == ["EVAL-ALL"] and sc.ranking_table(dec["monthly"], DEC, "EVAL-ALL").empty
     assert dec["refusals"].values.tolist() == [["EVAL-ALL", "430100", "2025-12 is not covered"]]
 

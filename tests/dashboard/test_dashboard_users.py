@@ -12,6 +12,9 @@ import pytest
 from dashboard_support import ROOT, snapshot_query, table_row
 
 from citycloud.dashboards import data, fmt, user_ops
+from citycloud.access import Scope
+
+EVERY_CITY = Scope.local(())  # local mode: every city, nothing filtered
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +54,7 @@ def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapsho
 
 
 def test_users_data_sums_cities_and_recomputes_rates(tiny_snapshot):
-    d = data.run_load(tiny_snapshot, user_ops.load_users, [CITY, "999999"], dt.date(2026, 3, 3))
+    d = data.run_load(tiny_snapshot, EVERY_CITY, user_ops.load_users, [CITY, "999999"], dt.date(2026, 3, 3))
     assert d["missing"] == []
     feb = d["retention"][(d["retention"]["channel"] == "all")
                          & (d["retention"]["cohort_month"] == "2026-02-01")].iloc[0]

@@ -15,6 +15,9 @@ import pytest
 
 from citycloud import config, registry
 from citycloud.dashboards import data
+from citycloud.access import Scope
+
+EVERY_CITY = Scope.local(())  # local mode: every city, nothing filtered
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +62,7 @@ def test_toy_metric_in_registry_and_on_the_dashboard_table(toy_home, tiny_settin
     assert "failed_accesses" in data.daily_from_semantic_layer()
 
     last = dt.date(2026, 3, 2)
-    d = data.run_load(tiny_settings.warehouse, data.load_today, ("430100",), last)
+    d = data.run_load(tiny_settings.warehouse, EVERY_CITY, data.load_today, ("430100",), last)
     as_of, table = data.comparison_table(d["kpis"], "430100")
     row = table[table["指标"] == "失败访问次数"].iloc[0]
     failed = _failed_by_day(tiny_settings)
@@ -68,7 +71,7 @@ def test_toy_metric_in_registry_and_on_the_dashboard_table(toy_home, tiny_settin
         f"{failed[last - dt.timedelta(days=n)]:,}" for n in (0, 1, 7))
 
     # and on the Settlement page's monthly table, for the complete month (February)
-    monthly = data.run_load(tiny_settings.warehouse, data.load_settlement, ("430100",))["monthly"]
+    monthly = data.run_load(tiny_settings.warehouse, EVERY_CITY, data.load_settlement, ("430100",))["monthly"]
     assert monthly[["month", "failed_accesses"]].values.tolist() == [
         [dt.date(2026, 2, 1), sum(v for d, v in failed.items() if d.month == 2)]]
 
