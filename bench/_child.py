@@ -192,8 +192,8 @@ def step_ingest(args: dict, phases: Phases) -> dict:
 
     def ingest():
         with pipeline.ingest_connection(settings) as con:
-            return load.ingest_landing(TimedConnection(con, totals, current), settings.landing, pii_key(),
-                                       settings=settings)
+            return load.ingest_landing(TimedConnection(con, totals, current), settings.landing,
+                                       pii_key(settings=settings), settings=settings)
 
     report = phases.run("ingest", ingest)
     seconds = time.perf_counter() - t0

@@ -261,8 +261,9 @@ def check_key_strength(key: str, name: str = PII_KEY_ENV) -> bytes:
 def pii_key(required: bool = True, settings: Settings | None = None) -> bytes | None:
     """The HMAC key for pseudonymising personal data (CITYCLOUD_PII_KEY), checked for strength.
 
-    Without `settings`, read from the environment when called (an Airflow task sets it just before)."""
-    secret = (settings or Settings()).pii_key
+    The key `settings` were given; without one, the environment's when called (an Airflow task
+    sets it just before the step runs, possibly after its `Settings` were made)."""
+    secret = (settings.pii_key if settings is not None else None) or Settings().pii_key
     if secret is not None and secret.get_secret_value():
         return check_key_strength(secret.get_secret_value())
     if required:

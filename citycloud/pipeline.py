@@ -157,7 +157,7 @@ def ingest_connection(settings: Settings):
 @writer_step
 def ingest(settings: Settings, start: date | None = None, end: date | None = None,
            progress: Progress = None) -> IngestReport:
-    key = pii_key()
+    key = pii_key(settings=settings)
     if not settings.landing.is_dir():
         raise CitycloudError(f"landing area {settings.landing} is not a directory")
     with ingest_connection(settings) as con:

@@ -16,8 +16,8 @@ from citycloud.ingestion.rekey import rotate_key
 
 @pipeline.writer_step
 def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
-    # Keys are read when the step runs, like pipeline's pii_key(): not when `settings` was made.
-    old_key = pii_key()
+    # The keys `settings` were given, else the environment's when the step runs (config.pii_key).
+    old_key = pii_key(settings=settings)
     new_secret = settings.new_pii_key or Settings().new_pii_key
     new_text = new_secret.get_secret_value() if new_secret else ""
     if not new_text:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -20,23 +22,75 @@ def pii_key_env(monkeypatch):
     monkeypatch.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "2GB")
 
 
-@pytest.fixture(scope="session")
-def tiny_built(tmp_path_factory) -> Settings:
-    """The worked example run once through the whole pipeline, for the tests that only read it
-    (golden marts, user operations, the semantic layer, the scorecard). Tests that change a
-    warehouse copy it first."""
-    import shutil
+# What the test session's own process may pass on to a process that must not see its settings.
+PROCESS_VARIABLES = ("PATH", "HOME", "PYTHONPATH")
 
-    from citycloud import pipeline
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The worked example run once through the whole pipeline, for the tests that only read it
+    (golden marts, quality checks, user operations, the semantic layer, the scorecard): (Settings,
+    RunReport, the build process's environment variable names). Tests that change a warehouse
+    copy it first. Built in a process whose environment has no CITYCLOUD_* variable, from a
+    `Settings` object alone (tests/tiny_build.py): the pipeline must not read the environment."""
+    import pickle
+    import shutil
+    import subprocess
+    import sys
 
     tmp = tmp_path_factory.mktemp("tiny_built")
     shutil.copytree(TINY / "landing", tmp / "landing")
+    (tmp / "home").mkdir()
+    env = {name: os.environ[name] for name in PROCESS_VARIABLES if name in os.environ}
+    env["HOME"] = str(tmp / "home")  # nothing from the user's dotfiles either
+    proc = subprocess.run([sys.executable, "-m", "tests.tiny_build", str(tmp), TEST_KEY], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    variables, report, settings = pickle.loads((tmp / "report.pickle").read_bytes())
+    return settings, report, variables
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tiny_run) -> Settings:
+    """The worked example's Settings, built once (`tiny_run`)."""
+    return tiny_run[0]
+
+
+# The generated landing area the tests on generated data read (marts, semantic layer,
+# scorecard): three cities (310000, 430100, 510100), January and February 2026 complete (late
+# events, dirt and all).
+GENERATED_START, GENERATED_DAYS, GENERATED_CITIES = date(2026, 1, 1), 59, 3
+
+
+@pytest.fixture(scope="session")
+def generated_built(tmp_path_factory) -> Settings:
+    """The generated landing area (GENERATED_*) run once through the whole pipeline, for the
+    tests on generated data (marts, the semantic layer, the scorecard). Tests that change it
+    (late deliveries, scoring a month) copy it first."""
+    from citycloud import pipeline
+    from citycloud.generate import generate
+
+    tmp = tmp_path_factory.mktemp("generated_built")
+    generate(tmp / "landing", cities=GENERATED_CITIES, start=GENERATED_START, days=GENERATED_DAYS, users=300,
+             seed=11)
     settings = make_settings(tmp, tmp / "landing")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
         mp.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "2GB")
         assert pipeline.run(settings).published
     return settings
+
+
+def copy_warehouse(settings: Settings, tmp_path: Path, landing: Path | None = None) -> Settings:
+    """A copy of `settings`' warehouse and snapshot under tmp_path, for a test that writes to it
+    (reading `landing`, by default the same landing area)."""
+    import shutil
+
+    copy = make_settings(tmp_path, landing or settings.landing)
+    copy.warehouse.parent.mkdir(parents=True)
+    shutil.copy(settings.warehouse, copy.warehouse)
+    shutil.copy(settings.published, copy.published)
+    return copy
 
 
 def write_delivery(landing: Path, city: str, source: str, dt: str, files: dict[str, str | bytes],

@@ -3,14 +3,13 @@ AIRFLOW_HOME with the embedded SQLite metadata database.
 
 The environment is set when this module is imported, i.e. before any test module here imports
 Airflow (Airflow reads its configuration once, at import). `airflow db migrate` runs once per
-session (fixture `airflow_db`); the end-to-end tests run `airflow dags test` in subprocesses,
-each with its own landing/warehouse/output paths in the environment, like a worker would.
+session (fixture `airflow_db`); the end-to-end tests run their DAG runs in one subprocess
+(`run_dags`), each run with its own landing/warehouse/output paths in the environment, like a worker would.
 """
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -103,27 +102,3 @@ def run_dags(runs: list[dict], timeout: float = 900, **process_env: str) -> list
     print(f"{len(runs)} DAG runs in one process: {time.perf_counter() - t0:.1f}s")
     assert proc.returncode == 0 and len(results) == len(runs), proc.stdout[-8000:]
     return results
-
-
-def dags_test(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | None = None) -> DagTestResult:
-    """`airflow dags test DAG DATE` and the resulting run's state and task states."""
-    args = ["dags", "test", dag_id, logical_date]
-    if conf is not None:
-        args += ["-c", json.dumps(conf)]
-    t0 = time.perf_counter()
-    proc = airflow(*args, env=env)
-    seconds = time.perf_counter() - t0
-    output = proc.stdout + proc.stderr
-    con = sqlite3.connect(AIRFLOW_HOME / "airflow.db")
-    try:
-        row = con.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", [dag_id]
-        ).fetchone()
-        assert row, f"no dag run recorded for {dag_id}:\n{output[-5000:]}"
-        tasks = dict(
-            con.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dag_id, row[0]])
-        )
-    finally:
-        con.close()
-    print(f"airflow dags test {dag_id} {logical_date}: {seconds:.1f}s, run {row[1]}, tasks {tasks}")
-    return DagTestResult(dag_id, row[0], row[1], tasks, output, seconds)

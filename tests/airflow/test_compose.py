@@ -74,7 +74,7 @@ def test_airflow_services_share_paths_and_settings(compose):
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
         env = service["environment"]
-        for var in (*CITYCLOUD_PATHS, "CITYCLOUD_PII_KEY", "CITYCLOUD_HOME", "PYTHONPATH"):
+        for var in (*CITYCLOUD_PATHS, "CITYCLOUD_PII_KEY", "CITYCLOUD_HOME"):
             assert var in env, f"{name}: {var}"
         mounts = _mounts(service)
         targets = {t: (s, ro) for s, t, ro in mounts}
@@ -82,10 +82,11 @@ def test_airflow_services_share_paths_and_settings(compose):
         for var in CITYCLOUD_PATHS:
             path = PurePosixPath(env[var])
             assert any(path == PurePosixPath(t) or PurePosixPath(t) in path.parents for t in targets), (name, var)
-        # the DAGs folder is the repo's dags/, the code is the repo, on PYTHONPATH
+        # the DAGs folder is the repo's dags/, the project folder the repo; the code is installed
+        # in the image (below), not put on PYTHONPATH
         assert _default(targets[env["AIRFLOW__CORE__DAGS_FOLDER"]][0]) in ("./dags", "dags", "${PWD}/dags")
         assert _default(targets[env["CITYCLOUD_HOME"]][0]) == "."
-        assert env["CITYCLOUD_HOME"] in env["PYTHONPATH"].split(":")
+        assert "PYTHONPATH" not in env
         # the warehouse is on the shared named volume, writable; the landing area is read-only
         warehouse_mount = max((t for t in targets if env["CITYCLOUD_WAREHOUSE"].startswith(t + "/")), key=len)
         assert targets[warehouse_mount] == ("citycloud-data", False)
@@ -101,6 +102,19 @@ def test_mounted_host_folders_exist_in_the_repo(compose):
             assert (REPO / src).is_dir(), f"{src} -> {target}"
     contracts = PurePosixPath(service["environment"]["CITYCLOUD_CONTRACTS"]).name
     assert (REPO / "contracts" / contracts).is_file()
+
+
+def test_the_image_installs_the_project(compose):
+    """`pip install .` of pyproject.toml with every folder it maps into the namespace copied in."""
+    import tomllib
+
+    dockerfile = compose["x-airflow-common"]["build"]["dockerfile_inline"]
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {"citycloud", *setuptools["package-dir"].values()}
+    copied = set(re.findall(r"^COPY (?:--chown=\S+ )?(\w+) /tmp/citycloud-src/\1$", dockerfile, re.M))
+    assert copied == folders
+    assert re.search(r"^COPY (?:--chown=\S+ )?pyproject.toml README.md /tmp/citycloud-src/$", dockerfile, re.M)
+    assert "pip install --no-cache-dir --no-deps /tmp/citycloud-src" in dockerfile
 
 
 def test_env_names_are_the_ones_the_code_reads(compose):

@@ -20,7 +20,7 @@ import pytest
 
 from airflow_harness import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # `make test-e2e`
 
 DOC = REPO / "docs" / "airflow.md"
 MARKER = "<!-- test_docs_local_run: the block below is run literally -->"

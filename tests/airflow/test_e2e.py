@@ -1,9 +1,9 @@
-"""End to end on the SQLite metadata DB, over the tiny example: `airflow dags test`, and for
-runs in sequence `dag.test()` in one process (what `airflow dags test` calls, without paying
-Airflow's start-up once per run: run_dags.py).
+"""End to end on the SQLite metadata DB, over the tiny example: every DAG run of the module in
+one process, each by `dag.test()` (what `airflow dags test` calls, without paying Airflow's
+start-up once per run: run_dags.py).
 
-- the daily DAG for one day gives the same marts as `citycloud run` on the same data;
-- a backfill of consecutive days, run in order, gives them again (each run ingests dt <= D);
+- a backfill of consecutive days, run in order (each run ingests dt <= D; the first catches up
+  on everything before), gives the same marts as `citycloud run` on the same data;
 - a city that delivers nothing alerts and does not block the others;
 - the monthly DAG writes a provisional statement version and its files; a person's final run
   seals the month; re-running it writes nothing new.
@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import shutil
 import sqlite3
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from citycloud.config import PUBLISHED_MARTS
 
-from airflow_harness import AIRFLOW_HOME, BIN, REPO, base_env, dags_test, run_dags
+from airflow_harness import AIRFLOW_HOME, REPO, run_dags
 
 pytestmark = pytest.mark.slow
 
@@ -90,43 +89,57 @@ def assert_all_succeeded(result, tasks=DAILY_TASKS):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, list[tuple]]:
-    """What `citycloud run` publishes on the same landing area."""
-    root = tmp_path_factory.mktemp("cli")
-    warehouse = root / "warehouse" / "citycloud.duckdb"
-    proc = subprocess.run(
-        [str(BIN / "citycloud"), "run", "--landing", str(TINY / "landing"), "--warehouse", str(warehouse),
-         "--contracts", str(TINY / "contracts.yml")],
-        env=base_env(**citycloud_env(root)), capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    marts = published_marts(warehouse)
+def reference(tiny_built) -> dict[str, list[tuple]]:
+    """What `citycloud run` publishes on the same landing area: the session's build of the
+    worked example (tests/conftest.py). The marts compared hold no user key, so its PII key
+    differs from KEY without changing them."""
+    marts = published_marts(tiny_built.warehouse)
     assert all(marts.values()), "the reference run published empty marts"
     return marts
 
 
+def silent_city_landing(root: Path) -> Path:
+    """Two cities from 2026-02-26 on; 430199 delivers nothing on 2026-03-03."""
+    landing = root / "landing"
+    for city in ("430100", "430199"):
+        for folder in sorted((TINY / "landing" / "430100").glob("*/dt=*")):
+            if folder.name >= "dt=2026-02-26" and not (city == "430199" and folder.name == f"dt={LAST_DAY}"):
+                shutil.copytree(folder, landing / city / folder.parent.name / folder.name)
+    return landing
+
+
+BACKFILL_DAYS = ("2026-03-01", "2026-03-02", LAST_DAY)
+
+
 @pytest.fixture(scope="module")
 def tiny(airflow_db, tmp_path_factory):
-    """In one process, on one warehouse: the daily run for the last day of the example, then the
-    monthly settlement of February three times (scheduled-style provisional, a person's final,
-    the final re-run). The PII key comes from the Airflow Variable citycloud_pii_key."""
+    """In one process (Airflow starts once): on one warehouse, a backfill of the example's last
+    three days in order (the first run catches up on everything before) and then the monthly
+    settlement of February three times (scheduled-style provisional, a person's final, the final
+    re-run); then the daily run of a landing area where one city is silent, on its own warehouse.
+    The PII key comes from the Airflow Variable citycloud_pii_key."""
     root = tmp_path_factory.mktemp("tiny")
     env = citycloud_env(root)
     del env["CITYCLOUD_PII_KEY"]
     month = {"dag_id": "citycloud_monthly_settlement", "env": env}
     final = {"month": "2026-02", "final": True}
+    silent = tmp_path_factory.mktemp("silent")
     runs = [
-        *daily_runs(env, LAST_DAY),
+        *daily_runs(env, *BACKFILL_DAYS),
         {**month, "logical_date": "2026-02-01"},  # the logical date's month, provisional
         {**month, "logical_date": "2026-03-05", "conf": final},
         {**month, "logical_date": "2026-03-06", "conf": final},  # re-run: nothing changed
+        *daily_runs(citycloud_env(silent, silent_city_landing(silent)), LAST_DAY),
     ]
     # Airflow's environment-variable secrets backend serves the Variable
-    return root, run_dags(runs, AIRFLOW_VAR_CITYCLOUD_PII_KEY=KEY)
+    results = run_dags(runs, AIRFLOW_VAR_CITYCLOUD_PII_KEY=KEY)
+    days = len(BACKFILL_DAYS)
+    return {"root": root, "backfill": results[:days], "daily": results[days - 1],
+            "monthly": results[days:days + 3], "silent": (silent, results[-1])}
 
 
 def test_daily_run_equals_cli_run(tiny, reference):
-    root, (result, *_) = tiny
+    root, result = tiny["root"], tiny["daily"]
     assert_all_succeeded(result)
     assert published_marts(root / "warehouse" / "citycloud.duckdb") == reference
     assert (root / "warehouse" / "citycloud.published.duckdb").is_file(), "readers' snapshot"
@@ -138,7 +151,7 @@ def test_daily_run_equals_cli_run(tiny, reference):
 
 
 def test_daily_run_updates_the_marts_assets(tiny):
-    _, (result, *_) = tiny
+    result = tiny["daily"]
     con = sqlite3.connect(AIRFLOW_HOME / "airflow.db")
     try:
         rows = con.execute(
@@ -153,12 +166,10 @@ def test_daily_run_updates_the_marts_assets(tiny):
     assert all(json.loads(extra) == {"day": LAST_DAY} for _, extra in rows)
 
 
-def test_backfill_in_order_gives_the_same_marts(airflow_db, reference, tmp_path_factory):
-    root = tmp_path_factory.mktemp("backfill")
-    days = ("2026-03-01", "2026-03-02", LAST_DAY)
-    for result in run_dags(daily_runs(citycloud_env(root), *days)):
+def test_backfill_in_order_gives_the_same_marts(tiny, reference):
+    for result in tiny["backfill"]:
         assert_all_succeeded(result)
-    warehouse = root / "warehouse" / "citycloud.duckdb"
+    warehouse = tiny["root"] / "warehouse" / "citycloud.duckdb"
     # each run ingested the complete deliveries with dt <= its day not ingested before: the
     # first caught up everything up to 2026-03-01, the next ones one day each
     batches = query(warehouse, "SELECT batch_id, min(dt), max(dt) FROM audit.deliveries GROUP BY 1 ORDER BY 1")
@@ -172,16 +183,9 @@ def test_backfill_in_order_gives_the_same_marts(airflow_db, reference, tmp_path_
     assert published_marts(warehouse) == reference
 
 
-def test_a_city_that_delivers_nothing_does_not_block_the_others(airflow_db, tmp_path_factory):
+def test_a_city_that_delivers_nothing_does_not_block_the_others(tiny):
     """Two cities from 2026-02-26 on; 430199 delivers nothing on 2026-03-03."""
-    root = tmp_path_factory.mktemp("silent")
-    landing = root / "landing"
-    for city in ("430100", "430199"):
-        for folder in sorted((TINY / "landing" / "430100").glob("*/dt=*")):
-            if folder.name >= "dt=2026-02-26" and not (city == "430199" and folder.name == f"dt={LAST_DAY}"):
-                shutil.copytree(folder, landing / city / folder.parent.name / folder.name)
-    result = dags_test("citycloud_daily", LAST_DAY, base_env(**citycloud_env(root, landing)))
-
+    root, result = tiny["silent"]
     assert result.state == "success", result.output[-8000:]
     assert result.tasks == {**{t: "success" for t in DAILY_TASKS}, "wait_for_deliveries": "failed"}
     alerts = [ln for ln in result.output.splitlines() if "CITYCLOUD ALERT" in ln]
@@ -194,7 +198,7 @@ def test_a_city_that_delivers_nothing_does_not_block_the_others(airflow_db, tmp_
 def test_monthly_settlement_provisional_then_final(tiny):
     """After the daily run published 2026-03-03: the scheduled-style run for February settles
     provisionally, a person settles final, and re-running the final settlement writes nothing."""
-    root, (_, *results) = tiny
+    root, results = tiny["root"], tiny["monthly"]
     for result in results:
         assert_all_succeeded(result, ("wait_for_month_published", "settle", "score"))
     payment = Decimal("33800.00")  # tests/data/tiny/expected/settlement_2026-02.csv

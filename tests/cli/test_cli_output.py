@@ -92,6 +92,7 @@ def tiny_run(tmp_path_factory):
     return tmp, proc
 
 
+@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
 def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     tmp, proc = tiny_run
     err = proc.stderr
@@ -112,6 +113,7 @@ def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     assert proc.stdout.startswith("run: 107 deliveries") and "8 warnings; marts published" in proc.stdout
 
 
+@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
 def test_run_log_has_every_detail(tiny_run):
     tmp, proc = tiny_run
     log = (tmp / "wh" / "output" / "logs" / "run.log").read_text(encoding="utf-8")
@@ -122,6 +124,7 @@ def test_run_log_has_every_detail(tiny_run):
     assert proc.stdout.strip() in log
 
 
+@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
 def test_quality_page_is_the_self_contained_entry_point(tiny_run):
     tmp, _ = tiny_run
     docs = tmp / "wh" / "output" / "data_docs"

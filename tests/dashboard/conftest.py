@@ -15,11 +15,11 @@ from dashboard_support import Dashboard, build_warehouse_under_test  # noqa: E40
 
 
 @pytest.fixture(scope="session")
-def warehouse_future(tmp_path_factory):
-    """Starts building the warehouse under test (the real pipeline takes a while) in the
+def warehouse_future(tmp_path_factory, tiny_built):
+    """Starts settling a copy of the session's worked example (tests/conftest.py) in the
     background, so that a test that does not need it can run meanwhile."""
     executor = ThreadPoolExecutor(max_workers=1)
-    future = executor.submit(build_warehouse_under_test, tmp_path_factory.mktemp("dashboard-warehouse"))
+    future = executor.submit(build_warehouse_under_test, tmp_path_factory.mktemp("dashboard-warehouse"), tiny_built)
     yield future
     executor.shutdown(wait=True)
 

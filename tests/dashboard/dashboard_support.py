@@ -1,7 +1,7 @@
 """Helpers for the dashboard tests: the served dashboard, the warehouse under test, snapshot reads.
 
-The warehouse is the shared tiny example run through the real pipeline (`citycloud run`, then
-`citycloud settle` for February) when that works; otherwise (pipeline not there yet or
+The warehouse is a copy of the session's tiny example run through the real pipeline (tests/
+conftest.py's tiny_built), then `citycloud settle` for February, when that works; otherwise (pipeline not there yet or
 failing) a hand-built warehouse with the documented tables (dashboard_handmade.py), which
 carries the same Changsha figures. CITYCLOUD_DASHBOARD_TEST_SOURCE=handmade|tiny forces one.
 Either way the tests read the values they expect from the snapshot itself.
@@ -9,6 +9,7 @@ Either way the tests read the values they expect from the snapshot itself.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import dashboard_handmade as handmade  # noqa: E402
 TINY = handmade.TINY
 CONTRACTS = TINY / "contracts.yml"
 CITYCLOUD = Path(sys.executable).with_name("citycloud")
+TINY_NOTE = "tiny example through the pipeline"
 
 
 def free_port() -> int:
@@ -75,27 +77,21 @@ class Dashboard:
         self.log.close()
 
 
-def _real_warehouse(folder: Path) -> tuple[Path | None, str]:
-    """Run the real pipeline over the tiny landing area; (warehouse, note)."""
-    if not (ROOT / "citycloud" / "pipeline.py").exists() or not CITYCLOUD.exists():
+def _real_warehouse(folder: Path, built) -> tuple[Path | None, str]:
+    """A copy of the session's tiny example run through the pipeline (`built`: its Settings,
+    tests/conftest.py's tiny_built), settled for February; (warehouse, note)."""
+    if built is None or not CITYCLOUD.exists():
         return None, "citycloud pipeline not available"
     warehouse = folder / "tiny.duckdb"
-    env = dict(os.environ, CITYCLOUD_PII_KEY=os.environ.get("CITYCLOUD_PII_KEY") or "dashboard-test-key-not-secret-0123456789",
-               CITYCLOUD_OUTPUT=str(folder / "output"))
-    run = subprocess.run(
-        [str(CITYCLOUD), "run", "--landing", str(TINY / "landing"), "--warehouse", str(warehouse),
-         "--contracts", str(CONTRACTS)],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
-    )
-    snapshot = warehouse.with_name(warehouse.stem + ".published.duckdb")
-    if run.returncode != 0 or not snapshot.exists():
-        return None, f"`citycloud run` failed (exit {run.returncode}): {(run.stderr or run.stdout)[-600:]}"
+    shutil.copy(built.warehouse, warehouse)
+    shutil.copy(built.published, warehouse.with_name(warehouse.stem + ".published.duckdb"))
+    env = dict(os.environ, CITYCLOUD_PII_KEY=built.pii_key.get_secret_value(), CITYCLOUD_OUTPUT=str(folder / "output"))
     settle = subprocess.run(
         [str(CITYCLOUD), "settle", "--warehouse", str(warehouse), "--contracts", str(CONTRACTS),
          "--month", "2026-02", "--out", str(folder / "statements")],
         cwd=folder, env=env, capture_output=True, text=True, timeout=300,
     )
-    note = "tiny example through `citycloud run`"
+    note = f"{TINY_NOTE} (the session's build)"
     if settle.returncode != 0:
         note += f" (settle failed, exit {settle.returncode}: {(settle.stderr or settle.stdout)[-300:]})"
     else:
@@ -112,16 +108,16 @@ def snapshot_query(warehouse: Path, sql: str, params=()):
         con.close()
 
 
-def build_warehouse_under_test(folder: Path) -> dict:
+def build_warehouse_under_test(folder: Path, built=None) -> dict:
     source = os.environ.get("CITYCLOUD_DASHBOARD_TEST_SOURCE", "auto")
-    warehouse, note = (None, "forced hand-built") if source == "handmade" else _real_warehouse(folder)
+    warehouse, note = (None, "forced hand-built") if source == "handmade" else _real_warehouse(folder, built)
     if warehouse is None:
         if source == "tiny":
             raise RuntimeError(f"CITYCLOUD_DASHBOARD_TEST_SOURCE=tiny but {note}")
         warehouse = folder / "handmade.duckdb"
         handmade.build(warehouse)
         note = f"hand-built snapshot ({note})"
-    return {"warehouse": warehouse, "note": note, "kind": "tiny" if "citycloud run" in note else "handmade"}
+    return {"warehouse": warehouse, "note": note, "kind": "tiny" if note.startswith(TINY_NOTE) else "handmade"}
 
 
 def table_row(tables: list[list[str]], first: str) -> list[str]:

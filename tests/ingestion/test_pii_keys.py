@@ -114,7 +114,7 @@ def test_a_second_key_is_refused_and_nothing_changes(tmp_path, monkeypatch):
     _access_day(tmp_path, "2026-03-02", ["U1", "U3"])
     monkeypatch.setenv("CITYCLOUD_PII_KEY", KEY_B)
     with pytest.raises(CitycloudError, match="not the key this warehouse was built with.*rotate-key"):
-        pipeline.ingest(settings)
+        pipeline.ingest(make_settings(tmp_path))  # the next run's settings, with the other key
     assert table_fingerprints(settings.warehouse, schemas=("raw", "audit")) == before
     (fp,), = query(settings.warehouse, "SELECT fingerprint FROM audit.pii_key")
     assert TEST_KEY not in fp and len(fp) == 64
@@ -151,7 +151,7 @@ def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypat
     with pytest.raises(CitycloudError, match="not the key this warehouse was built with"):
         pipeline.ingest(settings)
     monkeypatch.setenv("CITYCLOUD_PII_KEY", KEY_B)
-    assert pipeline.ingest(settings).deliveries == []
+    assert pipeline.ingest(make_settings(tmp_path)).deliveries == []  # the next run's settings
 
 
 def test_rotate_key_refuses_when_a_delivery_is_gone(tmp_path, monkeypatch):

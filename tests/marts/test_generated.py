@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 from datetime import date, timedelta
 
 import duckdb
@@ -12,23 +13,15 @@ import polars as pl
 import pytest
 
 from citycloud import pipeline
-from citycloud.generate import generate
-from tests.conftest import TEST_KEY, make_settings, query, write_delivery
+from tests.conftest import GENERATED_DAYS, GENERATED_START, copy_warehouse, query, write_delivery
 
 pytestmark = pytest.mark.slow
-START, DAYS = date(2026, 1, 1), 31  # January complete: kpi_monthly has its row
+START, DAYS = GENERATED_START, GENERATED_DAYS  # January complete: kpi_monthly has its row
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gen")
-    landing = tmp / "landing"
-    generate(landing, cities=2, start=START, days=DAYS, users=300, seed=7)
-    settings = make_settings(tmp, landing)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
-        pipeline.run(settings)
-    return settings
+def generated(generated_built):
+    return generated_built
 
 
 def _daily(settings, city):
@@ -63,8 +56,9 @@ def test_marts_agree_with_an_independent_polars_recomputation(generated):
         assert verified == len(reg_users & set(levels["user_key"])), (city, day)
 
 
-def test_late_events_change_exactly_the_days_and_months_they_reach(generated):
-    settings = generated
+def test_late_events_change_exactly_the_days_and_months_they_reach(generated, tmp_path):
+    shutil.copytree(generated.landing, tmp_path / "landing")  # the late deliveries are written there
+    settings = copy_warehouse(generated, tmp_path, tmp_path / "landing")
     city = "510100"
     before = _daily(settings, city)
     months_before = dict(query(settings.warehouse, "SELECT month, mau FROM marts.kpi_monthly WHERE city_code = ?", [city]))

@@ -5,12 +5,11 @@ The expected figures are an independent reading of the spec; rates must match to
 from __future__ import annotations
 
 import csv
-import shutil
 
 import pytest
 
 from citycloud import pipeline
-from tests.conftest import TEST_KEY, TINY, make_settings, query, table_fingerprints
+from tests.conftest import PROCESS_VARIABLES, TINY, copy_warehouse, query, table_fingerprints
 
 pytestmark = pytest.mark.slow
 
@@ -19,18 +18,6 @@ DAILY_COLUMNS = ["connected_services", "active_services", "registered_users", "n
                  "ratings", "satisfaction_rate"]
 MONTHLY_COLUMNS = ["connected_services", "registered_users", "mau", "activity_rate", "satisfaction_rate",
                    "new_registrations", "total_accesses"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tiny")
-    landing = tmp / "landing"
-    shutil.copytree(TINY / "landing", landing)
-    settings = make_settings(tmp, landing)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
-        report = pipeline.run(settings)
-    return settings, report
 
 
 def _close(expected: str, actual) -> bool:
@@ -42,7 +29,7 @@ def _close(expected: str, actual) -> bool:
 
 
 def test_kpi_daily_matches_expected_exactly(tiny_run):
-    settings, report = tiny_run
+    settings, report, _ = tiny_run
     assert report.published
     expected = list(csv.DictReader((TINY / "expected" / "kpi_daily.csv").open()))
     rows = query(settings.published,
@@ -58,7 +45,7 @@ def test_kpi_daily_matches_expected_exactly(tiny_run):
 
 
 def test_kpi_monthly_february_matches_expected(tiny_run):
-    settings, _ = tiny_run
+    settings, _, _ = tiny_run
     (expected,) = list(csv.DictReader((TINY / "expected" / "kpi_monthly.csv").open()))
     (row,) = query(settings.published, f"SELECT {', '.join(MONTHLY_COLUMNS)}, is_complete FROM marts.kpi_monthly "
                                        "WHERE city_code = '430100' AND month = DATE '2026-02-01'")
@@ -67,7 +54,7 @@ def test_kpi_monthly_february_matches_expected(tiny_run):
 
 
 def test_audit_counts_match_expected(tiny_run):
-    settings, report = tiny_run
+    settings, report, _ = tiny_run
     for e in csv.DictReader((TINY / "expected" / "audit_counts.csv").open()):
         if e["city_code"] == "all":
             assert query(settings.published, "SELECT count(*) FROM audit.deliveries")[0][0] == int(e["rejected_rows"])
@@ -86,7 +73,7 @@ def test_audit_counts_match_expected(tiny_run):
 
 
 def test_rejected_rows_name_file_line_and_reason(tiny_run):
-    settings, _ = tiny_run
+    settings, _, _ = tiny_run
     rows = query(settings.warehouse, "SELECT file, line, reason FROM audit.rejected_rows WHERE source = 'registrations' "
                                      "ORDER BY file, line")
     assert rows[0] == ("430100/registrations/dt=2026-01-30/initial_load.csv.gz", 66,
@@ -98,8 +85,16 @@ def test_rejected_rows_name_file_line_and_reason(tiny_run):
     assert any(r[2].startswith("event_time 2026-02-13T00:01:00+08:00 is after the end of delivery day") for r in rows)
 
 
-def test_second_run_changes_nothing(tiny_run):
-    settings, _ = tiny_run
+def test_the_example_builds_from_settings_alone_with_an_empty_environment(tiny_run):
+    # tests/tiny_build.py: pipeline.run(Settings(landing=..., warehouse=..., pii_key=...)) in a
+    # process without a single CITYCLOUD_* variable published the marts.
+    settings, report, variables = tiny_run
+    assert set(variables) <= {*PROCESS_VARIABLES, "PWD", "LC_CTYPE"}
+    assert report.published and settings.pii_key.get_secret_value()
+
+
+def test_second_run_changes_nothing(tiny_run, tmp_path):
+    settings = copy_warehouse(tiny_run[0], tmp_path)
     before = table_fingerprints(settings.warehouse)
     snapshot_before = settings.published.stat().st_mtime_ns
     report = pipeline.run(settings)
@@ -113,7 +108,7 @@ def test_settlement_february_matches_expected(tiny_run, tmp_path):
 
     from citycloud.settlement import settle
 
-    settings, _ = tiny_run
+    settings = copy_warehouse(tiny_run[0], tmp_path / "wh")  # the settlement writes its tables
     report = settle(settings, "2026-02", contracts_path=TINY / "contracts.yml", out_dir=tmp_path)
     expected = list(csv.DictReader((TINY / "expected" / "settlement_2026-02.csv").open()))
     rows = query(settings.warehouse, "SELECT l.kpi, l.actual, l.factor, s.payment_cny, s.status, s.version "

@@ -3,37 +3,20 @@ truncated gzip, a file that is not UTF-8) is expected, so every blocking check p
 shows up as warnings naming the city and the day."""
 from __future__ import annotations
 
-import shutil
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from citycloud.expectations import BLOCKING, WARNING
-from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow
 
-TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
-SHARED_TINY = Path("/work/shared/examples/tiny")
-
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    pipeline = pytest.importorskip("citycloud.pipeline")
-    source = TINY if TINY.is_dir() else SHARED_TINY
-    if not (source / "landing").is_dir():
-        pytest.skip("tiny example not found")
-    root = tmp_path_factory.mktemp("quality-tiny")
-    shutil.copytree(source / "landing", root / "landing")
-    from citycloud.config import Settings
-
-    settings = Settings(landing=root / "landing", warehouse=root / "wh" / "citycloud.duckdb",
-                        output=root / "output", contracts=source / "contracts.yml")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
-        report = pipeline.run(settings)        # raises on a blocking failure
+def tiny_checked(tiny_run):
+    """The session's one build of the worked example (tests/conftest.py) and its quality results."""
+    settings, report, _ = tiny_run
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     rows = con.execute("SELECT suite, expectation, city_code, day, severity, success, details "
                        "FROM audit.quality_results WHERE run_id = ?", [report.quality.run_id]).fetchall()
@@ -41,8 +24,8 @@ def tiny_run(tmp_path_factory):
     return settings, report, rows
 
 
-def test_tiny_example_passes_every_blocking_check(tiny_run):
-    _, report, rows = tiny_run
+def test_tiny_example_passes_every_blocking_check(tiny_checked):
+    _, report, rows = tiny_checked
     assert report.published
     assert report.quality.blocking_failures == [], "\n".join(map(str, report.quality.blocking_failures))
     assert not [r for r in rows if r[4] == BLOCKING and not r[5]]
@@ -52,8 +35,8 @@ def test_tiny_example_passes_every_blocking_check(tiny_run):
     assert report.quality.docs_index.is_file()
 
 
-def test_tiny_dirt_is_shown_as_warnings(tiny_run):
-    _, report, _ = tiny_run
+def test_tiny_dirt_is_shown_as_warnings(tiny_checked):
+    _, report, _ = tiny_checked
     warned = {(w.check, w.city_code, w.day) for w in report.quality.warnings}
     # the two files set aside: a truncated gzip and a file that is not UTF-8
     assert ("deliveries.no_file_set_aside", "430100", date(2026, 2, 12)) in warned

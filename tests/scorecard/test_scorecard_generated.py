@@ -11,10 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import duckdb
 import pytest
 
-from citycloud import pipeline
-from citycloud.generate import generate
 from citycloud.scorecard.service import score_month
-from tests.conftest import TEST_KEY, make_settings, query
+from tests.conftest import copy_warehouse, query
 from tests.scorecard.conftest import TODAY
 
 pytestmark = pytest.mark.slow
@@ -83,18 +81,14 @@ assessments:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+def generated(generated_built, tmp_path_factory):
+    """January 2026 scored on a copy of the session's generated warehouse (three cities)."""
     tmp = tmp_path_factory.mktemp("scorecard_gen")
-    landing = tmp / "landing"
-    generate(landing, cities=3, start=JAN[0], days=31, users=300, seed=11)
-    settings = make_settings(tmp, landing)
+    settings = copy_warehouse(generated_built, tmp)
     (tmp / "evaluation.yml").write_text(SCHEMES, encoding="utf-8")
     (tmp / "assessments.yml").write_text(ASSESSMENTS, encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
-        pipeline.run(settings)
-        report = score_month(settings, tmp / "evaluation.yml", "2026-01", tmp / "assessments.yml",
-                             out_dir=tmp / "reports", today=TODAY)
+    report = score_month(settings, tmp / "evaluation.yml", "2026-01", tmp / "assessments.yml",
+                         out_dir=tmp / "reports", today=TODAY)
     return settings, report, tmp
 
 

@@ -1,4 +1,5 @@
-"""The worked example built once for the semantic-layer tests (one pipeline run)."""
+"""The session's builds (tests/conftest.py) under the semantic-layer tests' names: the worked
+example, and the generated two cities over January and February."""
 from __future__ import annotations
 
 import pytest
@@ -14,3 +15,8 @@ def tiny_settings(tiny_built):
 @pytest.fixture(scope="session")
 def tiny_registry(tiny_settings):
     return registry.load()
+
+
+@pytest.fixture(scope="session")
+def generated(generated_built):
+    return generated_built

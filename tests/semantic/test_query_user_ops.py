@@ -13,7 +13,7 @@ import pytest
 
 from citycloud import query
 from citycloud.config import CitycloudError
-from tests.conftest import TINY
+from tests.conftest import GENERATED_CITIES, GENERATED_DAYS, TINY
 
 pytestmark = pytest.mark.slow
 
@@ -185,19 +185,16 @@ def test_cli_query_by_channel_csv(tiny_settings, tmp_path):
     assert list(csv.DictReader(out.open())) == expected
 
 
-# Generated data: two cities, January and February (late events, dirt and all); weeks cross months.
-from tests.semantic.test_query_generated import generated  # noqa: E402,F401  (the module's pipeline run)
-
-
-def test_user_ops_equal_marts_on_generated_data(generated):  # noqa: F811
+# Generated data (conftest.py): three cities, January and February (late events, dirt and all); weeks cross months.
+def test_user_ops_equal_marts_on_generated_data(generated):
     for grain in ("week", "month"):
         mart = _rows(generated, f"SELECT city_code, period_start, {', '.join(LIFECYCLE.values())} "
                                 "FROM marts.user_lifecycle WHERE grain = ? ORDER BY 1, 2", [grain])
-        assert len(mart) == (2 * 7 if grain == "week" else 2 * 2)  # weeks of 2026-01-05 .. 02-16; Jan, Feb
+        assert len(mart) == GENERATED_CITIES * (7 if grain == "week" else 2)  # weeks of 2026-01-05 .. 02-16; Jan, Feb
         assert _ask(generated, LIFECYCLE, grain) == mart
     mart = _rows(generated, f"SELECT city_code, registration_day, {', '.join(ACTIVATION.values())} "
                             "FROM marts.activation_daily ORDER BY 1, 2")
-    assert len(mart) == 2 * 59 and _ask(generated, ACTIVATION, "day") == mart
+    assert len(mart) == GENERATED_CITIES * GENERATED_DAYS and _ask(generated, ACTIVATION, "day") == mart
     mart = _rows(generated, f"SELECT city_code, kpi_date, channel, {', '.join(CHANNEL.values())} "
                             "FROM marts.channel_daily ORDER BY 1, 2, 3")
     df = query.query(generated, query.QueryRequest(metrics=tuple(CHANNEL), grain="day", by="channel"))
