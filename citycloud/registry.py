@@ -2,8 +2,8 @@
 every KPI's name, labels, unit, format and whether contracts may pay on it.
 
 The definitions live in dbt_project/models/semantic/*.yml (MetricFlow metrics, `label` and
-`config.meta`). `dbt parse` writes them to `target/semantic_manifest.json` inside the dbt
-project (dbt's own default target, git-ignored; `mf` reads it there too). `load()` reads that
+`config.meta`). A full `dbt parse` writes them to `target/registry/semantic_manifest.json`
+inside the dbt project (git-ignored; `mf` reads its own `target/semantic_manifest.json`). `load()` reads that
 file and runs `dbt parse` first when it is missing or older than a file of the project, so a
 reader always sees the YAML as it stands (parsing opens no warehouse: it never waits for a
 running pipeline). Nothing else in the code lists KPI names or labels.
@@ -82,8 +82,11 @@ class Registry:
 
 
 def artifacts_dir(project: Path | None = None) -> Path:
-    """dbt's default target folder of the project: where `dbt parse` writes the manifest."""
-    return Path(project or config.DBT_PROJECT_DIR).resolve() / "target"
+    """Where the registry's own `dbt parse` writes the manifests: a folder of dbt's target that
+    nothing else writes. The metrics' order is the manifest's, and a partial parse (after a `dbt
+    parse` by hand, or a YAML file moved) appends changed files' metrics at the end: a full parse
+    into a folder of its own keeps the YAML's order on every machine."""
+    return Path(project or config.DBT_PROJECT_DIR).resolve() / "target" / "registry"
 
 
 def _newest_source(project: Path) -> float:
@@ -101,7 +104,7 @@ def _parse(project: Path) -> None:
     env = {**os.environ, "DBT_TARGET_PATH": str(artifacts_dir(project)), "DBT_LOG_PATH": str(project / "logs"),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     proc = subprocess.run(
-        [str(dbt), "parse", "--project-dir", str(project), "--profiles-dir", str(project), "--no-use-colors", "-q"],
+        [str(dbt), "parse", "--project-dir", str(project), "--profiles-dir", str(project), "--no-use-colors", "--no-partial-parse", "-q"],
         env=env, cwd=project, capture_output=True, text=True,
     )
     if proc.returncode != 0:
