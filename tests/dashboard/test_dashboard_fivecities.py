@@ -76,6 +76,19 @@ def test_settlement_amounts_are_whole_and_totalled(five, browser):
     assert browser.evaluate(CUT_AMOUNTS_JS) == []
 
 
+def test_settlement_weights_and_factors_read_as_terms(five, browser):
+    """Weights and factors are stored as DECIMAL(38,18): shown as 30% and 0.90, not 0.300000000000000000."""
+    d, _ = five
+    text = browser.open(f"{d.url}/settlement?city=430100", ["指标达成", "CS-2026-003"])
+    browser.wait_settled()
+    assert_clean(text)
+    tables = browser.tables()
+    # kpi, actual, target, attainment, weight, factor (v2 of CS-2026-003)
+    assert table_row(tables, fmt.kpi_label("registered_users"))[-2:] == ["30%", "0.00"]
+    assert table_row(tables, fmt.kpi_label("satisfaction_rate"))[-2:] == ["20%", "1.00"]
+    assert "000000" not in browser.text()
+
+
 def test_services_with_all_cities_stays_short(five, browser):
     d, facts = five
     text = browser.open(f"{d.url}/services", ["按部门", "其他"])
