@@ -250,7 +250,7 @@ def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, k
         return
     enc = {
         "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=axis_format(kind))),
-        "y": alt.Y(f"{y}:N", title=y_title, sort=sort or "-x"),
+        "y": alt.Y(f"{y}:N", title=y_title, sort=sort or "-x", axis=alt.Axis(labelLimit=0)),  # names in full
         "tooltip": [alt.Tooltip(f"{y}:N", title=y_title),
                     alt.Tooltip(f"{x}:Q", title=x_title, format=axis_format(kind))],
     }
