@@ -106,16 +106,19 @@ with left:
                                 var_name="step", value_name="users")
         daily["步骤"] = daily["step"].map(user_ops.funnel_labels())
         daily["窗口"] = daily["window_complete"].map({True: "已满 complete", False: "未满 incomplete"})
+        daily["注册日"] = daily["registration_day"].map(lambda d: fmt.fmt_date(d)[5:])  # MM-DD
+        # a funnel: the steps side by side from zero (grouped), never stacked; xOffset needs a
+        # discrete x (on a time scale Vega-Lite ignores it and stacks the bars)
         st.altair_chart(alt.Chart(daily).mark_bar().encode(
-            x=alt.X("registration_day:T", title="注册日", axis=alt.Axis(format="%m-%d", labelAngle=0)),
+            x=alt.X("注册日:O", title="注册日", axis=alt.Axis(labelAngle=-45)),
             xOffset=alt.XOffset("步骤:N", sort=list(user_ops.funnel_labels().values())),
-            y=alt.Y("users:Q", title="用户数（人）"),
+            y=alt.Y("users:Q", title="用户数（人）", stack=None),
             color=alt.Color("步骤:N", sort=list(user_ops.funnel_labels().values()), legend=alt.Legend(orient="bottom")),
             opacity=alt.Opacity("窗口:N", scale=alt.Scale(domain=["已满 complete", "未满 incomplete"], range=[1, 0.35]),
                                 legend=None),
             tooltip=[alt.Tooltip("registration_day:T", title="注册日", format="%Y-%m-%d"), "步骤:N",
                      alt.Tooltip("users:Q", title="用户数"), "窗口:N"],
-        ).properties(height=240), width="stretch")
+        ).properties(height=240, usermeta=ui.SVG), width="stretch")
 
 # ---- stickiness -----------------------------------------------------------------------------
 stickiness = d["stickiness"]

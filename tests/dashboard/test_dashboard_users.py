@@ -53,6 +53,32 @@ def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapsho
     browser.screenshot(SHOTS / "dashboard_users.png")
 
 
+# The bars of the daily activation chart: their description (day, step, users) and where they stand.
+ACTIVATION_BARS_JS = """
+Array.from(document.querySelectorAll('.vega-embed .mark-rect path[aria-label*="注册日"]')).map(p => {
+  const r = p.getBoundingClientRect();
+  return [p.getAttribute('aria-label'), Math.round(r.left), Math.round(r.bottom), Math.round(r.height)];
+})
+"""
+
+
+def test_activation_steps_stand_side_by_side(dashboard, browser, tiny_snapshot):
+    """A funnel: each day's three steps are bars next to each other, all from the zero line
+    (stacked, 19 + 11 + 6 would read as 36)."""
+    browser.open(f"{dashboard.url}/users?city={CITY}", ["7日激活", "月活跃天数分布"])
+    browser.wait_settled()
+    bars = browser.evaluate(ACTIVATION_BARS_JS)
+    assert len(bars) >= 3 * 20, bars[:5]
+    by_day: dict[str, list] = {}
+    for label, left, bottom, height in bars:
+        by_day.setdefault(label.split("注册日: ")[1].split(";")[0], []).append((left, bottom, height))
+    baseline = max(bottom for _, bottom, _ in (b for day in by_day.values() for b in day))
+    for day, steps in by_day.items():
+        assert len(steps) == 3, (day, steps)
+        assert len({left for left, _, _ in steps}) == 3, f"{day}: steps drawn on top of each other {steps}"
+        assert all(abs(bottom - baseline) <= 1 for _, bottom, h in steps if h), f"{day}: stacked {steps}"
+
+
 def test_users_data_sums_cities_and_recomputes_rates(tiny_snapshot):
     d = data.run_load(tiny_snapshot, EVERY_CITY, user_ops.load_users, [CITY, "999999"], dt.date(2026, 3, 3))
     assert d["missing"] == []
