@@ -665,6 +665,13 @@ DELIVERY_STATUS_LABELS = {
     "missing": "❌ 缺失",
     "no_snapshot": "— 无快照",
 }
+
+
+def delivery_symbol(status: str) -> str:
+    """The symbol of a delivery status, the grid's (⚠️ incomplete, ❌ missing), wherever it is shown."""
+    return DELIVERY_STATUS_LABELS[status].split()[0]
+
+
 # What a delivery problem is called in a sentence ("好差评 未完成"); on time / no snapshot are none.
 DELIVERY_PROBLEMS = {"late": "迟到", "incomplete": "未完成（无 _SUCCESS）", "empty": "空交付（无数据文件）",
                      "missing": "缺失"}

@@ -89,8 +89,8 @@ def summary_row(city: str) -> dict:
         **{fmt.kpi_label(k): fmt.fmt_kpi(k, today[k]) for k in SUMMARY},
         "数据质量": quality_badge(q),
         "拒收行/文件": "—" if rej_rows is None else f"{rej_rows:,} / {rej_files or 0:,}",
-        "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "❌ " + "、".join(
-            problem_text(r) for r in problems.itertuples())),
+        "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "、".join(
+            f"{data.delivery_symbol(r.status)} {problem_text(r)}" for r in problems.itertuples())),
     }
 
 

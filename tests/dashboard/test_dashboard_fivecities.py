@@ -68,7 +68,8 @@ def test_a_folder_without_success_is_incomplete_not_missing(five, browser):
     assert f"已交付但未完成（无 _SUCCESS），未读取：{folder}" in browser.text()
     summary = browser.open(f"{d.url}/", ["各城市"])
     assert_clean(summary)
-    assert f"ratings 未完成（无 _SUCCESS）：{folder}" in browser.wait_row("长沙市（430100）")[-1]
+    # the summary line uses the grid's symbol: ⚠️ for incomplete (❌ is for missing)
+    assert browser.wait_row("长沙市（430100）")[-1] == f"⚠️ ratings 未完成（无 _SUCCESS）：{folder}"
 
 
 def test_settlement_amounts_are_whole_and_totalled(five, browser):
