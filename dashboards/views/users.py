@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from citycloud.channels import channel_label
 from citycloud.dashboards import data, fmt, gate, ui, user_ops
 
 
@@ -67,7 +68,7 @@ if retention is None or retention.empty:
 else:
     channels = ["all"] + sorted(c for c in retention["channel"].unique() if c != "all")
     channel = st.selectbox("获客渠道 Channel", channels, key="uo_channel",
-                           format_func=lambda c: "全部渠道 all" if c == "all" else c)
+                           format_func=lambda c: "全部渠道 all" if c == "all" else channel_label(c))
     cohort = retention[retention["channel"] == channel].copy()
     recent = sorted(cohort["cohort_month"].unique())[-12:]  # the latest 12 cohorts in the heatmap
     cohort = cohort[cohort["cohort_month"].isin(recent)]
@@ -145,16 +146,17 @@ channels = d["channels"]
 if channels is None or channels.empty:
     st.caption("无记录 (none)")
 else:
+    channels = channels.assign(渠道=channels["channel"].map(channel_label))
     st.altair_chart(alt.Chart(channels).mark_area().encode(
         x=alt.X("kpi_date:T", title="日期", axis=alt.Axis(format="%m-%d", labelAngle=0)),
         y=alt.Y("successful_accesses:Q", title="成功访问（次）", stack="normalize", axis=alt.Axis(format=".0%")),
-        color=alt.Color("channel:N", title="渠道", legend=alt.Legend(orient="bottom")),
-        tooltip=[alt.Tooltip("kpi_date:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("channel:N", title="渠道"),
+        color=alt.Color("渠道:N", title="渠道", legend=ui.legend()),
+        tooltip=[alt.Tooltip("kpi_date:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("渠道:N"),
                  alt.Tooltip("successful_accesses:Q", title="成功访问"), alt.Tooltip("active_users:Q", title="活跃用户"),
                  alt.Tooltip("new_registrations:Q", title="注册")],
     ).properties(height=260), width="stretch")
     mix = user_ops.channel_mix(channels)
-    ui.table(pd.DataFrame({"渠道": mix["channel"], fmt.kpi_label("total_accesses"): mix["total_accesses"].map(fmt.fmt_int),
+    ui.table(pd.DataFrame({"渠道": mix["channel"].map(channel_label), fmt.kpi_label("total_accesses"): mix["total_accesses"].map(fmt.fmt_int),
                            "成功访问": mix["successful_accesses"].map(fmt.fmt_int),
                            "成功访问占比": mix["share"].map(fmt.fmt_pct),
                            "注册数": mix["new_registrations"].map(fmt.fmt_int)}))

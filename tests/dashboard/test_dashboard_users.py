@@ -50,6 +50,11 @@ def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapsho
     # stickiness of February: 20 users came on exactly one day (of 110 active)
     assert table_row(tables, "1")[1:3] == ["20", fmt.fmt_pct(20 / 110)]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
+    # channels by their names (citycloud/channels.py), in the table and the chart's legend, never as codes
+    assert table_row(tables, "支付宝小程序")[0] == "支付宝小程序"
+    legend = browser.evaluate("Array.from(document.querySelectorAll('.role-legend-label text')).map(t => t.textContent)")
+    assert {"支付宝小程序", "微信小程序"} <= set(legend), legend
+    assert "alipay_mini" not in browser.text() + " ".join(legend)
     browser.screenshot(SHOTS / "dashboard_users.png")
 
 
