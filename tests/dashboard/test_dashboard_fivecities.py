@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 import dashboard_fivecities as fivecities
+from dashboard_browser import CUT_CHART_TEXT_JS
 from dashboard_support import Dashboard, snapshot_query, table_row
 from test_dashboard_browser import assert_clean
 
@@ -141,5 +142,6 @@ def test_trend_legends_show_every_city(five, browser):
     for labels in legends:
         assert {name for name, _ in labels} >= cities, labels
         assert all(inside for _, inside in labels), f"legend cut off: {labels}"
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []  # no axis title or label shortened or cut either
     # one active-users metric at a time for several cities: five lines, no metric legend
     assert "日活跃用户 DAU Daily active users" in text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard_browser import CUT_CHART_TEXT_JS
 from dashboard_support import ROOT, snapshot_query, table_row
 
 from citycloud.dashboards import data, fmt, user_ops
@@ -65,6 +66,14 @@ Array.from(document.querySelectorAll('.vega-embed .mark-rect path[aria-label*="�
   return [p.getAttribute('aria-label'), Math.round(r.left), Math.round(r.bottom), Math.round(r.height)];
 })
 """
+
+
+def test_users_charts_show_their_text_whole(dashboard, browser, tiny_snapshot):
+    """At 1440 px no axis title, axis label or legend label is shortened or cut at the chart's edge."""
+    browser.open(f"{dashboard.url}/users?city={CITY}", ["7日激活", "月活跃天数分布", "渠道构成"])
+    browser.wait_settled()
+    assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []
 
 
 def test_activation_steps_stand_side_by_side(dashboard, browser, tiny_snapshot):
