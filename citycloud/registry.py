@@ -39,6 +39,7 @@ class Metric:
     source: str | None = None  # landing source that feeds it
     alert_on_move: bool = True  # the dashboard flags a big day-on-day or week-on-week move
     headline: int | None = None  # place among the dashboard's headline cards
+    denominator: str | None = None  # a ratio's denominator metric: the sample a rate stands on
     # `citycloud query`: the grains it may be asked at (None: any; a figure of a whole week or
     # month must not be summed into longer periods), and the metric answering it at a grain
     periods: tuple[str, ...] | None = None
@@ -136,9 +137,16 @@ def _metric(raw: dict) -> Metric:
         description=(raw.get("description") or "").strip(), unit=meta["unit"], format=meta["format"],
         payable=bool(meta["payable"]), grains=tuple(meta["grains"]), marts=dict(meta.get("marts") or {}),
         source=meta.get("source"), alert_on_move=bool(meta.get("alert_on_move", True)),
-        headline=meta.get("headline"),
+        headline=meta.get("headline"), denominator=_denominator(raw),
         periods=tuple(meta["periods"]) if "periods" in meta else None, by_grain=dict(meta.get("by_grain") or {}),
     )
+
+
+def _denominator(raw: dict) -> str | None:
+    if raw.get("type") != "ratio":
+        return None
+    den = (raw.get("type_params") or {}).get("denominator")
+    return den.get("name") if isinstance(den, dict) else den
 
 
 _CACHE: dict[tuple[str, int], Registry] = {}

@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 
 import duckdb
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from citycloud.access import Scope, scoped_connection
 from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
@@ -664,6 +665,13 @@ DELIVERY_STATUS_LABELS = {
     "missing": "❌ 缺失",
     "no_snapshot": "— 无快照",
 }
+
+
+def delivery_symbol(status: str) -> str:
+    """The symbol of a delivery status, the grid's (⚠️ incomplete, ❌ missing), wherever it is shown."""
+    return DELIVERY_STATUS_LABELS[status].split()[0]
+
+
 # What a delivery problem is called in a sentence ("好差评 未完成"); on time / no snapshot are none.
 DELIVERY_PROBLEMS = {"late": "迟到", "incomplete": "未完成（无 _SUCCESS）", "empty": "空交付（无数据文件）",
                      "missing": "缺失"}
@@ -723,9 +731,15 @@ def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]
             cur, old = today.get(kpi), base.get(kpi)
             if fmt.is_missing(cur) or fmt.is_missing(old):
                 continue
+            sample = ""
             if fmt.is_rate(kpi):
                 change = float(cur) - float(old)
                 big = abs(change) >= threshold / 2  # 5 points for a 10% threshold
+                den = fmt.registry().metrics[kpi].denominator
+                n_cur, n_old = today.get(den), base.get(den)
+                if big and not (fmt.is_missing(n_cur) or fmt.is_missing(n_old)):
+                    big = not chance_explains(float(old), int(n_old), float(cur), int(n_cur))
+                    sample = f"（{fmt.kpi_label(den)} {fmt.fmt_int(n_old)} → {fmt.fmt_int(n_cur)}）"
             else:
                 if float(old) == 0:
                     continue
@@ -734,5 +748,19 @@ def movers(kpis: pd.DataFrame, city: str, threshold: float = 0.10) -> list[dict]
             if big and not any(m["kpi"] == kpi for m in found):
                 found.append({"kpi": kpi, "against": label, "offset": offset, "change": change,
                               "current": float(cur), "base": float(old),
-                              "text": f"{fmt.kpi_label(kpi)} {label} {fmt.fmt_delta(kpi, cur, old)}"})
+                              "text": f"{fmt.kpi_label(kpi)} {label} {fmt.fmt_delta(kpi, cur, old)}{sample}"})
     return found
+
+
+CHANCE_P = 0.01  # a rate's move is shown only when chance gives one as large less than once in 100
+
+
+def chance_explains(rate_before: float, n_before: int, rate_now: float, n_now: int) -> bool:
+    """Whether two days' rates (of n_before and n_now trials: ratings, accesses) differ by no
+    more than chance would make them: Fisher's exact test of the 2×2 table, p >= CHANCE_P.
+    Two ratings, one good then none (−50 points), are chance; 80% of 1,000 then 70% is not."""
+    if n_before <= 0 or n_now <= 0:
+        return True
+    before, now = round(rate_before * n_before), round(rate_now * n_now)
+    table = [[before, n_before - before], [now, n_now - now]]
+    return fisher_exact(table).pvalue >= CHANCE_P

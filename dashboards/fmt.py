@@ -112,6 +112,16 @@ def fmt_pct(value, digits: int = 2) -> str:
     return f"{float(value) * 100:,.{digits}f}%"
 
 
+def fmt_weight(value) -> str:
+    """A contract or scorecard weight (stored as DECIMAL(38,18), 0.3) as a whole percentage: 30%."""
+    return fmt_pct(value, 0)
+
+
+def fmt_factor(value) -> str:
+    """A payment factor (DECIMAL(38,18), 0.9) to two places: 0.90."""
+    return MISSING if is_missing(value) else f"{Decimal(str(value)):.2f}"
+
+
 def fmt_kpi(kpi: str, value) -> str:
     if is_rate(kpi):
         return fmt_pct(value)

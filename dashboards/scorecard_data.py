@@ -130,7 +130,7 @@ def indicator_table(indicators: pd.DataFrame, scheme_id: str, city: str) -> pd.D
         "维度 Dimension": rows["dimension"].map(lambda d: dims[d].label),
         "实际值 Value": [fmt_indicator_value(v, i) for v, i in zip(rows["value"], rows["indicator"])],
         "目标 Target": [fmt_indicator_value(v, i) for v, i in zip(rows["target"], rows["indicator"])],
-        "权重 Weight": rows["weight"].map(lambda w: fmt.fmt_pct(w, 0)),
+        "权重 Weight": rows["weight"].map(fmt.fmt_weight),
         "得分 Score": rows["score"].map(fmt_score),
         "失分 Points lost": [points_lost(w, v) for w, v in zip(rows["weight"], rows["score"])],
         "无数据 No data": rows["no_data"].map(lambda flag: "⚠ 无数据" if flag else ""),

@@ -221,6 +221,17 @@ LEGEND_COLUMNS = 3
 SVG = {"embedOptions": {"renderer": "svg"}}
 
 
+# Only a chart's width fits its column; its plot keeps the height asked for, and a legend under it
+# adds to the page's height instead of squeezing the plot (five cities' legend left a 90 px plot
+# whose y-axis title was cut off at both ends).
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
+def show(chart) -> None:
+    """Draw an Altair chart as SVG, as wide as its column, its plot as tall as asked."""
+    st.altair_chart(chart.properties(autosize=FIT_WIDTH, usermeta=SVG), width="stretch")
+
+
 def line_chart(df: pd.DataFrame, x: str, y: str, color: str | None, *, x_title: str, y_title: str,
                kind: str = "count", color_title: str = "", height: int = 260, dash: str | None = None) -> None:
     if df is None or df.empty:
@@ -238,8 +249,7 @@ def line_chart(df: pd.DataFrame, x: str, y: str, color: str | None, *, x_title: 
         enc["tooltip"].insert(0, alt.Tooltip(f"{color}:N", title=color_title))
     if dash:
         enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title="", legend=legend())
-    chart = alt.Chart(df).mark_line(point=len(df) <= 62).encode(**enc).properties(height=height, usermeta=SVG)
-    st.altair_chart(chart, width="stretch")
+    show(alt.Chart(df).mark_line(point=len(df) <= 62).encode(**enc).properties(height=height))
 
 
 def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, kind: str = "count",
@@ -250,15 +260,13 @@ def bar_chart(df: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str, k
         return
     enc = {
         "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=axis_format(kind))),
-        "y": alt.Y(f"{y}:N", title=y_title, sort=sort or "-x"),
+        "y": alt.Y(f"{y}:N", title=y_title, sort=sort or "-x", axis=alt.Axis(labelLimit=0)),  # names in full
         "tooltip": [alt.Tooltip(f"{y}:N", title=y_title),
                     alt.Tooltip(f"{x}:Q", title=x_title, format=axis_format(kind))],
     }
     if color:
         enc["color"] = alt.Color(f"{color}:N", title=color_title, legend=legend())
-    chart = alt.Chart(df).mark_bar().encode(**enc).properties(height=alt.Step(24) if height is None else height,
-                                                              usermeta=SVG)
-    st.altair_chart(chart, width="stretch")
+    show(alt.Chart(df).mark_bar().encode(**enc).properties(height=alt.Step(24) if height is None else height))
 
 
 def table(df: pd.DataFrame) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from citycloud import channels
 from citycloud.config import BUSINESS_UTC_OFFSET_HOURS, BUSINESS_UTC_OFFSET_ISO
 
 DAY = 86_400
@@ -24,7 +25,7 @@ BOM = "\ufeff".encode()
 # Timestamp forms (landing.md, Timestamps). EPOCH_MS is allowed in service_access only.
 F_OFFSET, F_Z, F_LOCAL_T, F_LOCAL_SPACE, F_EPOCH_MS = range(5)
 
-CHANNELS = ("ios", "android", "alipay_mini", "wechat_mini", "web")
+CHANNELS = channels.CHANNELS  # ios, android, alipay_mini, wechat_mini, web: the order the draws depend on
 CHANNEL_P = np.array([0.17, 0.21, 0.30, 0.24, 0.08])
 ODD_CHANNELS = ("harmony_os", "douyin_mini", "kiosk", "baidu_mini", "unknown")
 

@@ -89,51 +89,62 @@ else:
     ui.table(service_table(failing.sort_values(["failed_accesses", "service_id"], ascending=[False, True]).head(10)))
 
 
-TOP_GROUPS = 10  # departments / categories shown by name; the rest are one "other" row
+TOP_GROUPS = 10  # departments / categories drawn by name; the rest are a note, never a bar on the same scale
 
 
-def top_groups(column: str) -> pd.Series:
-    """The group of each service: its department (category) when that is among the TOP_GROUPS
-    busiest across the selected cities, else one shared "其他 N 个" (other) label."""
-    totals = services.groupby(column)["total_accesses"].sum().sort_values(ascending=False, kind="stable")
-    if len(totals) <= TOP_GROUPS:
-        return services[column]
-    kept = set(totals.index[:TOP_GROUPS])
-    other = f"其他 {len(totals) - TOP_GROUPS} 个 (other)"
-    return services[column].where(services[column].isin(kept), other)
-
-
-def by(column: str, keys: list[str]) -> pd.DataFrame:
-    g = services.assign(group=top_groups(column)).groupby(keys, as_index=False).agg(
+def grouped(keys: list[str]) -> pd.DataFrame:
+    """Services, accesses and success per group of `keys`, busiest first."""
+    g = services.groupby(keys, as_index=False).agg(
         services=("service_id", "nunique"),
         active=("active_days", lambda s: int((s > 0).sum())),
         total=("total_accesses", "sum"),
         ok=("successful_accesses", "sum"),
     )
     g["rate"] = (g["ok"] / g["total"]).where(g["total"] > 0)
-    # the named groups by volume, "other" last
-    g["_other"] = g["group"].str.startswith("其他 ")
-    return g.sort_values(["_other", "total"], ascending=[True, False]).drop(columns="_other")
+    return g.sort_values(["total", *keys], ascending=[False, *[True] * len(keys)], kind="stable")
 
 
-def group_table(g: pd.DataFrame, label: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        label: g["group"],
-        "服务数": g["services"].map(fmt.fmt_int),
-        "有成功访问的服务": g["active"].map(fmt.fmt_int),
-        fmt.kpi_label("total_accesses"): g["total"].map(fmt.fmt_int),
-        "成功率": g["rate"].map(fmt.fmt_pct),
-    })
+def group_table(g: pd.DataFrame, keys: list[str], labels: list[str], rest: pd.DataFrame) -> pd.DataFrame:
+    """The named groups, then one line for the rest (their sum, in the table only)."""
+    out = pd.DataFrame({label: g[key] for key, label in zip(keys, labels)})
+    if len(rest):
+        out.loc[len(out)] = [f"其余 {len(rest)} 个 (rest)", *[""] * (len(keys) - 1)]
+        g = pd.concat([g, pd.DataFrame([{"services": rest["services"].sum(), "active": rest["active"].sum(),
+                                         "total": rest["total"].sum(), "ok": rest["ok"].sum()}])])
+        g["rate"] = (g["ok"] / g["total"]).where(g["total"] > 0)
+    out["服务数"] = g["services"].map(fmt.fmt_int).values
+    out["有成功访问的服务"] = g["active"].map(fmt.fmt_int).values
+    out[fmt.kpi_label("total_accesses")] = g["total"].map(fmt.fmt_int).values
+    out["成功率"] = g["rate"].map(fmt.fmt_pct).values
+    return out
 
 
+def rest_note(rest: pd.DataFrame, noun: str) -> None:
+    if len(rest):
+        total = services["total_accesses"].sum()
+        share = fmt.fmt_pct(rest["total"].sum() / total if total else None, 1)
+        st.caption(f"另有 {len(rest)} 个{noun}共 {fmt.fmt_int(rest['total'].sum())} 次访问（占 {share}），"
+                   f"未画入图中（见表格末行）。")
+
+
+# A department is a city's: 市公安局 of 长沙 and of 海口 are two. A category is shared by the cities.
 for column, label, title in (("department", "部门", "按部门 · By department"), ("category", "类别", "按类别 · By category")):
-    st.markdown(f"**{title}**（{WINDOWS[window]}；访问量前 {TOP_GROUPS} 个，其余合并为“其他”）")
+    st.markdown(f"**{title}**（{WINDOWS[window]}；访问量前 {TOP_GROUPS} 个）")
+    keys, labels = (["城市", column], ["城市", label]) if column == "department" else ([column], [label])
+    g = grouped(keys)
+    top, rest = g.head(TOP_GROUPS), g.iloc[TOP_GROUPS:]
     c1, c2 = st.columns([2, 3])
-    with c1:  # several cities: one bar per group, split by city
-        bars = by(column, ["group", "城市"] if multi else ["group"])
-        order = list(by(column, ["group"])["group"])
-        ui.bar_chart(bars.rename(columns={"group": label}), "total", label, sort=order,
-                     x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label,
-                     color="城市" if multi else None, color_title="城市")
+    with c1:
+        if column == "department":
+            bars = top.assign(**{label: top[column] + ("（" + top["城市"] + "）" if multi else "")})
+            ui.bar_chart(bars, "total", label, sort=list(bars[label]),
+                         x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label)
+        else:  # several cities: each category's bar split by city
+            split = grouped([column, "城市"])
+            bars = split[split[column].isin(top[column])].rename(columns={column: label})
+            ui.bar_chart(bars, "total", label, sort=list(top[column]),
+                         x_title=f"{fmt.kpi_label('total_accesses')}（次）", y_title=label,
+                         color="城市" if multi else None, color_title="城市")
+        rest_note(rest, label)
     with c2:
-        ui.table(group_table(by(column, ["group"]), label))
+        ui.table(group_table(top, keys, labels, rest))

@@ -117,7 +117,7 @@ for city in cities:
                         "实际": [fmt.fmt_kpi(k, x) for k, x in zip(mine["kpi"], mine["actual"])],
                         "目标": [fmt.fmt_kpi(k, x) for k, x in zip(mine["kpi"], mine["target"])],
                         "达成率": mine["attainment"].map(fmt.fmt_pct),
-                        "权重": mine["weight"], "档位系数": mine["factor"],
+                        "权重": mine["weight"].map(fmt.fmt_weight), "档位系数": mine["factor"].map(fmt.fmt_factor),
                     }))
             with right:
                 st.markdown("**档位 · Tiers**（结算所用条款）")
@@ -125,7 +125,7 @@ for city in cities:
                 if tiers:
                     ui.table(pd.DataFrame({
                         "达成率不低于": [fmt.fmt_pct(t["min_attainment"], 0) for t in tiers],
-                        "支付系数": [f"{Decimal(str(t['factor'])):.2f}" for t in tiers],
+                        "支付系数": [fmt.fmt_factor(t["factor"]) for t in tiers],
                     }))
                 else:
                     st.caption("结算单未记录档位。")
@@ -156,7 +156,7 @@ for city in cities:
                         "指标": mine["kpi"].map(fmt.kpi_label),
                         "实际": [fmt.fmt_kpi(k, x) for k, x in zip(mine["kpi"], mine["actual"])],
                         "达成率": mine["attainment"].map(fmt.fmt_pct),
-                        "档位系数": mine["factor"],
+                        "档位系数": mine["factor"].map(fmt.fmt_factor),
                     }))
 
     if monthly is not None:

@@ -89,8 +89,8 @@ def summary_row(city: str) -> dict:
         **{fmt.kpi_label(k): fmt.fmt_kpi(k, today[k]) for k in SUMMARY},
         "数据质量": quality_badge(q),
         "拒收行/文件": "—" if rej_rows is None else f"{rej_rows:,} / {rej_files or 0:,}",
-        "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "❌ " + "、".join(
-            problem_text(r) for r in problems.itertuples())),
+        "交付": "—" if status is None else ("✅ 齐全" if problems.empty else "、".join(
+            f"{data.delivery_symbol(r.status)} {problem_text(r)}" for r in problems.itertuples())),
     }
 
 
@@ -147,7 +147,8 @@ def city_detail(city: str) -> None:
     with right:
         st.markdown("**变化与原因 · What moved**")
         if not moved:
-            st.caption("与前一日和上周同日相比，没有超过 10% 的变化。 No KPI moved by more than 10%.")
+            st.caption("与前一日和上周同日相比，没有超过 10%（比率：5 个百分点且超出偶然波动）的变化。"
+                       " No KPI moved by more than 10% (rates: 5 points, beyond chance).")
         for m in moved:
             # only evidence that can carry the movement; none found: the movement alone
             why = moves.explain(m, kpis, city, status=status, rejected_rows=d.get("rejected_rows"),

@@ -92,8 +92,8 @@ def satisfaction() -> None:
                                                                        legend=None))
         rate = alt.layer(daily, base.mark_line(strokeWidth=3).encode(y=y))
         counts = base.mark_bar(opacity=0.8).encode(y=alt.Y("ratings:Q", title=f"{label('ratings')}（条）"))
-    st.altair_chart(rate.properties(height=260, usermeta=ui.SVG), width="stretch")
-    st.altair_chart(counts.properties(height=150, usermeta=ui.SVG), width="stretch")
+    ui.show(rate.properties(height=260))
+    ui.show(counts.properties(height=150))
     window = df[df["kpi_date"] == df["kpi_date"].max()]
     n = int(window["ratings"].sum())
     st.caption(f"线：{pooled} = 近 {POOL_DAYS} 日{label('good_ratings')}之和 ÷ {label('ratings')}之和（不是日好评率的平均）"

@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from citycloud.channels import channel_label
 from citycloud.dashboards import data, fmt, gate, ui, user_ops
 
 
@@ -46,12 +47,12 @@ else:
     chart = alt.Chart(long).mark_bar().encode(
         x=alt.X("周期:O", title="周期起始日", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("signed:Q", title="用户数（人）", stack="zero"),
-        color=alt.Color("类别:N", sort=list(user_ops.lifecycle_labels().values()), legend=alt.Legend(orient="bottom")),
+        color=alt.Color("类别:N", sort=list(user_ops.lifecycle_labels().values()), legend=ui.legend()),
         order=alt.Order("order:Q"),
         tooltip=[alt.Tooltip("period_start:T", title="周期起始日", format="%Y-%m-%d"), alt.Tooltip("类别:N"),
                  alt.Tooltip("users:Q", title="用户数", format=",.0f")],
     ).properties(height=280)
-    st.altair_chart(chart, width="stretch")
+    ui.show(chart)
     rows = lifecycle[lifecycle["grain"] == grain].sort_values("period_start", ascending=False)
     table = pd.DataFrame({"周期起始": rows["period_start"].map(fmt.fmt_date),
                           "活跃用户": rows["active_users"].map(fmt.fmt_int)})
@@ -67,7 +68,7 @@ if retention is None or retention.empty:
 else:
     channels = ["all"] + sorted(c for c in retention["channel"].unique() if c != "all")
     channel = st.selectbox("获客渠道 Channel", channels, key="uo_channel",
-                           format_func=lambda c: "全部渠道 all" if c == "all" else c)
+                           format_func=lambda c: "全部渠道 all" if c == "all" else channel_label(c))
     cohort = retention[retention["channel"] == channel].copy()
     recent = sorted(cohort["cohort_month"].unique())[-12:]  # the latest 12 cohorts in the heatmap
     cohort = cohort[cohort["cohort_month"].isin(recent)]
@@ -83,7 +84,7 @@ else:
     heat = base.mark_rect().encode(color=alt.Color("retention_rate:Q", title="留存率",
                                                    scale=alt.Scale(domain=[0, 1], scheme="blues")))
     text = base.mark_text(fontSize=11).encode(text=alt.Text("retention_rate:Q", format=".0%"))
-    st.altair_chart((heat + text).properties(height=alt.Step(26)), width="stretch")
+    ui.show((heat + text).properties(height=alt.Step(26)))
     shown = cohort.sort_values(["cohort_month", "months_since"], ascending=[False, True])
     ui.table(pd.DataFrame({"注册月份": shown["队列"], "第 k 月": shown["months_since"],
                            "队列人数": shown["cohort_users"].map(fmt.fmt_int),
@@ -106,16 +107,20 @@ with left:
                                 var_name="step", value_name="users")
         daily["步骤"] = daily["step"].map(user_ops.funnel_labels())
         daily["窗口"] = daily["window_complete"].map({True: "已满 complete", False: "未满 incomplete"})
-        st.altair_chart(alt.Chart(daily).mark_bar().encode(
-            x=alt.X("registration_day:T", title="注册日", axis=alt.Axis(format="%m-%d", labelAngle=0)),
+        daily["注册日"] = daily["registration_day"].map(lambda d: fmt.fmt_date(d)[5:])  # MM-DD
+        # a funnel: the steps side by side from zero (grouped), never stacked; xOffset needs a
+        # discrete x (on a time scale Vega-Lite ignores it and stacks the bars)
+        ui.show(alt.Chart(daily).mark_bar().encode(
+            x=alt.X("注册日:O", title="注册日", axis=alt.Axis(labelAngle=-45)),
             xOffset=alt.XOffset("步骤:N", sort=list(user_ops.funnel_labels().values())),
-            y=alt.Y("users:Q", title="用户数（人）"),
-            color=alt.Color("步骤:N", sort=list(user_ops.funnel_labels().values()), legend=alt.Legend(orient="bottom")),
+            y=alt.Y("users:Q", title="用户数（人）", stack=None),
+            color=alt.Color("步骤:N", sort=list(user_ops.funnel_labels().values()),
+                            legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)),  # long names: one a row
             opacity=alt.Opacity("窗口:N", scale=alt.Scale(domain=["已满 complete", "未满 incomplete"], range=[1, 0.35]),
                                 legend=None),
             tooltip=[alt.Tooltip("registration_day:T", title="注册日", format="%Y-%m-%d"), "步骤:N",
                      alt.Tooltip("users:Q", title="用户数"), "窗口:N"],
-        ).properties(height=240), width="stretch")
+        ).properties(height=240))
 
 # ---- stickiness -----------------------------------------------------------------------------
 stickiness = d["stickiness"]
@@ -127,11 +132,11 @@ with right:
         months = sorted(stickiness["month"].unique(), reverse=True)
         month = st.selectbox("月份 Month", months, format_func=fmt.fmt_month, key="uo_month")
         m = stickiness[stickiness["month"] == month]
-        st.altair_chart(alt.Chart(m).mark_bar().encode(
+        ui.show(alt.Chart(m).mark_bar().encode(
             x=alt.X("active_days:O", title="活跃天数"),
             y=alt.Y("users:Q", title="用户数（人）"),
             tooltip=[alt.Tooltip("active_days:O", title="活跃天数"), alt.Tooltip("users:Q", title="用户数")],
-        ).properties(height=240), width="stretch")
+        ).properties(height=240))
         total = m["users"].sum()
         ui.table(pd.DataFrame({"活跃天数": m["active_days"], "用户数": m["users"].map(fmt.fmt_int),
                                "占月活": (m["users"] / total).map(fmt.fmt_pct)}))
@@ -142,16 +147,17 @@ channels = d["channels"]
 if channels is None or channels.empty:
     st.caption("无记录 (none)")
 else:
-    st.altair_chart(alt.Chart(channels).mark_area().encode(
+    channels = channels.assign(渠道=channels["channel"].map(channel_label))
+    ui.show(alt.Chart(channels).mark_area().encode(
         x=alt.X("kpi_date:T", title="日期", axis=alt.Axis(format="%m-%d", labelAngle=0)),
         y=alt.Y("successful_accesses:Q", title="成功访问（次）", stack="normalize", axis=alt.Axis(format=".0%")),
-        color=alt.Color("channel:N", title="渠道", legend=alt.Legend(orient="bottom")),
-        tooltip=[alt.Tooltip("kpi_date:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("channel:N", title="渠道"),
+        color=alt.Color("渠道:N", title="渠道", legend=ui.legend()),
+        tooltip=[alt.Tooltip("kpi_date:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("渠道:N"),
                  alt.Tooltip("successful_accesses:Q", title="成功访问"), alt.Tooltip("active_users:Q", title="活跃用户"),
                  alt.Tooltip("new_registrations:Q", title="注册")],
-    ).properties(height=260), width="stretch")
+    ).properties(height=260))
     mix = user_ops.channel_mix(channels)
-    ui.table(pd.DataFrame({"渠道": mix["channel"], fmt.kpi_label("total_accesses"): mix["total_accesses"].map(fmt.fmt_int),
+    ui.table(pd.DataFrame({"渠道": mix["channel"].map(channel_label), fmt.kpi_label("total_accesses"): mix["total_accesses"].map(fmt.fmt_int),
                            "成功访问": mix["successful_accesses"].map(fmt.fmt_int),
                            "成功访问占比": mix["share"].map(fmt.fmt_pct),
                            "注册数": mix["new_registrations"].map(fmt.fmt_int)}))

@@ -30,6 +30,24 @@ PAGE_HEIGHT_JS = (
 )
 
 
+# The text of every chart (axis titles and labels, legend titles and labels) that a reader cannot
+# read whole: shortened with "…" by Vega, or reaching outside the chart's box (by more than 3 px:
+# a text's box is its font's line, some 2 px beyond its glyphs).
+CUT_CHART_TEXT_JS = """
+Array.from(document.querySelectorAll('.vega-embed')).flatMap(embed => {
+  const box = embed.getBoundingClientRect();
+  return Array.from(embed.querySelectorAll(
+      '.role-axis-title text, .role-axis-label text, .role-legend-title text, .role-legend-label text'))
+    .filter(t => {
+      const r = t.getBoundingClientRect();
+      return t.textContent.endsWith('…') || r.left < box.left - 3 || r.right > box.right + 3
+        || r.top < box.top - 3 || r.bottom > box.bottom + 3;
+    })
+    .map(t => t.textContent);
+})
+"""
+
+
 def chromium_path() -> str | None:
     for candidate in (os.environ.get("CITYCLOUD_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
                       shutil.which("chromium-browser")):

@@ -3,7 +3,8 @@ made the pages unreadable there: hundreds of departments, amounts in the million
 delivered without `_SUCCESS`.
 
 Added on top of the hand-built one: Chengdu, Zhumadian and Haikou (Shanghai's days, scaled);
-60 departments of two services each per city (300 in all); a Shanghai statement of
+60 departments of two services each per city (300 in all; one of each city's is named
+市公安局, as in every city); a Shanghai statement of
 ¥1,250,000.00 for February; Changsha's ratings of the last day delivered without `_SUCCESS`
 (in audit.landing_issues, not in audit.deliveries).
 """
@@ -23,6 +24,12 @@ NEW_CITIES = {"510100": 0.8, "411700": 0.3, "460100": 0.1}  # scale of Shanghai'
 CITIES = ("310000", "510100", "430100", "411700", "460100")
 DEPARTMENTS_PER_CITY = 60
 SHANGHAI_PAYMENT = "1250000.00"
+SHARED_DEPARTMENT = "市公安局"  # every city has one of this name: five departments, not one
+BUSIEST = 6  # its services' accesses are scaled up: each city's is among the ten busiest
+
+
+def department(city: str, d: int) -> str:
+    return SHARED_DEPARTMENT if d == 0 else f"{city}第{d:02d}局"
 
 
 def build(warehouse: Path) -> dict:
@@ -45,8 +52,8 @@ def build(warehouse: Path) -> dict:
             for k in range(2):
                 sid = f"X{city}{d:03d}{k}"
                 for day in days:
-                    total = rnd.randint(0, 40)
-                    rows.append((city, day, sid, f"服务{city}-{d}-{k}", f"{city}第{d:02d}局", f"类别{d % 8}",
+                    total = rnd.randint(0, 40) * (BUSIEST if d == 0 else 1)
+                    rows.append((city, day, sid, f"服务{city}-{d}-{k}", department(city, d), f"类别{d % 8}",
                                  total, total - rnd.randint(0, total // 10), total // 2))
     handmade._bulk(con, "marts.service_daily", rows)
     con.execute("INSERT INTO marts.settlement_statements VALUES ('SH-2026-001', '310000', '2026-02-01', 1, 'final', "

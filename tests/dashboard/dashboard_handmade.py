@@ -234,8 +234,8 @@ def build(warehouse: Path, *, settlement: bool = True, quality: bool = True) -> 
         )
         con.execute(
             """CREATE TABLE marts.settlement_lines (contract_id VARCHAR, city_code VARCHAR, month DATE,
-            version INTEGER, kpi VARCHAR, actual DOUBLE, target DOUBLE, attainment DOUBLE, weight DECIMAL(6,4),
-            factor DECIMAL(6,4))"""
+            version INTEGER, kpi VARCHAR, actual DOUBLE, target DOUBLE, attainment DOUBLE, weight DECIMAL(38,18),
+            factor DECIMAL(38,18))"""
         )
         targets = {"connected_services": (40, 0.2), "registered_users": (150, 0.3), "mau": (120, 0.3),
                    "satisfaction_rate": (0.8, 0.2)}

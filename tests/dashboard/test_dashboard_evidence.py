@@ -167,3 +167,26 @@ def test_the_snapshot_loads_landing_issues_and_service_days(tmp_path: Path):
     # four weeks of history for the weekday pattern, and the services of the compared days
     assert min(d["kpis"]["kpi_date"]) == last - dt.timedelta(days=28)
     assert {last, last - dt.timedelta(days=1), last - dt.timedelta(days=7)} <= set(d["service_days"]["kpi_date"])
+
+
+# ---------------------------------------------------------------- moves chance explains
+
+
+def ratings(days: dict[dt.date, tuple[int, int]]) -> pd.DataFrame:
+    """kpi_daily rows of CITY with (good, all) ratings per day, as_of = SAT."""
+    return pd.DataFrame([{"city_code": CITY, "kpi_date": day, "ratings": n, "satisfaction_rate": good / n,
+                          "as_of": SAT} for day, (good, n) in days.items()])
+
+
+def test_a_rate_on_two_ratings_moves_by_chance_and_is_not_listed():
+    # 1 good of 2 the day before, 0 of 2 today: −50 points, what two ratings do by chance
+    frame = ratings({SAT - dt.timedelta(days=1): (1, 2), SAT: (0, 2)})
+    assert [m["kpi"] for m in data.movers(frame, CITY)] == []
+    assert data.chance_explains(0.5, 2, 0.0, 2)
+
+
+def test_a_rate_on_many_ratings_is_listed_with_its_sample():
+    frame = ratings({SAT - dt.timedelta(days=1): (800, 1000), SAT: (700, 1000)})
+    (move,) = data.movers(frame, CITY)
+    assert move["text"] == "满意度（好评率） 较前一日 -10.00个百分点（评价数 1,000 → 1,000）"
+    assert not data.chance_explains(0.8, 1000, 0.7, 1000)

@@ -3,10 +3,13 @@ a day outside the data is named, an incomplete folder is shown as such, settleme
 are whole and totalled, the Services page stays short, trend legends show every city."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 import dashboard_fivecities as fivecities
-from dashboard_support import Dashboard, table_row
+from dashboard_browser import CUT_CHART_TEXT_JS
+from dashboard_support import Dashboard, snapshot_query, table_row
 from test_dashboard_browser import assert_clean
 
 from citycloud.dashboards import fmt
@@ -22,6 +25,11 @@ Array.from(document.querySelectorAll('.vega-embed')).map(embed => {
     return [t.textContent, r.left >= box.left - 1 && r.right <= box.right + 1];
   });
 }).filter(labels => labels.length)
+"""
+# The category labels of each bar chart (its y axis), chart by chart.
+BAR_LABELS_JS = """
+Array.from(document.querySelectorAll('.vega-embed')).filter(e => e.querySelector('.mark-rect'))
+  .map(e => Array.from(e.querySelectorAll('.role-axis-label text')).map(t => t.textContent))
 """
 # Elements showing an amount that does not fit (cut off with an ellipsis or clipped).
 CUT_AMOUNTS_JS = """
@@ -61,7 +69,8 @@ def test_a_folder_without_success_is_incomplete_not_missing(five, browser):
     assert f"已交付但未完成（无 _SUCCESS），未读取：{folder}" in browser.text()
     summary = browser.open(f"{d.url}/", ["各城市"])
     assert_clean(summary)
-    assert f"ratings 未完成（无 _SUCCESS）：{folder}" in browser.wait_row("长沙市（430100）")[-1]
+    # the summary line uses the grid's symbol: ⚠️ for incomplete (❌ is for missing)
+    assert browser.wait_row("长沙市（430100）")[-1] == f"⚠️ ratings 未完成（无 _SUCCESS）：{folder}"
 
 
 def test_settlement_amounts_are_whole_and_totalled(five, browser):
@@ -76,15 +85,50 @@ def test_settlement_amounts_are_whole_and_totalled(five, browser):
     assert browser.evaluate(CUT_AMOUNTS_JS) == []
 
 
-def test_services_with_all_cities_stays_short(five, browser):
-    d, facts = five
-    text = browser.open(f"{d.url}/services", ["按部门", "其他"])
+def test_settlement_weights_and_factors_read_as_terms(five, browser):
+    """Weights and factors are stored as DECIMAL(38,18): shown as 30% and 0.90, not 0.300000000000000000."""
+    d, _ = five
+    text = browser.open(f"{d.url}/settlement?city=430100", ["指标达成", "CS-2026-003"])
     browser.wait_settled()
     assert_clean(text)
-    departments = [r for r in browser.tables() if r and r[0].startswith("其他 ")]
-    assert departments[0][0] == "其他 296 个 (other)"  # 306 departments: 10 named, the rest as one
+    tables = browser.tables()
+    # kpi, actual, target, attainment, weight, factor (v2 of CS-2026-003)
+    assert table_row(tables, fmt.kpi_label("registered_users"))[-2:] == ["30%", "0.00"]
+    assert table_row(tables, fmt.kpi_label("satisfaction_rate"))[-2:] == ["20%", "1.00"]
+    assert "000000" not in browser.text()
+
+
+def test_services_with_all_cities_stays_short(five, browser):
+    d, facts = five
+    text = browser.open(f"{d.url}/services", ["按部门", "其余"])
+    browser.wait_settled()
+    assert_clean(text)
+    departments = [r for r in browser.tables() if r and r[0].startswith("其余 ")]
+    assert departments[0][0] == "其余 300 个 (rest)"  # 310 departments of a city: 10 named, the rest one line
     height = browser.page_height()
     assert height < 4000, f"Services page is {height} px tall with {facts['departments']} departments"
+
+
+def test_departments_are_a_citys_and_the_rest_is_no_bar(five, browser):
+    """市公安局 of each city is its own row, with its city; the rest is a note, not a bar that
+    sets the chart's scale."""
+    d, facts = five
+    text = browser.open(f"{d.url}/services", ["按部门", "其余"])
+    browser.wait_settled()
+    assert_clean(text)
+    start = facts["last_day"] - dt.timedelta(days=6)
+    expected = dict(snapshot_query(facts["warehouse"], "SELECT city_code, sum(total_accesses) FROM marts.service_daily "
+                                   "WHERE department = ? AND kpi_date >= ? GROUP BY 1",
+                                   [fivecities.SHARED_DEPARTMENT, start]))
+    rows = [r for r in browser.tables() if len(r) == 6 and r[1] == fivecities.SHARED_DEPARTMENT]
+    assert sorted(r[0] for r in rows) == sorted(fmt.city_name(c) for c in expected)
+    for r in rows:
+        city = next(c for c in expected if fmt.city_name(c) == r[0])
+        assert r[4] == fmt.fmt_int(expected[city]), r
+    bars = browser.evaluate(BAR_LABELS_JS)
+    assert f"{fivecities.SHARED_DEPARTMENT}（长沙市）" in bars[0] and f"{fivecities.SHARED_DEPARTMENT}（海口市）" in bars[0]
+    assert not any(label.startswith(("其余", "其他")) for chart in bars for label in chart), bars
+    assert "另有 300 个部门共" in text and "未画入图中" in text
 
 
 def test_trend_legends_show_every_city(five, browser):
@@ -98,5 +142,6 @@ def test_trend_legends_show_every_city(five, browser):
     for labels in legends:
         assert {name for name, _ in labels} >= cities, labels
         assert all(inside for _, inside in labels), f"legend cut off: {labels}"
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []  # no axis title or label shortened or cut either
     # one active-users metric at a time for several cities: five lines, no metric legend
     assert "日活跃用户 DAU Daily active users" in text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard_browser import CUT_CHART_TEXT_JS
 from dashboard_support import ROOT, snapshot_query, table_row
 
 from citycloud.dashboards import data, fmt, user_ops
@@ -50,7 +51,46 @@ def test_users_page_shows_the_published_figures(dashboard, browser, tiny_snapsho
     # stickiness of February: 20 users came on exactly one day (of 110 active)
     assert table_row(tables, "1")[1:3] == ["20", fmt.fmt_pct(20 / 110)]
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
+    # channels by their names (citycloud/channels.py), in the table and the chart's legend, never as codes
+    assert table_row(tables, "支付宝小程序")[0] == "支付宝小程序"
+    legend = browser.evaluate("Array.from(document.querySelectorAll('.role-legend-label text')).map(t => t.textContent)")
+    assert {"支付宝小程序", "微信小程序"} <= set(legend), legend
+    assert "alipay_mini" not in browser.text() + " ".join(legend)
     browser.screenshot(SHOTS / "dashboard_users.png")
+
+
+# The bars of the daily activation chart: their description (day, step, users) and where they stand.
+ACTIVATION_BARS_JS = """
+Array.from(document.querySelectorAll('.vega-embed .mark-rect path[aria-label*="注册日"]')).map(p => {
+  const r = p.getBoundingClientRect();
+  return [p.getAttribute('aria-label'), Math.round(r.left), Math.round(r.bottom), Math.round(r.height)];
+})
+"""
+
+
+def test_users_charts_show_their_text_whole(dashboard, browser, tiny_snapshot):
+    """At 1440 px no axis title, axis label or legend label is shortened or cut at the chart's edge."""
+    browser.open(f"{dashboard.url}/users?city={CITY}", ["7日激活", "月活跃天数分布", "渠道构成"])
+    browser.wait_settled()
+    assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 5
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []
+
+
+def test_activation_steps_stand_side_by_side(dashboard, browser, tiny_snapshot):
+    """A funnel: each day's three steps are bars next to each other, all from the zero line
+    (stacked, 19 + 11 + 6 would read as 36)."""
+    browser.open(f"{dashboard.url}/users?city={CITY}", ["7日激活", "月活跃天数分布"])
+    browser.wait_settled()
+    bars = browser.evaluate(ACTIVATION_BARS_JS)
+    assert len(bars) >= 3 * 20, bars[:5]
+    by_day: dict[str, list] = {}
+    for label, left, bottom, height in bars:
+        by_day.setdefault(label.split("注册日: ")[1].split(";")[0], []).append((left, bottom, height))
+    baseline = max(bottom for _, bottom, _ in (b for day in by_day.values() for b in day))
+    for day, steps in by_day.items():
+        assert len(steps) == 3, (day, steps)
+        assert len({left for left, _, _ in steps}) == 3, f"{day}: steps drawn on top of each other {steps}"
+        assert all(abs(bottom - baseline) <= 1 for _, bottom, h in steps if h), f"{day}: stacked {steps}"
 
 
 def test_users_data_sums_cities_and_recomputes_rates(tiny_snapshot):
