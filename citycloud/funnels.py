@@ -82,8 +82,8 @@ def _where(data, loc: tuple) -> str:
     parts, node = [], data
     for i, key in enumerate(loc):
         if key == "funnels" and i == 0:
-            continue
-        if isinstance(key, int) and i == 1:
+            pass
+        elif isinstance(key, int) and i == 1:
             name = node[key].get("name") if isinstance(node, list) and isinstance(node[key], dict) else None
             parts.append(f"funnel {name or f'#{key + 1}'}")
         elif isinstance(key, int):
@@ -149,3 +149,24 @@ def definitions_json(funnels: list[Funnel]) -> str:
              **{name: getattr(s, name) for name in FILTERS}}
             for f in funnels for k, s in enumerate(f.steps, 1)]
     return json.dumps(rows, ensure_ascii=False, sort_keys=True)
+
+
+def funnel_summary(published: Path, month: str) -> list[str]:
+    """One line per funnel and city: the month's step counts (all channels) from the readers'
+    snapshot, as `make demo` shows them."""
+    import duckdb
+
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT funnel, city_code, list(users ORDER BY step), list(step_label ORDER BY step), bool_and(window_complete) "
+            "FROM marts.funnel_conversion WHERE grain = 'month' AND channel = 'all' AND strftime(period_start, '%Y-%m') = ? "
+            "GROUP BY ALL ORDER BY ALL", [month]).fetchall()
+    finally:
+        con.close()
+    lines = [f"funnels {month} (all channels; users per step):"] if rows else []
+    for funnel, city, users, labels, complete in rows:
+        steps = " → ".join(f"{label} {n:,}" for label, n in zip(labels, users))
+        rate = f"{users[-1] / users[0]:.1%}" if users[0] else "n/a"
+        lines.append(f"  {funnel} {city}: {steps} ({rate}){'' if complete else ', window incomplete'}")
+    return lines
