@@ -111,3 +111,36 @@ def test_a_late_event_changes_only_the_periods_it_can_touch(built, tmp_path):
     assert {k[1] for k in changed} == {"repeat_use"}  # U430100000057's first success moves to 02-20
     # a 7-day funnel: no week before the one of 02-20 - 7 days (02-09) changes
     assert not [k for k in changed if k[1] == "register_to_social_security" and str(k[3]) < "2026-02-09"]
+
+
+def test_the_docs_example_adds_a_funnel_and_rebuilds_only_it(built, tmp_path):
+    """docs/user_ops.md, "How to add a funnel", replayed on a copy of the worked example."""
+    import re
+
+    from citycloud.cli import main
+
+    text = (TINY.parents[2] / "docs" / "user_ops.md").read_text(encoding="utf-8")
+    section = text.split("### How to add a funnel", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    funnels_file = tmp_path / "funnels.yml"
+    funnels_file.write_text("\n".join(line.removeprefix("   ") for line in example.splitlines()), encoding="utf-8")
+    settings = make_settings(tmp_path, built.landing)
+    settings.funnels = funnels_file
+    settings.warehouse.parent.mkdir(parents=True)
+    shutil.copy(built.warehouse, settings.warehouse)
+    before = _funnel_rows(built.warehouse)
+    fingerprint = "SELECT DISTINCT definition_fingerprint FROM marts.funnel_conversion WHERE funnel = 'repeat_use'"
+    assert pipeline.run(settings).published  # nothing new delivered: the changed funnels alone rebuild
+    after = _funnel_rows(settings.warehouse)
+    assert {k[1] for k in after} == {"repeat_use", "verified_social_security"}
+    assert {k: v for k, v in after.items() if k[1] == "repeat_use"} == {k: v for k, v in before.items() if k[1] == "repeat_use"}
+    assert query(settings.warehouse, fingerprint) == query(built.warehouse, fingerprint)
+    assert _same(after, reference.funnel_conversion(settings.warehouse, load_funnels(funnels_file))) == []
+    # citycloud query answers the step counts by period
+    out = tmp_path / "steps.csv"
+    assert main(["query", "--warehouse", str(settings.warehouse), "--metrics", "funnel_step_users",
+                 "--grain", "month", "--by", "funnel_step", "--csv", str(out)]) == 0
+    answered = {(r["period"], r["funnel_step"]): int(r["funnel_step_users"]) for r in csv.DictReader(out.open())}
+    assert answered == {(str(k[3]), f"{k[1]}:{k[5]}"): v["users"] for k, v in after.items()
+                        if k[2] == "month" and k[4] == "all"}
+    assert answered  # the month of February is covered
