@@ -56,3 +56,16 @@
     and ({{ s }}.outcome is null or {{ e }}.outcome = {{ s }}.outcome)
     and ({{ s }}.channel is null or {{ channel_or_unknown(e ~ '.channel') }} = {{ s }}.channel)
 {%- endmacro %}
+
+{#- The events of `events` (funnel_conversion's CTE), only those of `read_days` when given, with
+    the category and department of their service in the day's catalog snapshot (day_snapshots). -#}
+{% macro funnel_events_with_catalog(events, read_days=none) -%}
+    select e.*, c.category, c.department
+    from {{ events }} e
+    {% if read_days %}
+    semi join {{ read_days }} r on r.city_code = e.city_code and e.event_day between r.first_day and r.last_day
+    {% endif %}
+    left join day_snapshots d on d.city_code = e.city_code and d.event_day = e.event_day
+    left join {{ ref('stg_landing__service_catalog') }} c
+        on c.city_code = e.city_code and c.snapshot_dt = d.snapshot_dt and c.service_id = e.service_id
+{%- endmacro %}

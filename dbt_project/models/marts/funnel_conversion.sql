@@ -78,21 +78,15 @@ all_events as (
     where g.user_key is not null and g.event_type in ('register', 'verify')
 ),
 
-with_catalog as (
-    select e.*, c.category, c.department
-    from (
-        select e.*, s.snapshot_dt
-        from all_events e
-        asof left join snapshots s on s.city_code = e.city_code and e.event_day >= s.snapshot_dt
-    ) e
-    left join {{ ref('stg_landing__service_catalog') }} c
-        on c.city_code = e.city_code and c.snapshot_dt = e.snapshot_dt and c.service_id = e.service_id
+day_snapshots as (
+    select d.city_code, d.event_day, s.snapshot_dt
+    from (select distinct city_code, event_day from all_events) d
+    asof left join snapshots s on s.city_code = d.city_code and d.event_day >= s.snapshot_dt
 ),
 
+-- the events a rebuild reads, with their service's category and department that day
 events as (
-    select e.*
-    from with_catalog e
-    semi join read_days r on r.city_code = e.city_code and e.event_day between r.first_day and r.last_day
+    {{ funnel_events_with_catalog('all_events', 'read_days') }}
 ),
 
 matched as (
@@ -102,12 +96,25 @@ matched as (
     where not (s.step = 1 and s.is_first)
 ),
 
--- first: true: only the user's first matching event ever
+-- first: true: only the user's first matching event ever. Its earliest in the days read, unless
+-- the user has a matching event before them (the history before is only probed, not ranked).
 first_ever as (
+    {% if funnel_step_rows() | selectattr('is_first') | list %}
     select s.funnel, s.step, e.*
-    from with_catalog e
+    from events e
     join steps s on s.step = 1 and s.is_first and {{ funnel_step_matches('e', 's') }}
+    where not exists (
+        select 1
+        from ({{ funnel_events_with_catalog('all_events') }}) h
+        join steps hs on hs.step = 1 and hs.is_first and {{ funnel_step_matches('h', 'hs') }}
+        join read_days r on r.city_code = h.city_code
+        where h.city_code = e.city_code and h.user_key = e.user_key and hs.funnel = s.funnel
+          and h.event_day < r.first_day
+    )
     qualify row_number() over (partition by e.city_code, s.funnel, e.user_key order by e.ts, e.event_id) = 1
+    {% else %}
+    select * from matched where false
+    {% endif %}
 ),
 
 reached_1 as (
