@@ -2,19 +2,19 @@
 -- funnel step with its filters; no rows when the run has no funnels file.
 {% set rows = funnel_step_rows() %}
 select
-    cast(funnel as varchar) as funnel,
-    cast(definition_fingerprint as varchar) as definition_fingerprint,
+    cast(funnel as string) as funnel,
+    cast(definition_fingerprint as string) as definition_fingerprint,
     cast(window_days as integer) as window_days,
     cast(step as integer) as step,
-    cast(step_label as varchar) as step_label,
-    cast(event as varchar) as event,
+    cast(step_label as string) as step_label,
+    cast(event as string) as event,
     cast(is_first as boolean) as is_first,
     cast(min_auth_level as integer) as min_auth_level,
-    cast(service_id as varchar) as service_id,
-    cast(category as varchar) as category,
-    cast(department as varchar) as department,
-    cast(outcome as varchar) as outcome,
-    cast(channel as varchar) as channel
+    cast(service_id as string) as service_id,
+    cast(category as string) as category,
+    cast(department as string) as department,
+    cast(outcome as string) as outcome,
+    cast(channel as string) as channel
 from (values
     {%- for r in rows %}
     ({{ sql_text(r.funnel) }}, {{ sql_text(r.fingerprint) }}, {{ r.window_days }}, {{ r.step }},

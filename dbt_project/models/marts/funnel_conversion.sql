@@ -79,9 +79,10 @@ all_events as (
 ),
 
 day_snapshots as (
-    select d.city_code, d.event_day, s.snapshot_dt
+    select d.city_code, d.event_day, max(s.snapshot_dt) as snapshot_dt
     from (select distinct city_code, event_day from all_events) d
-    asof left join snapshots s on s.city_code = d.city_code and d.event_day >= s.snapshot_dt
+    left join snapshots s on s.city_code = d.city_code and s.snapshot_dt <= d.event_day
+    group by d.city_code, d.event_day
 ),
 
 -- the events a rebuild reads, with their service's category and department that day
@@ -103,14 +104,13 @@ first_ever as (
     select s.funnel, s.step, e.*
     from events e
     join steps s on s.step = 1 and s.is_first and {{ funnel_step_matches('e', 's') }}
-    where not exists (
-        select 1
+    anti join (
+        select distinct h.city_code, h.user_key, hs.funnel
         from ({{ funnel_events_with_catalog('all_events') }}) h
         join steps hs on hs.step = 1 and hs.is_first and {{ funnel_step_matches('h', 'hs') }}
         join read_days r on r.city_code = h.city_code
-        where h.city_code = e.city_code and h.user_key = e.user_key and hs.funnel = s.funnel
-          and h.event_day < r.first_day
-    )
+        where h.event_day < r.first_day
+    ) earlier on earlier.city_code = e.city_code and earlier.user_key = e.user_key and earlier.funnel = s.funnel
     qualify row_number() over (partition by e.city_code, s.funnel, e.user_key order by e.ts, e.event_id) = 1
     {% else %}
     select * from matched where false
@@ -120,7 +120,7 @@ first_ever as (
 reached_1 as (
     select c.city_code, c.funnel, p.grain, p.period_start, c.user_key,
            {{ channel_or_unknown('c.channel') }} as entry_channel, c.event_day as entry_day, p.window_days,
-           c.ts + to_days(p.window_days) as window_end, c.ts as previous_ts, [c.event_key] as used,
+           {{ plus_days('c.ts', 'p.window_days') }} as window_end, c.ts as previous_ts, c.event_key as key_1,
            1 as step, cast(null as double) as seconds_from_previous
     from (select * from matched where step = 1 union all select * from first_ever) c
     join periods p
@@ -132,12 +132,15 @@ reached_1 as (
 {% for k in range(2, max_step + 1) %}
 reached_{{ k }} as (
     select r.city_code, r.funnel, r.grain, r.period_start, r.user_key, r.entry_channel, r.entry_day,
-           r.window_days, r.window_end, m.ts as previous_ts, list_append(r.used, m.event_key) as used,
-           {{ k }} as step, epoch(m.ts) - epoch(r.previous_ts) as seconds_from_previous
+           r.window_days, r.window_end, m.ts as previous_ts,
+           {% for j in range(1, k) %}r.key_{{ j }}, {% endfor %}m.event_key as key_{{ k }},
+           {{ k }} as step, {{ epoch_seconds('m.ts') }} - {{ epoch_seconds('r.previous_ts') }} as seconds_from_previous
     from reached_{{ k - 1 }} r
     join matched m
         on m.city_code = r.city_code and m.user_key = r.user_key and m.funnel = r.funnel and m.step = {{ k }}
-        and m.ts >= r.previous_ts and m.ts <= r.window_end and not list_contains(r.used, m.event_key)
+        and m.ts >= r.previous_ts and m.ts <= r.window_end
+        -- not an event that reached an earlier step
+        and m.event_key not in ({% for j in range(1, k) %}r.key_{{ j }}{{ ', ' if not loop.last }}{% endfor %})
     qualify row_number() over (partition by r.city_code, r.funnel, r.grain, r.period_start, r.user_key
                                order by m.ts, m.event_id) = 1
 ),

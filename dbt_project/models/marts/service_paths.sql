@@ -49,5 +49,5 @@ select
     count(distinct s.user_key) as users
 from steps s
 semi join {{ ref('int_city_periods_covered') }} c
-    on c.city_code = s.city_code and c.grain = 'month' and c.period_start = date_trunc('month', s.event_day)
+    on c.city_code = s.city_code and c.grain = 'month' and c.period_start = cast(date_trunc('month', s.event_day) as date)
 group by all
