@@ -72,3 +72,12 @@ def test_run_refuses_a_bad_funnels_file_with_exit_2_before_reading_anything(tmp_
     assert code == 2
     assert err == [f"citycloud run: error: {bad}: funnel first_social_security: window_days: Input should be greater than 0"]
     assert not (tmp_path / "wh" / "c.duckdb").exists()
+
+
+def test_citycloud_funnels_names_the_file(monkeypatch, tmp_path):
+    from citycloud.config import Settings
+
+    monkeypatch.setenv("CITYCLOUD_FUNNELS", str(tmp_path / "f.yml"))
+    assert Settings().funnels == tmp_path / "f.yml"
+    monkeypatch.delenv("CITYCLOUD_FUNNELS")
+    assert Settings().funnels is None
