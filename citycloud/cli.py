@@ -62,7 +62,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings()
     if getattr(args, "engine", None):
         settings.engine = args.engine
-    for name in ("landing", "warehouse", "contracts"):
+    for name in ("landing", "warehouse", "contracts", "funnels"):
         value = getattr(args, name, None)
         if value is not None:
             # Absolute from here on: dbt runs in its project folder and GX wants absolute paths.
@@ -223,6 +223,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--warehouse", required=True,
                    help="the DuckDB warehouse file (created if missing); reports go to output/ beside it")
     r.add_argument("--contracts", help="contracts.yml to validate now, so a broken file shows before month end")
+    r.add_argument("--funnels", help="funnels.yml: the funnels marts.funnel_conversion builds (default: "
+                                     "CITYCLOUD_FUNNELS; none: the table is empty); docs/user_ops.md")
     r.add_argument("--start", type=_date, help="ignore deliveries before this dt, YYYY-MM-DD")
     r.add_argument("--end", type=_date, help="ignore deliveries after this dt, YYYY-MM-DD")
     r.add_argument("--full-refresh", action="store_true", help="rebuild every model from scratch")

@@ -117,6 +117,7 @@ class Settings(_Home):
     output: Path | None = None  # default <home>/output
     evaluation: Path | None = None  # the scorecard's scheme; default <home>/contracts/evaluation.yml
     assessments: Path | None = None  # reviewers' assessments; default <home>/contracts/assessments.yml if it exists
+    funnels: Path | None = None  # the funnels.yml the build reads (user_ops.md, "Funnels"); none: no funnels
 
     # DuckDB resource limits: bounded memory with spilling, so a 10M-event day fits. 3GB keeps
     # the whole 10M-event day under 4 GiB of RSS (measured 3.73 GiB; 4.10 at 4GB, which spilled

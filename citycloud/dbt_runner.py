@@ -30,6 +30,7 @@ _FAILED = frozenset({"error", "fail", "runtime error"})
 # The highest batch the previous build covered (macros/since_batch.sql). An environment
 # variable, not a --vars value: dbt re-parses the whole project whenever --vars change.
 SINCE_BATCH_ENV = "CITYCLOUD_SINCE_BATCH"
+FUNNELS_ENV = "CITYCLOUD_FUNNEL_DEFINITIONS"  # the run's funnels as JSON (citycloud/funnels.py)
 _invocation = threading.Lock()  # dbt's global state allows one invocation at a time
 _interrupted = threading.Event()  # a Ctrl-C arrived while dbt ran
 
@@ -51,6 +52,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         # Every batch unless a command says otherwise (DbtCommand.env), whatever the caller's shell has.
         SINCE_BATCH_ENV: "-1",
+        FUNNELS_ENV: "[]",
     }
 
 
@@ -185,16 +187,18 @@ def _close_warehouse(opened: list) -> None:
     gc.collect()
 
 
-def build_args(since_batch: int, full_refresh: bool = False, extra_vars: dict | None = None) -> DbtCommand:
+def build_args(since_batch: int, full_refresh: bool = False, extra_vars: dict | None = None,
+               funnels: str = "[]") -> DbtCommand:
     """The production build: models, seeds and data tests of the batches after `since_batch`.
 
     dbt's unit tests are left out, as dbt recommends: they check the models' SQL on fixed
     inputs, not the data, so they belong to development and CI (`make test` runs them:
     tests/marts/test_dbt_build_command.py). `extra_vars` (the Spark target's lake) stay the same between builds, so
-    partial parsing still applies."""
+    partial parsing still applies. `funnels` is the run's funnel definitions as JSON
+    (citycloud/funnels.py), read by the models when they compile, as the batch is."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if extra_vars:
         args += ["--vars", json.dumps(extra_vars, sort_keys=True)]
     if full_refresh:
         args.append("--full-refresh")
-    return DbtCommand(args, {SINCE_BATCH_ENV: str(int(since_batch))})
+    return DbtCommand(args, {SINCE_BATCH_ENV: str(int(since_batch)), FUNNELS_ENV: funnels})

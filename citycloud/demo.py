@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.warehouse = DEMO / "warehouse" / "citycloud.duckdb"
     settings.output = DEMO / "output"
     settings.contracts = PROJECT_ROOT / "contracts" / "contracts.yml"
+    settings.funnels = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"  # three funnels (docs/user_ops.md)
     reporter = Reporter(log_file(settings.output, "demo"), verbose=verbose, command="make demo")
     try:
         if not settings.landing.exists():
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=reporter)
         report = pipeline.run(settings, progress=reporter)
         show_run_report(reporter, report)
+        from citycloud.funnels import funnel_summary
+
+        for line in funnel_summary(settings.published, MONTH):
+            reporter.say(line)
         statements = settle(settings, MONTH, out_dir=settings.output / "statements" / MONTH)
         for warning in statements.warnings:
             reporter.say(f"  WARNING {warning}")

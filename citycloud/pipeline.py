@@ -17,6 +17,7 @@ from functools import wraps
 from typing import Any, Callable, Iterator
 
 from citycloud import fault_hook
+from citycloud import funnels as funnels_file
 from citycloud import publish as publishing
 from citycloud.config import CitycloudError, Settings, pii_key
 from citycloud.db import connect, disk_full_as_error, writer_lock
@@ -167,15 +168,38 @@ def ingest(settings: Settings, start: date | None = None, end: date | None = Non
         return ingest_landing(con, settings.landing, key, start, end, _with_fault_points(progress), settings)
 
 
+def run_funnels(settings: Settings) -> list[funnels_file.Funnel]:
+    """The funnels of settings.funnels (--funnels / CITYCLOUD_FUNNELS), validated; none without a file."""
+    return funnels_file.load_funnels(settings.funnels) if settings.funnels else []
+
+
+def check_funnels_catalog(settings: Settings, funnels: list[funnels_file.Funnel]) -> None:
+    """Refuse a funnel filter naming a service, category or department no ingested catalog had."""
+    if funnels:
+        with _connection(settings) as con:
+            funnels_file.check_against_catalog(funnels, str(settings.funnels), funnels_file.catalog_values(con))
+
+
+def _funnels_changed(con, funnels: list[funnels_file.Funnel]) -> bool:  # noqa: ANN001 - a DuckDB connection
+    """The funnel definitions differ from those the last build used (intermediate.int_funnel_steps)."""
+    wanted = {(f.name, f.fingerprint()) for f in funnels}
+    try:
+        built = set(con.execute("SELECT DISTINCT funnel, definition_fingerprint FROM intermediate.int_funnel_steps").fetchall())
+    except Exception:  # noqa: BLE001 - never built: changed if there are funnels
+        return bool(wanted)
+    return built != wanted
+
+
 @writer_step
 def build(settings: Settings, full_refresh: bool = False, progress: Progress = None) -> BuildReport:
+    funnels = run_funnels(settings)
     con = connect(settings.warehouse, settings=settings)
     try:
         recover(con, settings)
         latest, built, _ = _batches(con)
         has_marts = bool(con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts_build'").fetchall()[0][0])
-        if built >= latest and has_marts and not full_refresh:
+        if built >= latest and has_marts and not full_refresh and not _funnels_changed(con, funnels):
             return BuildReport(built, latest, skipped=True)
         # The other engine's tables do not have the batches this one built: rebuild in full.
         full_refresh = full_refresh or engines.last_engine(settings) not in (None, settings.engine)
@@ -189,9 +213,9 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
     t0 = time.perf_counter()
     try:
         if settings.engine == "spark":
-            engines.build(settings, since, full_refresh, progress)
+            engines.build(settings, since, full_refresh, progress, funnels_file.definitions_json(funnels))
         else:
-            run_dbt(settings, build_args(since, full_refresh), progress)
+            run_dbt(settings, build_args(since, full_refresh, funnels=funnels_file.definitions_json(funnels)), progress)
         engines.record_engine(settings)
         status, message = "built", None
     except CitycloudError as exc:
@@ -268,17 +292,20 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         progress: Progress = None, full_refresh: bool = False) -> RunReport:
     """Ingest what is new, build, check, publish. Raises BlockingFailure on a blocking failure."""
     t0 = time.perf_counter()
+    funnels = run_funnels(settings)  # a broken funnels.yml is refused before anything is read
     report = RunReport(ingest=ingest(settings, start, end, progress))
     if progress:
         progress(report.ingest.summary_line())
+    check_funnels_catalog(settings, funnels)
     con = connect(settings.warehouse, settings=settings)
     try:
         latest, built, published = _batches(con)
+        funnels_changed = _funnels_changed(con, funnels)
     finally:
         con.close()
     if latest == 0:
         raise CitycloudError(f"no complete delivery found under {settings.landing}: nothing to build")
-    if published >= latest and not full_refresh:
+    if published >= latest and not full_refresh and not funnels_changed:
         report.notes.append("nothing new since the last published build; marts are up to date")
         # A writer killed between publishing and renaming the snapshot left it behind (or none).
         if refresh_snapshot(settings, progress):

@@ -26,9 +26,9 @@ def table_folder(settings: Settings, schema: str, table: str) -> Path:
     return settings.spark_dir / "tables" / f"{schema}.db" / table
 
 
-def dbt_args(since_batch: int, full_refresh: bool, lake_tables: dict) -> DbtCommand:
+def dbt_args(since_batch: int, full_refresh: bool, lake_tables: dict, funnels: str = "[]") -> DbtCommand:
     """The production build (dbt_runner.build_args) on the spark target, with the lake's tables."""
-    command = build_args(since_batch, full_refresh, extra_vars={"lake": lake_tables})
+    command = build_args(since_batch, full_refresh, extra_vars={"lake": lake_tables}, funnels=funnels)
     return replace(command, args=[*command.args, "--target", "spark"])
 
 
@@ -43,7 +43,7 @@ def check_installed() -> None:
 
 
 def build(settings: Settings, since_batch: int, full_refresh: bool,
-          progress: Callable[[str], None] | None = None) -> None:
+          progress: Callable[[str], None] | None = None, funnels: str = "[]") -> None:
     """Export the lake, `dbt build` on Spark, copy the candidate marts into DuckDB's marts_build."""
     check_installed()
     check_session(settings)
@@ -52,7 +52,7 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
         tables = lake.sync(con, settings, progress)
     finally:
         con.close()
-    run_dbt(settings, dbt_args(since_batch, full_refresh, tables), progress)
+    run_dbt(settings, dbt_args(since_batch, full_refresh, tables, funnels), progress)
     con = connect(settings.warehouse, settings=settings)
     try:
         import_candidate_marts(con, settings)

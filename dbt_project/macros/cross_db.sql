@@ -70,3 +70,17 @@
         partition by {% for k in left_key_columns %}{{ left_alias }}.{{ k }}, {% endfor %}{{ left_alias }}.{{ left_time }}
         order by {{ right_alias }}.{{ right_time }} desc nulls last) = 1
 {%- endmacro %}
+
+{#- A timestamp plus n whole days (n x 24 h). -#}
+{% macro plus_days(ts, n) -%}
+    {{ return(adapter.dispatch('plus_days', 'citycloud')(ts, n)) }}
+{%- endmacro %}
+{% macro default__plus_days(ts, n) %}({{ ts }} + to_days({{ n }})){% endmacro %}
+{% macro spark__plus_days(ts, n) %}({{ ts }} + make_interval(0, 0, 0, {{ n }})){% endmacro %}
+
+{#- Seconds since the epoch of a timestamp, fractions kept (a DOUBLE). -#}
+{% macro epoch_seconds(ts) -%}
+    {{ return(adapter.dispatch('epoch_seconds', 'citycloud')(ts)) }}
+{%- endmacro %}
+{% macro default__epoch_seconds(ts) %}epoch({{ ts }}){% endmacro %}
+{% macro spark__epoch_seconds(ts) %}(cast(unix_micros({{ ts }}) as double) / 1000000){% endmacro %}

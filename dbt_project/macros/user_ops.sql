@@ -88,3 +88,11 @@
                     and (t.cohort_month + to_months(t.months_since) >= r.first_month or t.cohort_month >= r.first_cohort))
     {% endif %}
 {%- endmacro %}
+
+{% macro delete_service_paths_from_rebuild() -%}
+    {% if is_incremental() %}
+    delete from {{ this }} t
+    where exists (select 1 from ({{ user_ops_rebuild_from() }}) r
+                  where r.city_code = t.city_code and t.month >= r.first_month)
+    {% endif %}
+{%- endmacro %}

@@ -39,7 +39,9 @@ def spark_tiny(tmp_path_factory):
 def test_spark_marts_equal_duckdb_marts_cell_for_cell(spark_tiny, tiny_built):
     settings, _ = spark_tiny
     duck, spark = published_marts(tiny_built), published_marts(settings)
-    assert all(rows for _, rows in duck.values() if _), "the DuckDB build published empty marts"
+    # funnel_conversion is empty without a funnels file (the worked example's build has none)
+    assert all(rows for name, (_, rows) in duck.items() if name != "funnel_conversion"), \
+        "the DuckDB build published empty marts"
     assert differences(duck, spark) == []
 
 
