@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from citycloud import pipeline
 from citycloud.config import PROJECT_ROOT
 from citycloud.funnels import load_funnels
 from citycloud.generate import generate
-from tests.conftest import make_settings
+from tests.conftest import TEST_KEY, make_settings
 from tests.marts import journeys_reference as reference
 from tests.marts.test_journeys_golden import _funnel_rows, _path_rows, _same
 
@@ -27,6 +28,8 @@ def history(tmp_path_factory):
     generate(landing, cities=2, start=START, days=DAYS, users=300, seed=11)
     settings = make_settings(tmp, landing)
     settings.funnels = FUNNELS
+    # a module fixture runs before the autouse key fixture: the key goes with the Settings
+    settings.pii_key = SecretStr(TEST_KEY)
     for end in (START + timedelta(days=9), START + timedelta(days=30)):
         pipeline.ingest(settings, end=end)
         assert not pipeline.build(settings).skipped

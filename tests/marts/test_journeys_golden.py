@@ -8,10 +8,11 @@ import csv
 import shutil
 
 import pytest
+from pydantic import SecretStr
 
 from citycloud import pipeline
 from citycloud.funnels import load_funnels
-from tests.conftest import TINY, make_settings, query, table_fingerprints, write_delivery
+from tests.conftest import TEST_KEY, TINY, make_settings, query, table_fingerprints, write_delivery
 from tests.marts import journeys_reference as reference
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,8 @@ def built(tmp_path_factory):
     shutil.copytree(TINY / "landing", tmp / "landing")
     settings = make_settings(tmp, tmp / "landing")
     settings.funnels = FUNNELS
+    # a module fixture runs before the autouse key fixture: the key goes with the Settings
+    settings.pii_key = SecretStr(TEST_KEY)
     assert pipeline.run(settings).published
     return settings
 
