@@ -21,6 +21,8 @@ from citycloud import config
 from citycloud.config import CitycloudError
 
 MANIFEST = "semantic_manifest.json"
+# Aggregations whose week or month is not the sum of its days: a metric on one names a period.
+NON_ADDITIVE_AGGS = ("count_distinct", "percentile", "median")
 # dbt project folders whose files define the metrics (or the models they read)
 _PROJECT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
 
@@ -138,6 +140,22 @@ def _metric(raw: dict) -> Metric:
     )
 
 
+def check_non_additive_guarded(manifest: dict) -> None:
+    """Refuse a metric on a non-additive measure (a distinct count) without config.meta.periods:
+    asked at another grain it would answer a different figure under its name (dau by month is
+    the month's distinct users, i.e. mau)."""
+    aggs = {m["name"]: m["agg"] for sm in manifest.get("semantic_models", []) for m in sm.get("measures", [])}
+    for raw in manifest.get("metrics", []):
+        meta = (raw.get("config") or {}).get("meta") or {}
+        measures = [m["name"] for m in ((raw.get("type_params") or {}).get("input_measures") or [])]
+        distinct = [m for m in measures if aggs.get(m) in NON_ADDITIVE_AGGS]
+        if distinct and "periods" not in meta:
+            raise CitycloudError(
+                f"metric {raw['name']} (dbt_project/models/semantic): reads {aggs[distinct[0]]} measure "
+                f"{distinct[0]}, a figure of one period: config.meta.periods is missing (the grains it answers; "
+                "a longer period is not the sum of shorter ones)")
+
+
 _CACHE: dict[tuple[str, int], Registry] = {}
 
 
@@ -147,6 +165,7 @@ def read(path: Path) -> Registry:
     if key not in _CACHE:
         manifest = json.loads(Path(path).read_text(encoding="utf-8"))
         metrics = {raw["name"]: _metric(raw) for raw in manifest.get("metrics", [])}
+        check_non_additive_guarded(manifest)
         _CACHE[key] = Registry(metrics, manifest)
     return _CACHE[key]
 

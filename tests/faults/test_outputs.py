@@ -66,7 +66,7 @@ def settings(tmp_path) -> Settings:
 def test_query_csv_onto_the_warehouse_is_one_line_exit_2_and_the_warehouse_untouched(settings):
     before = {p: sha256(p) for p in (settings.warehouse, settings.published)}
     for target in (settings.warehouse, settings.published):
-        done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "dau", "--grain", "month",
+        done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "total_accesses", "--grain", "month",
                    "--csv", str(target))
         assert one_line_exit_2(done, "query") == (
             f"citycloud query: error: --csv {target}: is the warehouse"
@@ -83,7 +83,7 @@ def test_query_csv_onto_the_warehouse_is_one_line_exit_2_and_the_warehouse_untou
 def test_query_csv_at_a_folder_a_device_or_under_a_file_is_one_line(settings, tmp_path, target, why):
     paths = {"folder": tmp_path, "under-a-file": settings.warehouse / "out.csv"}
     target = str(paths.get(target, target))
-    done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "dau", "--grain", "month",
+    done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "total_accesses", "--grain", "month",
                "--csv", target)
     assert why in one_line_exit_2(done, "query")
 
@@ -103,7 +103,7 @@ def test_settle_out_into_the_landing_area_or_at_the_warehouse_is_one_line(settin
 
 @pytest.mark.parametrize("verb", ["query", "user-ops"])
 def test_city_takes_ascii_digits_only(settings, verb):
-    extra = ["--metrics", "dau", "--grain", "month"] if verb == "query" else ["--month", "2026-02"]
+    extra = ["--metrics", "total_accesses", "--grain", "month"] if verb == "query" else ["--month", "2026-02"]
     done = cli(verb, "--warehouse", str(settings.warehouse), "--city", ARABIC_INDIC_CITY, *extra)
     assert one_line_exit_2(done, verb) == (f"citycloud {verb}: error: --city '{ARABIC_INDIC_CITY}': "
                                           "must be a 6-digit city code (ASCII digits 0-9)")
