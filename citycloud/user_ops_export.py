@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 
 from citycloud import outputs
 from citycloud.config import CitycloudError, Settings
-from citycloud.publish import open_snapshot
+from citycloud.publish import check_city, open_snapshot
 from citycloud.validation import is_city_code
 
 # sheet name -> (mart, condition selecting the month's rows; ? = month start, ? = next month start)
@@ -54,6 +54,7 @@ def export_user_ops(settings: Settings, city: str, month: str, out_dir: Path | N
         raise CitycloudError(f"no published snapshot at {settings.published}: run `citycloud run` first")
     con = open_snapshot(settings)
     try:
+        check_city(con, city)
         covered = con.execute("SELECT count(*) FROM marts.user_lifecycle WHERE city_code = ? AND grain = 'month' "
                               "AND period_start = ?", [city, start]).fetchone()[0]
         if not covered:
