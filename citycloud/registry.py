@@ -180,6 +180,32 @@ def mart_columns(mart: str, project: Path | None = None) -> list[str]:
     return list(node.get("columns") or {})
 
 
+@dataclass(frozen=True)
+class ColumnLabel:
+    label: str  # Chinese
+    label_en: str
+    format: str | None = None  # percent | integer | None (as the value is)
+
+
+def mart_column_labels(mart: str, project: Path | None = None) -> dict[str, ColumnLabel]:
+    """column -> its labels: a metric's own (the registry) for a column holding one, else the
+    column's `config.meta` {label, label_en, format} in the mart's YAML; unlabelled columns absent."""
+    manifest = json.loads((manifest_path(project).parent / "manifest.json").read_text(encoding="utf-8"))
+    node = next((n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] == mart), None)
+    if node is None:
+        raise CitycloudError(f"dbt model {mart} not found in the dbt project")
+    out = {}
+    for name, col in (node.get("columns") or {}).items():
+        meta = {**(col.get("meta") or {}), **((col.get("config") or {}).get("meta") or {})}
+        if "label" in meta and "label_en" in meta:
+            out[name] = ColumnLabel(meta["label"], meta["label_en"], meta.get("format"))
+    reg = load(project)
+    for metric, column in reg.in_mart(mart).items():
+        m = reg.metrics[metric]
+        out[column] = ColumnLabel(m.label, m.label_en, m.format)
+    return out
+
+
 def load(project: Path | None = None) -> Registry:
     """The metric registry of the dbt project (default: this checkout's), parsed when stale."""
     return read(manifest_path(project))

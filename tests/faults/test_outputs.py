@@ -182,6 +182,8 @@ def test_the_guard_replaces_only_files_that_look_like_its_outputs(settings, tmp_
 def user_ops_snapshot(settings: Settings, channel: str) -> None:
     con = duckdb.connect(str(settings.published))
     con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.city_reference AS SELECT '310000' AS city_code, '上海' AS city_name")
+    con.execute("CREATE TABLE marts.kpi_daily AS SELECT '310000' AS city_code")
     con.execute("CREATE TABLE marts.user_lifecycle AS SELECT '310000' AS city_code, 'month' AS grain, "
                 "DATE '2026-02-01' AS period_start, 5 AS active_users")
     con.execute("CREATE TABLE marts.retention_monthly AS SELECT '310000' AS city_code, DATE '2026-01-01' AS "
@@ -201,10 +203,10 @@ def test_user_ops_workbook_has_no_formula_cells(settings, tmp_path):
     book = load_workbook(path)
     cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
     assert [c.coordinate for c in cells if c.data_type == "f"] == []
-    channels = [c.value for c in book["channels"]["C"][1:]]
+    channels = [c.value for c in book["渠道 channels"]["C"][4:]]
     assert channels == ["+1", HOSTILE, "@SUM(A1)", "android"]  # shown exactly as delivered (by channel)
-    assert [c.value for c in book["channels"]["D"][1:]] == [-3, -3, -3, -3]  # numbers stay numbers
-    assert book["retention"]["E2"].value == -0.5
+    assert [c.value for c in book["渠道 channels"]["D"][4:]] == [-3, -3, -3, -3]  # numbers stay numbers
+    assert book["留存 retention"]["E5"].value == -0.5
 
 
 def test_user_ops_out_at_an_existing_file_is_one_line(settings, tmp_path):
@@ -329,4 +331,4 @@ def test_a_formula_delivered_as_a_channel_is_text_in_the_user_ops_workbook(tmp_p
     cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
     assert [c.coordinate for c in cells if c.data_type == "f"] == []
     assert {ws.title for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value == HOSTILE} \
-        >= {"channels"}
+        >= {"渠道 channels"}
