@@ -158,6 +158,13 @@ def plan_sql(manifest: dict, request: QueryRequest, anchor: bool = True) -> str:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
+    try:
+        return _run_query(con, reg, request)
+    except (duckdb.BinderException, duckdb.CatalogException) as exc:
+        raise _snapshot_lacks(request, exc) from None
+
+
+def _run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
     mf_names = answering(reg, request)
     asked = QueryRequest(tuple(mf_names.values()), request.grain, request.city)
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
@@ -245,6 +252,14 @@ def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
         return run_query(con, reg, request)
     finally:
         con.close()
+
+
+def _snapshot_lacks(request: QueryRequest, exc: duckdb.Error) -> CitycloudError:
+    """A metric whose mart column (or mart) the published snapshot does not have yet: one line."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return CitycloudError(
+        f"--metrics {','.join(request.metrics)}: the published marts lack what the metric reads ({first}): "
+        "a new or changed model is built by `citycloud run` (it rebuilds after a model change), then ask again")
 
 
 def write_csv(df: pd.DataFrame, out: Path) -> None:

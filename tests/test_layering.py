@@ -18,7 +18,7 @@ FOLDERS = {"citycloud": "citycloud", "citycloud.ingestion": "ingestion",
 FLOORS = [
     {"config"},
     {"db", "yaml_files", "validation", "fault_hook", "console", "outputs"},
-    {"registry", "generate", "ingestion", "dbt_runner", "publish"},
+    {"registry", "generate", "ingestion", "dbt_runner", "publish", "definitions"},
     {"expectations", "query", "spark", "access"},
     {"pipeline"},
     {"settlement", "scorecard", "rotation", "user_ops_export"},

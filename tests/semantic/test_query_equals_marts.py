@@ -147,3 +147,29 @@ def test_cli_query_day_grain_is_the_worked_example_kpi_daily(tiny_settings, tmp_
     diffs = [(e["kpi_date"], m, e[m], r[m]) for e, r in zip(expected, got) for m in metrics
              if (e[m] == "") != (r[m] == "") or (e[m] != "" and abs(float(e[m]) - float(r[m])) > 1e-12)]
     assert diffs == []
+
+
+def test_a_metric_on_a_mart_column_not_built_yet_is_one_line(tiny_settings, tiny_registry):
+    """The walkthrough's new measure over a column the published mart does not have yet: not
+    DuckDB's traceback but one line saying what to run."""
+    import copy
+    import json
+
+    from citycloud import registry
+    from citycloud.publish import open_snapshot
+
+    manifest = copy.deepcopy(tiny_registry.manifest)
+    measure = next(m for sm in manifest["semantic_models"] for m in sm["measures"] if m["name"] == "ratings_sum")
+    measure["expr"] = "failed_accesses"  # a column kpi_daily.sql does not have (yet)
+    reg = registry.Registry(tiny_registry.metrics, json.loads(json.dumps(manifest)))
+    con = open_snapshot(path=tiny_settings.published)
+    try:
+        with pytest.raises(CitycloudError) as err:
+            query.run_query(con, reg, query.QueryRequest(metrics=("ratings",), grain="day"))
+    finally:
+        con.close()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("--metrics ratings: the published marts lack what the metric "
+                                                      "reads (Binder Error: ")
+    assert "failed_accesses" in message and message.endswith(
+        "a new or changed model is built by `citycloud run` (it rebuilds after a model change), then ask again")
