@@ -83,3 +83,16 @@ def test_the_documented_key_command_prints_the_demos_key():
     out = subprocess.run([sys.executable, "-m", "citycloud.demo", "--print-key"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
     assert out == demo.DEMO_PII_KEY + "\n"
+
+
+def test_architecture_kpi_lookup_names_real_places():
+    """docs/architecture.md's one-minute lookup (definition, tests, DAG of a KPI) points at files
+    and folders that exist, and at the DAG ids the DAG files declare."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Where a KPI lives", 1)[1].split("\n## ", 1)[0]
+    paths = [p for p in re.findall(r"`([\w./<>-]+/[\w./<>-]*)`", section) if "<" not in p]
+    assert len(paths) >= 12
+    assert [p for p in paths if not (REPO / p).exists()] == []
+    for dag in ("citycloud_daily", "citycloud_monthly_settlement"):
+        assert f'dag_id="{dag}"' in (REPO / "dags" / f"{dag}.py").read_text(encoding="utf-8")
+        assert f"`{dag}`" in section
