@@ -7,7 +7,7 @@ person's cities) against the same reads on a plain read-only connection to the s
 Builds the warehouse with the real pipeline (`citycloud generate --cities 5`, `citycloud run`)
 unless --warehouse names one. A page load = opening the snapshot, the sidebar's overview and the
 Today page's loader for the chosen cities (what the dashboard runs when a page opens, cache cold).
-An API answer = opening the snapshot and `citycloud query`'s run_query (dau,mau by week). Median
+An API answer = opening the snapshot and `citycloud query`'s run_query (wau,total_accesses by week). Median
 of `repeat` runs each; written to bench/results/access.json and access.md.
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         every = Scope("bench@example.org", "admin", cities, every_city=True)
         two = Scope("bench@example.org", "contract_manager", cities[:2])
         reg = registry.load()
-        request = query.QueryRequest(metrics=("dau", "mau"), grain="week")
+        request = query.QueryRequest(metrics=("wau", "total_accesses"), grain="week")
         rows = []
         for label, scope in (("one city", one), ("two cities", two), ("every city", every)):
             rows.append({

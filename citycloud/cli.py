@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
-from citycloud.config import ENGINES, CitycloudError, Settings
+from citycloud.config import ENGINES, CitycloudError, Settings, output_beside
 from citycloud.console import Reporter, log_file
 
 EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
@@ -68,8 +68,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             # Absolute from here on: dbt runs in its project folder and GX wants absolute paths.
             setattr(settings, name, Path(value).expanduser().absolute())
     if getattr(args, "warehouse", None) and not settings.chosen("output"):
-        # Reports (Data Docs, statements) go beside the warehouse they describe.
-        settings.output = settings.warehouse.parent / "output"
+        # Reports (Data Docs, statements, logs) go beside the warehouse they describe.
+        settings.output = output_beside(settings.warehouse)
     return settings
 
 

@@ -243,6 +243,16 @@ class Settings(_Home):
         return 24 + self.delivery_timeout_hours if self.late_after_deadline else None
 
 
+def output_beside(warehouse: Path) -> Path:
+    """The output folder of a warehouse named on the command line: `output/` beside it, or, for a
+    warehouse in the default layout (`<home>/warehouse/<file>`, e.g. the demo's), `<home>/output`,
+    where the layout's own default puts it; so every verb on the demo's warehouse writes into the
+    demo's one output tree (`demo/output`), never a second one in `demo/warehouse/output`."""
+    warehouse = Path(warehouse)
+    folder = warehouse.parent
+    return (folder.parent if folder.name == "warehouse" else folder) / "output"
+
+
 def published_path(warehouse: Path) -> Path:
     warehouse = Path(warehouse)
     return warehouse.with_name(warehouse.stem + ".published.duckdb")

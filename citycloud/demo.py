@@ -20,14 +20,24 @@ from citycloud.console import Reporter, log_file
 
 DEMO = PROJECT_ROOT / "demo"
 START, DAYS, MONTH = date(2026, 1, 1), 90, "2026-03"
+# The demo's PII key, its one home: later verbs on the demo's warehouse (`citycloud run` after a
+# model change, `citycloud rotate-key`) need it: `export CITYCLOUD_PII_KEY=$(.venv/bin/python -m
+# citycloud.demo --print-key)` (docs/extending.md). Never a production key.
+DEMO_PII_KEY = "citycloud-demo-key-not-for-production"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(prog="python -m citycloud.demo", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     args.add_argument("-v", "--verbose", action="store_true", help="print every step (always in the log file)")
-    verbose = args.parse_args(argv).verbose
-    os.environ.setdefault("CITYCLOUD_PII_KEY", "citycloud-demo-key-not-for-production")
+    args.add_argument("--print-key", action="store_true",
+                      help="print the demo's PII key (for later verbs on demo/warehouse) and exit")
+    parsed = args.parse_args(argv)
+    if parsed.print_key:
+        print(DEMO_PII_KEY)
+        return 0
+    verbose = parsed.verbose
+    os.environ.setdefault("CITYCLOUD_PII_KEY", DEMO_PII_KEY)
     from citycloud import pipeline
     from citycloud.generate import generate
     from citycloud.settlement import settle
@@ -86,6 +96,8 @@ Try the login (docs/access.md) with the test identity provider on this machine:
   export CITYCLOUD_OIDC_CLIENT_SECRET=any CITYCLOUD_COOKIE_SECRET=$(openssl rand -hex 32)
   {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501 --access {ACCESS_EXAMPLE}
   (log in as ops.changsha@example.org: Changsha only; office@example.org: every city and the access log)
+Later verbs on this warehouse that read deliveries (run, rotate-key) need the demo's PII key:
+  export CITYCLOUD_PII_KEY=$({venv}/python -m citycloud.demo --print-key)
 Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0

@@ -154,9 +154,9 @@ def definitions_json(funnels: list[Funnel]) -> str:
 def funnel_summary(published: Path, month: str) -> list[str]:
     """One line per funnel and city: the month's step counts (all channels) from the readers'
     snapshot, as `make demo` shows them."""
-    import duckdb
+    from citycloud.publish import open_snapshot
 
-    con = duckdb.connect(str(published), read_only=True)
+    con = open_snapshot(path=published)
     try:
         rows = con.execute(
             "SELECT funnel, city_code, list(users ORDER BY step), list(step_label ORDER BY step), bool_and(window_complete) "

@@ -15,6 +15,7 @@ verbs to come).
 from __future__ import annotations
 
 import errno
+import filecmp
 import os
 import re
 import shutil
@@ -186,6 +187,10 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    return b.is_file() and a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+
+
 class FileSet:
     """A set of files rendered into a staging folder beside their folder, and moved into place
     only when every one is complete (`commit`); until then the previous files stay as they were.
@@ -215,10 +220,12 @@ class FileSet:
         return self.staging / name
 
     def commit(self) -> list[Path]:
-        """Rename every staged file into place (same folder: each rename is atomic)."""
+        """Rename every staged file into place (same folder: each rename is atomic); a file whose
+        bytes are already in place is left as it was (a rerun on the same inputs changes nothing)."""
         try:
             for name in self.names:
-                os.replace(self.staging / name, self.folder / name)
+                if not _same_file(self.staging / name, self.folder / name):
+                    os.replace(self.staging / name, self.folder / name)
         except OSError as exc:
             raise write_error(self.folder / name, exc) from None
         return [self.folder / name for name in self.names]

@@ -16,7 +16,7 @@ from datetime import date
 from functools import wraps
 from typing import Any, Callable, Iterator
 
-from citycloud import fault_hook
+from citycloud import definitions, fault_hook
 from citycloud import funnels as funnels_file
 from citycloud import publish as publishing
 from citycloud.config import CitycloudError, Settings, pii_key
@@ -217,6 +217,7 @@ def build(settings: Settings, full_refresh: bool = False, progress: Progress = N
         else:
             run_dbt(settings, build_args(since, full_refresh, funnels=funnels_file.definitions_json(funnels)), progress)
         engines.record_engine(settings)
+        definitions.record_built(settings)
         status, message = "built", None
     except CitycloudError as exc:
         status, message = "failed", str(exc)[:2000]
@@ -305,6 +306,14 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
         con.close()
     if latest == 0:
         raise CitycloudError(f"no complete delivery found under {settings.landing}: nothing to build")
+    changed = definitions.changed_since_build(settings)
+    if changed and not full_refresh:
+        # dbt's incremental models keep old rows in the old shape: rebuild every mart in full.
+        full_refresh = True
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        report.notes.append(f"the dbt project changed since the last build ({shown}): every mart rebuilt")
+        if progress:
+            progress(report.notes[-1])
     if published >= latest and not full_refresh and not funnels_changed:
         report.notes.append("nothing new since the last published build; marts are up to date")
         # A writer killed between publishing and renaming the snapshot left it behind (or none).

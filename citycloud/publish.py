@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from citycloud import fault_hook
-from citycloud.config import BUILD_SCHEMA, BUSINESS_TZ_NAME, PUBLISHED_MARTS, Settings
+from citycloud.config import BUILD_SCHEMA, BUSINESS_TZ_NAME, PUBLISHED_MARTS, CitycloudError, Settings
 
 SNAPSHOT_SCHEMAS = ("marts", "audit")
 
@@ -156,6 +156,20 @@ def open_snapshot(settings: Settings | None = None, path: Path | None = None) ->
         con.close()
         raise
     return con
+
+
+def known_cities(con: duckdb.DuckDBPyConnection, schema: str = "marts") -> list[str]:
+    """The cities a snapshot or warehouse knows: the city_reference seed's, and any with data."""
+    return [r[0] for r in con.execute(f"SELECT city_code FROM {schema}.city_reference UNION "
+                                      f"SELECT city_code FROM {schema}.kpi_daily ORDER BY 1").fetchall()]
+
+
+def check_city(con: duckdb.DuckDBPyConnection, city: str, flag: str = "--city") -> None:
+    """One line naming the known cities when `city` is none of them (not an empty answer)."""
+    known = known_cities(con)
+    if city not in known:
+        raise CitycloudError(f"{flag} {city}: unknown city (known: {', '.join(known)}; "
+                             "cities come from dbt_project/seeds/city_reference.csv and their deliveries)")
 
 
 def attach_snapshot(path: Path | str, alias: str) -> duckdb.DuckDBPyConnection:

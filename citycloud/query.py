@@ -22,7 +22,7 @@ import pandas as pd
 
 from citycloud import outputs, registry
 from citycloud.config import BUILD_SCHEMA, CitycloudError, Settings, published_path
-from citycloud.publish import open_snapshot
+from citycloud.publish import check_city, open_snapshot
 from citycloud.validation import is_city_code
 
 GRAINS = ("day", "week", "month")
@@ -123,6 +123,20 @@ def dimension(manifest: dict, name: str) -> str:
     return found[0]
 
 
+def metrics_with_dimension(manifest: dict, name: str) -> list[str]:
+    """The metrics every measure of which sits on a semantic model with the categorical dimension
+    `name` (so MetricFlow can cut them by it), in the YAML's order."""
+    has = {sm["name"]: any(d["name"] == name and d["type"] == "categorical" for d in sm["dimensions"])
+           for sm in manifest["semantic_models"]}
+    model_of = {m["name"]: sm["name"] for sm in manifest["semantic_models"] for m in sm.get("measures", [])}
+    out = []
+    for metric in manifest["metrics"]:
+        measures = [m["name"] for m in (metric["type_params"].get("input_measures") or [])]
+        if measures and all(has.get(model_of.get(m), False) for m in measures):
+            out.append(metric["name"])
+    return out
+
+
 def plan_sql(manifest: dict, request: QueryRequest, anchor: bool = True) -> str:
     """MetricFlow's SQL for the metrics (plus the anchor), by city and metric_time at the grain
     (and the dimension `request.by`, MetricFlow's name)."""
@@ -144,6 +158,13 @@ def plan_sql(manifest: dict, request: QueryRequest, anchor: bool = True) -> str:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
+    try:
+        return _run_query(con, reg, request)
+    except (duckdb.BinderException, duckdb.CatalogException) as exc:
+        raise _snapshot_lacks(request, exc) from None
+
+
+def _run_query(con: duckdb.DuckDBPyConnection, reg: "registry.Registry", request: QueryRequest) -> pd.DataFrame:
     mf_names = answering(reg, request)
     asked = QueryRequest(tuple(mf_names.values()), request.grain, request.city)
     # counts as integers (MetricFlow's sums come back as HUGEINT/DOUBLE), rates as DOUBLE
@@ -206,6 +227,12 @@ def check_request(reg: "registry.Registry", request: QueryRequest) -> None:
             f"--grain {' or '.join(reg.metrics[refused[0]].periods)} (a sum of shorter periods would be wrong)")
     if request.by is not None:
         dimension(reg.manifest, request.by)
+        can = metrics_with_dimension(reg.manifest, request.by)
+        cannot = [m for m in request.metrics if m not in can]
+        if cannot:
+            raise CitycloudError(
+                f"--by {request.by}: {', '.join(cannot)} cannot be cut by {request.by} (no {request.by} in "
+                f"{'its' if len(cannot) == 1 else 'their'} semantic model); metrics that can: {', '.join(can)}")
     if request.city is not None and not is_city_code(request.city):
         raise CitycloudError(f"--city {request.city!r}: must be a 6-digit city code (ASCII digits 0-9)")
 
@@ -220,9 +247,19 @@ def query(settings: Settings, request: QueryRequest) -> pd.DataFrame:
                              "run `citycloud run` first")
     con = open_snapshot(path=snapshot)
     try:
+        if request.city is not None:
+            check_city(con, request.city)
         return run_query(con, reg, request)
     finally:
         con.close()
+
+
+def _snapshot_lacks(request: QueryRequest, exc: duckdb.Error) -> CitycloudError:
+    """A metric whose mart column (or mart) the published snapshot does not have yet: one line."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return CitycloudError(
+        f"--metrics {','.join(request.metrics)}: the published marts lack what the metric reads ({first}): "
+        "a new or changed model is built by `citycloud run` (it rebuilds after a model change), then ask again")
 
 
 def write_csv(df: pd.DataFrame, out: Path) -> None:

@@ -21,6 +21,8 @@ from citycloud import config
 from citycloud.config import CitycloudError
 
 MANIFEST = "semantic_manifest.json"
+# Aggregations whose week or month is not the sum of its days: a metric on one names a period.
+NON_ADDITIVE_AGGS = ("count_distinct", "percentile", "median")
 # dbt project folders whose files define the metrics (or the models they read)
 _PROJECT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
 
@@ -149,6 +151,22 @@ def _denominator(raw: dict) -> str | None:
     return den.get("name") if isinstance(den, dict) else den
 
 
+def check_non_additive_guarded(manifest: dict) -> None:
+    """Refuse a metric on a non-additive measure (a distinct count) without config.meta.periods:
+    asked at another grain it would answer a different figure under its name (dau by month is
+    the month's distinct users, i.e. mau)."""
+    aggs = {m["name"]: m["agg"] for sm in manifest.get("semantic_models", []) for m in sm.get("measures", [])}
+    for raw in manifest.get("metrics", []):
+        meta = (raw.get("config") or {}).get("meta") or {}
+        measures = [m["name"] for m in ((raw.get("type_params") or {}).get("input_measures") or [])]
+        distinct = [m for m in measures if aggs.get(m) in NON_ADDITIVE_AGGS]
+        if distinct and "periods" not in meta:
+            raise CitycloudError(
+                f"metric {raw['name']} (dbt_project/models/semantic): reads {aggs[distinct[0]]} measure "
+                f"{distinct[0]}, a figure of one period: config.meta.periods is missing (the grains it answers; "
+                "a longer period is not the sum of shorter ones)")
+
+
 _CACHE: dict[tuple[str, int], Registry] = {}
 
 
@@ -158,6 +176,7 @@ def read(path: Path) -> Registry:
     if key not in _CACHE:
         manifest = json.loads(Path(path).read_text(encoding="utf-8"))
         metrics = {raw["name"]: _metric(raw) for raw in manifest.get("metrics", [])}
+        check_non_additive_guarded(manifest)
         _CACHE[key] = Registry(metrics, manifest)
     return _CACHE[key]
 
@@ -170,6 +189,32 @@ def mart_columns(mart: str, project: Path | None = None) -> list[str]:
     if node is None:
         raise CitycloudError(f"dbt model {mart} not found in the dbt project")
     return list(node.get("columns") or {})
+
+
+@dataclass(frozen=True)
+class ColumnLabel:
+    label: str  # Chinese
+    label_en: str
+    format: str | None = None  # percent | integer | None (as the value is)
+
+
+def mart_column_labels(mart: str, project: Path | None = None) -> dict[str, ColumnLabel]:
+    """column -> its labels: a metric's own (the registry) for a column holding one, else the
+    column's `config.meta` {label, label_en, format} in the mart's YAML; unlabelled columns absent."""
+    manifest = json.loads((manifest_path(project).parent / "manifest.json").read_text(encoding="utf-8"))
+    node = next((n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] == mart), None)
+    if node is None:
+        raise CitycloudError(f"dbt model {mart} not found in the dbt project")
+    out = {}
+    for name, col in (node.get("columns") or {}).items():
+        meta = {**(col.get("meta") or {}), **((col.get("config") or {}).get("meta") or {})}
+        if "label" in meta and "label_en" in meta:
+            out[name] = ColumnLabel(meta["label"], meta["label_en"], meta.get("format"))
+    reg = load(project)
+    for metric, column in reg.in_mart(mart).items():
+        m = reg.metrics[metric]
+        out[column] = ColumnLabel(m.label, m.label_en, m.format)
+    return out
 
 
 def load(project: Path | None = None) -> Registry:

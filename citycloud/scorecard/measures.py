@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import duckdb
 
+from citycloud import publish
 from citycloud.scorecard import catalog
 
 # Computed at scoring time (threshold from the scheme); every other measured indicator is a
@@ -67,8 +68,7 @@ def measured_values(con: duckdb.DuckDBPyConnection, months: list[str],
 
 
 def known_cities(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT city_code FROM marts.city_reference UNION SELECT city_code FROM marts.kpi_daily").fetchall()
-    return {r[0] for r in rows}
+    return set(publish.known_cities(con))
 
 
 def city_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

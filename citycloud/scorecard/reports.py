@@ -1,6 +1,7 @@
 """The evaluation reports (运营评价报告) per city and the comparison of the cities, HTML + PDF."""
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -24,6 +25,7 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = format_value
+    env.filters["percent"] = weight_percent
     env.globals.update(heat_colour=charts.heat_colour, catalog=catalog)
     return env
 
@@ -40,6 +42,11 @@ def format_value(value, indicator: str) -> str:
     if kind == "count":
         return f"{float(value):,.0f}"
     return f"{float(value):.1f}"
+
+
+def weight_percent(weight: Decimal) -> str:
+    """A weight as the dashboard's scorecard shows it: 0.15 -> "15%" (0.125 -> "12.5%")."""
+    return f"{(Decimal(weight) * 100).normalize():f}%"
 
 
 def city_stem(city: str, names: dict[str, str]) -> str:
@@ -92,15 +99,31 @@ def write_reports(files: FileSet, month: str, schemes: dict[str, Scheme], result
     html = env.get_template("comparison.html.j2").render(month=month, ranking=ranking, names=names, labels=labels,
                                                           dimensions=catalog.dimensions())
     pages.append((COMPARISON_STEM, html))
-    targets = []  # (html, pdf) in the staging folder
+    targets = []  # (html, pdf) in the staging folder, to print
     for stem, html in pages:
-        targets.append((files.path(f"{stem}.html"), files.path(f"{stem}.pdf")))
+        staged_html, staged_pdf = files.path(f"{stem}.html"), files.path(f"{stem}.pdf")
         try:
-            targets[-1][0].write_text(html, encoding="utf-8")
+            staged_html.write_text(html, encoding="utf-8")
+            if not _reuse_printed(files.folder / stem, html, staged_pdf):
+                targets.append((staged_html, staged_pdf))
         except OSError as exc:
             raise write_error(files.folder / f"{stem}.html", exc) from None
     # Chromium spends most of its ~3 s per page starting up: two at a time halves the wait.
     with ThreadPoolExecutor(max_workers=PRINTERS) as pool:
         pdfs = list(pool.map(lambda target: print_pdf(*target), targets))
     if progress:
-        progress(f"rendered {len(pdfs)} PDF reports for {files.folder}")
+        progress(f"rendered {len(pdfs)} PDF reports for {files.folder} "
+                 f"({len(pages) - len(pdfs)} unchanged, kept as they were)")
+
+
+def _reuse_printed(placed: Path, html: str, staged_pdf: Path) -> bool:
+    """The same page printed before (same HTML beside its PDF) is not printed again: Chromium
+    stamps each print with its date, so a rerun on the same inputs would change every PDF."""
+    html_file, pdf_file = placed.with_name(placed.name + ".html"), placed.with_name(placed.name + ".pdf")
+    try:
+        if not (pdf_file.is_file() and html_file.read_text(encoding="utf-8") == html):
+            return False
+    except (OSError, UnicodeDecodeError):
+        return False
+    shutil.copy2(pdf_file, staged_pdf)
+    return True

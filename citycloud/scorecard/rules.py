@@ -289,13 +289,14 @@ def latest_assessments(entries: Iterable[Assessment]) -> dict[tuple[str, str, st
 
 def unknown_city_problems(schemes: list[Scheme], assessments: list[Assessment], known: set[str]) -> list[str]:
     """The rule that needs the warehouse: every named city is in city_reference or has data."""
-    out = []
+    out, listed = [], f"known: {', '.join(sorted(known))}"
     for s in schemes:
         if isinstance(s.cities, list):
-            out += [f"scheme {s.scheme_id}: cities: unknown city {c} (not in city_reference, no data in the warehouse)"
+            out += [f"scheme {s.scheme_id}: cities: unknown city {c} (not in city_reference, no data in the "
+                    f"warehouse; {listed})"
                     for c in s.cities if c not in known]
     for i, a in enumerate(assessments, 1):
         if a.city_code not in known:
             out.append(f"assessment ({a.city_code} {a.month} {a.indicator}): city_code: unknown city {a.city_code} "
-                       "(not in city_reference, no data in the warehouse)")
+                       f"(not in city_reference, no data in the warehouse; {listed})")
     return out

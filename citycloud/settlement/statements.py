@@ -11,8 +11,9 @@ temporary name and renamed, so a reader never sees half a file.
 CSV files are UTF-8 with a byte-order mark, so Excel (also on Chinese Windows) shows the
 operators' names correctly; read them with encoding="utf-8-sig". Columns for machines hold the
 exact stored values (`actual`, `attainment`, ...); the `*_shown` columns beside them give the same
-figures as people read them (percentages, rounded counts). The XLSX shows formatted numbers and
-keeps the exact values as text in its "exact" columns.
+figures as people read them (percentages, rounded counts). The XLSX shows formatted numbers; its
+"exact" columns keep the actual as text and the attainment as a number to 16 significant digits
+(all a spreadsheet holds). Its notes read in Chinese, then as stored (English).
 
 Files are reproducible from their version: the same version gives the same bytes (the XLSX's
 document times and zip entry times are the version's computed_at, in UTC), so re-running settle
@@ -48,6 +49,7 @@ def kpi_name_zh(kpi: str) -> str:
     return registry.load().label(kpi)
 
 MONEY = '#,##0.00'
+EXACT = '0.000000000000000000'
 COUNT = '#,##0'
 RATE = '0.00%'
 FACTOR = '0.00'
@@ -112,6 +114,38 @@ def month_text(view: StatementView) -> str:
 def statement_stem(view: StatementView) -> str:
     s = view.statement
     return f"statement_{s['contract_id']}_{month_text(view)}_v{s['version']}"
+
+
+# The stored notes (settlement/service.py writes them in English, one clause per "; ") read in
+# Chinese first: each known clause's pattern and its Chinese; an unknown clause stays English only.
+_NOTE_ZH = [
+    (r"version (\d+) \(final\) written: figures as in version (\d+)", "已写入第 {0} 版（最终），数字同第 {1} 版"),
+    (r"version (\d+) \((\w+)\) written", "已写入第 {0} 版（{1}）"),
+    (r"changed since version (\d+) \((.*)\): version (\d+) \((\w+)\) written",
+     "自第 {0} 版以来有变化（{1}）：已写入第 {2} 版（{3}）"),
+    (r"changed since version (\d+) \((.*)\) after final version (\d+): restatement version (\d+) written, "
+     r"payment against the final (\S+) → (\S+) \(delta (\S+) CNY\)",
+     "自第 {0} 版以来有变化（{1}），晚于最终版本 v{2}：已写入重述版本 v{3}，应付金额 {4} → {5}（差额 {6} 元）"),
+    (r"kpi_monthly marks (\S+) incomplete for city (\d+) \((\S+) days covered\): provisional figures",
+     "kpi_monthly 标记 {0} 城市 {1} 数据不完整（覆盖 {2} 天）：暂定数字"),
+    (r"(\d+) delivery folder\(s\) of (\S+) not in the figures: (.*)", "{1} 有 {0} 个交付文件夹未计入数字：{2}"),
+    (r"no deliveries listed for the city in audit.deliveries", "audit.deliveries 中没有该城市的交付记录"),
+]
+
+
+def _clause_zh(clause: str) -> str | None:
+    for pattern, zh in _NOTE_ZH:
+        if m := re.fullmatch(pattern, clause):
+            return zh.format(*(STATUS_ZH.get(g, g) for g in m.groups()))
+    return None
+
+
+def notes_text(notes: str | None) -> str:
+    """The statement's notes in Chinese, then as stored (English), on two lines."""
+    if not notes:
+        return ""
+    zh = [z for z in map(_clause_zh, notes.split("; ")) if z]
+    return f"{'；'.join(zh)}\n{notes}" if zh else notes
 
 
 def status_text(s: dict[str, Any]) -> str:
@@ -245,7 +279,7 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
              _num(s["payment_before_cny"]), MONEY),
             ("差额 Difference (CNY)", _num(s["payment_delta_cny"]), '+#,##0.00;-#,##0.00;0.00'),
         ]
-    header.append(("备注 Notes", s["notes"] or "", None))
+    header.append(("备注 Notes", notes_text(s["notes"]), None))
     row = 3
     for label, value, fmt in header:
         ws.cell(row=row, column=1, value=label).font = _BOLD
@@ -253,6 +287,8 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
         cell.alignment = Alignment(horizontal="left")
         if fmt:
             cell.number_format = fmt
+        if label.startswith("备注"):
+            cell.alignment = Alignment(horizontal="left", wrap_text=True, vertical="top")
         if label.startswith("应付金额"):
             cell.font = Font(bold=True, size=12)
         row += 1
@@ -278,9 +314,11 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
             (_num(ln["weight"]), "0%" if (Decimal(ln["weight"]) * 100) % 1 == 0 else RATE),
             (_num(ln["factor"]), FACTOR),
             (_num(ln["weighted_factor"]), WEIGHTED),
-            # Text, so no spreadsheet rounds them to 15 digits: the values the payment came from.
+            # The values the payment came from: the actual as text (no spreadsheet rounds it), the
+            # attainment a number to compute with (16 significant digits, all a spreadsheet holds;
+            # the CSV's `attainment` has every stored digit).
             (ln["actual_exact"] or "", "@"),
-            (dec_text(ln["attainment"]), "@"),
+            (_num(ln["attainment"]), EXACT),
         ]
         for col, (value, f) in enumerate(values, start=1):
             cell = ws.cell(row=row, column=col, value=value)

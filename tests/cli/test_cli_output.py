@@ -60,6 +60,22 @@ def test_small_mistakes_are_one_line(tmp_path):
     assert proc.returncode == 2 and str(broken) in proc.stderr and "<unicode string>" not in proc.stderr
 
 
+def test_later_verbs_on_the_demos_warehouse_log_into_the_demos_output_tree(tmp_path):
+    """A warehouse in the default layout (<home>/warehouse/<file>, as demo/warehouse/) has its
+    output in <home>/output, where `make demo` wrote; not a second tree in <home>/warehouse/output."""
+    home = tmp_path / "demo"
+    (home / "warehouse").mkdir(parents=True)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("contracts:\n  - contract_id: [\n")
+    settle = ["--contracts", str(broken), "--month", "2026-02"]
+    proc = cli("settle", "--warehouse", str(home / "warehouse" / "citycloud.duckdb"), *settle)
+    assert proc.returncode == 2 and str(broken) in proc.stderr
+    assert (home / "output" / "logs" / "settle.log").is_file() and not (home / "warehouse" / "output").exists()
+    # any other folder: output/ beside the warehouse, as before
+    cli("settle", "--warehouse", str(tmp_path / "wh" / "citycloud.duckdb"), *settle)
+    assert (tmp_path / "wh" / "output" / "logs" / "settle.log").is_file()
+
+
 def test_generate_shows_a_line_per_city_and_every_day_only_when_verbose(tmp_path):
     args = ("generate", "--out", str(tmp_path / "landing"), "--cities", "2", "--days", "3", "--users", "50")
     quiet = cli(*args, cwd=tmp_path)

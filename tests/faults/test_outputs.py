@@ -66,7 +66,7 @@ def settings(tmp_path) -> Settings:
 def test_query_csv_onto_the_warehouse_is_one_line_exit_2_and_the_warehouse_untouched(settings):
     before = {p: sha256(p) for p in (settings.warehouse, settings.published)}
     for target in (settings.warehouse, settings.published):
-        done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "dau", "--grain", "month",
+        done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "total_accesses", "--grain", "month",
                    "--csv", str(target))
         assert one_line_exit_2(done, "query") == (
             f"citycloud query: error: --csv {target}: is the warehouse"
@@ -83,7 +83,7 @@ def test_query_csv_onto_the_warehouse_is_one_line_exit_2_and_the_warehouse_untou
 def test_query_csv_at_a_folder_a_device_or_under_a_file_is_one_line(settings, tmp_path, target, why):
     paths = {"folder": tmp_path, "under-a-file": settings.warehouse / "out.csv"}
     target = str(paths.get(target, target))
-    done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "dau", "--grain", "month",
+    done = cli("query", "--warehouse", str(settings.warehouse), "--metrics", "total_accesses", "--grain", "month",
                "--csv", target)
     assert why in one_line_exit_2(done, "query")
 
@@ -103,7 +103,7 @@ def test_settle_out_into_the_landing_area_or_at_the_warehouse_is_one_line(settin
 
 @pytest.mark.parametrize("verb", ["query", "user-ops"])
 def test_city_takes_ascii_digits_only(settings, verb):
-    extra = ["--metrics", "dau", "--grain", "month"] if verb == "query" else ["--month", "2026-02"]
+    extra = ["--metrics", "total_accesses", "--grain", "month"] if verb == "query" else ["--month", "2026-02"]
     done = cli(verb, "--warehouse", str(settings.warehouse), "--city", ARABIC_INDIC_CITY, *extra)
     assert one_line_exit_2(done, verb) == (f"citycloud {verb}: error: --city '{ARABIC_INDIC_CITY}': "
                                           "must be a 6-digit city code (ASCII digits 0-9)")
@@ -182,6 +182,8 @@ def test_the_guard_replaces_only_files_that_look_like_its_outputs(settings, tmp_
 def user_ops_snapshot(settings: Settings, channel: str) -> None:
     con = duckdb.connect(str(settings.published))
     con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.city_reference AS SELECT '310000' AS city_code, '上海' AS city_name")
+    con.execute("CREATE TABLE marts.kpi_daily AS SELECT '310000' AS city_code")
     con.execute("CREATE TABLE marts.user_lifecycle AS SELECT '310000' AS city_code, 'month' AS grain, "
                 "DATE '2026-02-01' AS period_start, 5 AS active_users")
     con.execute("CREATE TABLE marts.retention_monthly AS SELECT '310000' AS city_code, DATE '2026-01-01' AS "
@@ -201,10 +203,10 @@ def test_user_ops_workbook_has_no_formula_cells(settings, tmp_path):
     book = load_workbook(path)
     cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
     assert [c.coordinate for c in cells if c.data_type == "f"] == []
-    channels = [c.value for c in book["channels"]["C"][1:]]
+    channels = [c.value for c in book["渠道 channels"]["C"][4:]]
     assert channels == ["+1", HOSTILE, "@SUM(A1)", "android"]  # shown exactly as delivered (by channel)
-    assert [c.value for c in book["channels"]["D"][1:]] == [-3, -3, -3, -3]  # numbers stay numbers
-    assert book["retention"]["E2"].value == -0.5
+    assert [c.value for c in book["渠道 channels"]["D"][4:]] == [-3, -3, -3, -3]  # numbers stay numbers
+    assert book["留存 retention"]["E5"].value == -0.5
 
 
 def test_user_ops_out_at_an_existing_file_is_one_line(settings, tmp_path):
@@ -329,4 +331,4 @@ def test_a_formula_delivered_as_a_channel_is_text_in_the_user_ops_workbook(tmp_p
     cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
     assert [c.coordinate for c in cells if c.data_type == "f"] == []
     assert {ws.title for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value == HOSTILE} \
-        >= {"channels"}
+        >= {"渠道 channels"}

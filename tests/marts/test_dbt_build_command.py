@@ -63,3 +63,24 @@ def test_since_batch_must_be_a_number(warehouse_copy):
     with pytest.raises(CitycloudError, match="CITYCLOUD_SINCE_BATCH must be a batch number"):
         run_dbt(warehouse_copy, DbtCommand(["compile", "--select", "stg_audit__delivery_changes"],
                                            {SINCE_BATCH_ENV: "1 or true"}))
+
+
+def test_run_rebuilds_when_a_model_changed_since_the_last_build(tiny_built, tmp_path, monkeypatch):
+    """No delivery is new, but a model's definition is: `run` rebuilds the marts (not "marts
+    unchanged" over marts built from the old SQL), and says why in one note."""
+    from citycloud import definitions, pipeline
+    from tests.conftest import TEST_KEY
+
+    settings = make_settings(tmp_path, tiny_built.landing)
+    shutil.copytree(tiny_built.warehouse.parent, settings.warehouse.parent, dirs_exist_ok=True)
+    monkeypatch.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
+    record = settings.warehouse.parent / ".dbt" / "built_from.json"
+    assert definitions.changed_since_build(settings) == [] and record.is_file()
+    assert pipeline.run(settings).notes[0].startswith("nothing new since the last published build")
+    built = json.loads(record.read_text())  # as if the mart's SQL was edited after this build
+    record.write_text(json.dumps({**built, "models/marts/kpi_daily.sql": "0" * 64}))
+    report = pipeline.run(settings)
+    assert report.notes == ["the dbt project changed since the last build (models/marts/kpi_daily.sql): "
+                            "every mart rebuilt"]
+    assert report.build is not None and report.build.since_batch == -1 and report.published
+    assert definitions.changed_since_build(settings) == []  # the new build recorded what it came from

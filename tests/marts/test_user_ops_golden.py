@@ -101,14 +101,55 @@ def test_monthly_workbook_has_one_sheet_per_mart_with_the_months_rows(tiny_publi
     settings.warehouse = tiny_published.with_name("citycloud.duckdb")
     path = export_user_ops(settings, "430100", "2026-02", out_dir=tmp_path)
     book = load_workbook(path)
-    assert book.sheetnames == ["lifecycle", "retention", "activation", "stickiness", "channels"]
-    lifecycle = [[c.value for c in r] for r in book["lifecycle"].iter_rows(min_row=2)]
-    assert lifecycle[0][1:] == ["month", dt.datetime(2026, 2, 1), 110, 77, 33, 0, 0]
+    assert book.sheetnames == ["生命周期 lifecycle", "留存 retention", "激活 activation", "粘性 stickiness", "渠道 channels"]
+    ws = book["生命周期 lifecycle"]
+    # titled like the statements; headers Chinese, English and the mart's column
+    assert ws["A1"].value == "用户运营月报 User operations — 长沙（430100）2026-02" and ws["A1"].font.bold
+    assert ws["A2"].value.endswith("· marts.user_lifecycle")
+    assert [c.value for c in ws[4]][:4] == ["城市代码\nCity code\ncity_code", "周期\nPeriod\ngrain",
+                                            "周期开始\nPeriod start\nperiod_start",
+                                            "周期活跃用户\nActive users in the period\nactive_users"]
+    lifecycle = [[c.value for c in r] for r in ws.iter_rows(min_row=5)]
+    assert lifecycle[0][1:] == ["月 month", dt.datetime(2026, 2, 1), 110, 77, 33, 0, 0]
     assert [r[2] for r in lifecycle[1:]] == [dt.datetime(2026, 2, d) for d in (2, 9, 16, 23)]
+    assert ws["D5"].number_format == "#,##0" and ws.freeze_panes == "A5"
     expected_rows = {name: sum(1 for _ in csv.DictReader((TINY / "expected" / f"{name}.csv").open()))
                      for name in USER_OPS_KEYS}
-    assert book["retention"].max_row - 1 == expected_rows["retention_monthly"]  # only February is covered
-    assert book["stickiness"].max_row - 1 == expected_rows["stickiness_monthly"]
-    assert book["activation"].max_row - 1 == 28  # the registration days of February
+    retention = book["留存 retention"]
+    # only February is covered; the cohorts registered before 2025-02 with < 20 users are one row per channel
+    old = [r for r in csv.DictReader((TINY / "expected" / "retention_monthly.csv").open()) if r["cohort_month"] < "2025-02"
+           and r["cohort_month"] in {a["cohort_month"] for a in csv.DictReader((TINY / "expected" / "retention_monthly.csv").open())
+                                     if a["channel"] == "all" and int(a["cohort_users"]) < 20}]
+    assert retention.max_row - 4 == expected_rows["retention_monthly"] - len(old) + len({r["channel"] for r in old})
+    assert retention["B5"].value == (f"≤ {max(r['cohort_month'] for r in old)[:7]} 的 {len({r['cohort_month'] for r in old})} "
+                                     f"个小同期群 {len({r['cohort_month'] for r in old})} small cohorts (< 20)")
+    rate = next(i for i, c in enumerate(retention[4]) if c.value.endswith("retention_rate"))
+    assert {r[rate].number_format for r in retention.iter_rows(min_row=5)} == {"0.0%"}
+    assert book["粘性 stickiness"].max_row - 4 == expected_rows["stickiness_monthly"]
+    activation = book["激活 activation"]
+    assert activation.max_row - 4 == 28  # the registration days of February
+    complete = next(i for i, c in enumerate(activation[4]) if c.value.endswith("window_complete"))
+    assert {r[complete].value for r in activation.iter_rows(min_row=5)} == {"是", "否"}
     with pytest.raises(CitycloudError, match="month 2026-03: not fully covered"):
         export_user_ops(settings, "430100", "2026-03", out_dir=tmp_path)
+
+
+def test_old_small_cohorts_are_one_row_per_channel():
+    import datetime as dt
+
+    import pandas as pd
+
+    from citycloud.user_ops_export import group_old_small_cohorts
+
+    rows = [("430100", dt.date(2019, 3, 1), 83, "all", 3, 1), ("430100", dt.date(2019, 3, 1), 83, "ios", 3, 1),
+            ("430100", dt.date(2019, 5, 1), 81, "all", 5, 2), ("430100", dt.date(2019, 5, 1), 81, "ios", 5, 2),
+            ("430100", dt.date(2024, 1, 1), 25, "all", 30, 3),  # old but not small: kept
+            ("430100", dt.date(2026, 1, 1), 1, "all", 4, 4)]  # small but recent: kept
+    df = pd.DataFrame(rows, columns=["city_code", "cohort_month", "months_since", "channel", "cohort_users",
+                                     "retained_users"]).assign(retention_rate=lambda d: d.retained_users / d.cohort_users)
+    got = group_old_small_cohorts(df, dt.date(2026, 2, 1))
+    assert got.values.tolist() == [
+        ["430100", "≤ 2019-05 的 2 个小同期群 2 small cohorts (< 20)", None, "all", 8, 3, 0.375],
+        ["430100", "≤ 2019-05 的 2 个小同期群 2 small cohorts (< 20)", None, "ios", 8, 3, 0.375],
+        ["430100", dt.date(2024, 1, 1), 25, "all", 30, 3, 0.1],
+        ["430100", dt.date(2026, 1, 1), 1, "all", 4, 4, 1.0]]

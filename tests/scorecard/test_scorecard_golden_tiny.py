@@ -3,6 +3,7 @@ every indicator, score, grade, dimension score and rank; then the reports, read 
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import subprocess
 from datetime import date
@@ -106,6 +107,33 @@ def test_reports_print_with_chinese_text_and_are_not_blank(scored, tmp_path):
                         str(prefix)], check=True)
         png = next(tmp_path.glob(prefix.name + "*.png"))
         assert _ink(png) > 0.02, f"{png} looks blank"
+
+
+def _pages(pdf) -> list[list[str]]:
+    """The non-empty text lines of every page, as pdftotext reads them."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return [[ln.strip() for ln in page.splitlines() if ln.strip()] for page in text.split("\f") if page.strip()]
+
+
+def test_city_report_reads_as_finished(scored):
+    """Weights as the dashboard shows them (15%), no_data as a label, no heading alone at a page's foot."""
+    _, _, out = scored
+    pages = _pages(out / "2026-02" / "430100_长沙_运营评价报告.pdf")
+    text = "\n".join(ln for page in pages for ln in page)
+    assert "no_data" not in text and "无数据 No data" in text
+    weights = [w for ln in text.splitlines() if (w := re.findall(r"\b\d+(?:\.\d+)?%", ln))]
+    assert "15%" in {w for ws in weights for w in ws} and "0.15" not in text
+    headings = ("四个维度得分", "指标明细", "失分原因", "评估依据")
+    assert [page[-1] for page in pages if page[-1].startswith(headings)] == []
+
+
+def test_scoring_again_leaves_the_reports_byte_for_byte(scored):
+    """A rerun on the same inputs (make demo twice) neither reprints nor rewrites a report."""
+    settings, _, out = scored
+    folder = out / "2026-02"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    score_month(settings, TINY / "evaluation.yml", "2026-02", TINY / "assessments.yml", out_dir=out, today=TODAY)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
 
 
 def _ink(png) -> float:

@@ -148,9 +148,11 @@ def test_latest_date_wins_and_a_tie_on_it_is_refused(tmp_path):
 def test_unknown_cities_need_the_warehouse(tmp_path):
     (scheme,) = load_schemes(scheme_file(tmp_path, head="    cities: ['430100', '999900']\n    start_month: 2026-01\n    end_month: 2026-12\n"))
     entries = load_assessments(assessments_file(tmp_path, ENTRY.replace("430100", "999901")))
-    assert unknown_city_problems([scheme], entries, {"430100"}) == [
-        "scheme S1: cities: unknown city 999900 (not in city_reference, no data in the warehouse)",
-        "assessment (999901 2026-02 content): city_code: unknown city 999901 (not in city_reference, no data in the warehouse)"]
+    assert unknown_city_problems([scheme], entries, {"510100", "430100"}) == [
+        "scheme S1: cities: unknown city 999900 (not in city_reference, no data in the warehouse; "
+        "known: 430100, 510100)",
+        "assessment (999901 2026-02 content): city_code: unknown city 999901 (not in city_reference, no data in "
+        "the warehouse; known: 430100, 510100)"]
 
 
 def test_the_demo_scheme_and_assessments_are_valid():

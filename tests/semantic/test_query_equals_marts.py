@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from citycloud import query
+from citycloud.config import CitycloudError
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -90,10 +91,10 @@ def test_cli_query_csv_matches_worked_example_february(tiny_settings, tmp_path):
 
 
 def test_week_grain_distinct_users_and_last_day_states(tiny_settings):
-    """A complete week: dau is the week's distinct users (equals the Sunday's wau), a state
-    such as registered_users is the Sunday's value, counts are sums of the days."""
+    """A complete week: a state such as wau or registered_users is the Sunday's value, counts
+    are sums of the days (dau is refused by week: see test_distinct_counts_answer_only_their_period)."""
     df = query.query(tiny_settings, query.QueryRequest(
-        metrics=("dau", "wau", "registered_users", "total_accesses"), grain="week", city="430100"))
+        metrics=("wau", "registered_users", "total_accesses"), grain="week", city="430100"))
     con = duckdb.connect(str(tiny_settings.published), read_only=True)
     try:
         for r in df.to_dict("records"):
@@ -102,10 +103,23 @@ def test_week_grain_distinct_users_and_last_day_states(tiny_settings):
                                  [start]).fetchone()
             total = con.execute("SELECT sum(total_accesses) FROM marts.kpi_daily WHERE kpi_date BETWEEN ? AND ? + 6",
                                 [start, start]).fetchone()[0]
-            assert (r["dau"], r["wau"], r["registered_users"], r["total_accesses"]) == (sunday[0], *sunday, total)
+            assert (r["wau"], r["registered_users"], r["total_accesses"]) == (*sunday, total)
     finally:
         con.close()
     assert len(df) == 4  # 2026-02-02 .. 2026-02-23: the complete Monday-Sunday weeks of the series
+
+
+@pytest.mark.parametrize("metrics,grain,periods", [
+    ("dau", "week", "day"), ("dau", "month", "day"), ("mau", "day", "month"), ("mau", "week", "month"),
+    ("activity_rate", "day", "month"),
+])
+def test_distinct_counts_answer_only_their_period(tiny_registry, metrics, grain, periods):
+    """dau by month would be the month's distinct users (mau under dau's name); mau by day, DAU."""
+    with pytest.raises(CitycloudError) as err:
+        query.check_request(tiny_registry, query.QueryRequest(metrics=(metrics,), grain=grain))
+    assert str(err.value) == (
+        f"--grain {grain}: {metrics} is a figure of a whole period, answered only at --grain {periods} "
+        "(a sum of shorter periods would be wrong)")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -133,3 +147,29 @@ def test_cli_query_day_grain_is_the_worked_example_kpi_daily(tiny_settings, tmp_
     diffs = [(e["kpi_date"], m, e[m], r[m]) for e, r in zip(expected, got) for m in metrics
              if (e[m] == "") != (r[m] == "") or (e[m] != "" and abs(float(e[m]) - float(r[m])) > 1e-12)]
     assert diffs == []
+
+
+def test_a_metric_on_a_mart_column_not_built_yet_is_one_line(tiny_settings, tiny_registry):
+    """The walkthrough's new measure over a column the published mart does not have yet: not
+    DuckDB's traceback but one line saying what to run."""
+    import copy
+    import json
+
+    from citycloud import registry
+    from citycloud.publish import open_snapshot
+
+    manifest = copy.deepcopy(tiny_registry.manifest)
+    measure = next(m for sm in manifest["semantic_models"] for m in sm["measures"] if m["name"] == "ratings_sum")
+    measure["expr"] = "failed_accesses"  # a column kpi_daily.sql does not have (yet)
+    reg = registry.Registry(tiny_registry.metrics, json.loads(json.dumps(manifest)))
+    con = open_snapshot(path=tiny_settings.published)
+    try:
+        with pytest.raises(CitycloudError) as err:
+            query.run_query(con, reg, query.QueryRequest(metrics=("ratings",), grain="day"))
+    finally:
+        con.close()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("--metrics ratings: the published marts lack what the metric "
+                                                      "reads (Binder Error: ")
+    assert "failed_accesses" in message and message.endswith(
+        "a new or changed model is built by `citycloud run` (it rebuilds after a model change), then ask again")

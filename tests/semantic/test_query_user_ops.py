@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from citycloud import query
+from citycloud.access.cities import city_names
 from citycloud.config import CitycloudError
 from tests.conftest import GENERATED_CITIES, GENERATED_DAYS, TINY
 
@@ -66,8 +67,12 @@ def test_lifecycle_equals_mart_at_week_and_month(tiny_settings, grain, rows):
     expected = [(e["city_code"], dt.date.fromisoformat(e["period_start"]), *(int(e[c]) for c in LIFECYCLE.values()))
                 for e in _expected("user_lifecycle") if e["grain"] == grain]
     assert got == expected
-    # active users of a whole period are the distinct users dau counts over it (user_activity_daily)
-    assert [r[:3] for r in got] == _ask(tiny_settings, ["dau"], grain)
+    # active users of a whole period are the distinct users of its user-days (user_activity_daily;
+    # `dau` itself answers days only)
+    distinct = dict(((c, p), n) for c, p, n in _rows(
+        tiny_settings, f"SELECT city_code, CAST(date_trunc('{grain}', event_day) AS DATE), count(DISTINCT user_key) "
+                       "FROM marts.user_activity_daily GROUP BY ALL", []))
+    assert [r[:3] for r in got] == [(c, p, distinct[(c, p)]) for c, p, *_ in got]
 
 
 def test_lifecycle_worked_example_first_week_by_hand(tiny_settings):
@@ -148,8 +153,22 @@ def test_query_by_channel_equals_mart_cell_for_cell(tiny_settings, grain):
 def test_query_by_bad_dimension_one_line_error(tiny_settings):
     with pytest.raises(CitycloudError, match="--by nope: no semantic model has a categorical dimension"):
         query.query(tiny_settings, query.QueryRequest(metrics=tuple(CHANNEL), grain="day", by="nope"))
-    with pytest.raises(CitycloudError, match="MetricFlow cannot answer this"):  # dau has no channel
-        query.query(tiny_settings, query.QueryRequest(metrics=("dau",), grain="day", by="channel"))
+    with pytest.raises(CitycloudError) as err:  # a user-day has no channel: name the metrics that have one
+        query.query(tiny_settings, query.QueryRequest(metrics=("dau", *CHANNEL), grain="day", by="channel"))
+    assert str(err.value) == ("--by channel: dau cannot be cut by channel (no channel in its semantic model); "
+                              f"metrics that can: {', '.join(CHANNEL)}")
+
+
+@pytest.mark.parametrize("verb", ["query", "user-ops"])
+def test_unknown_city_is_one_line_naming_the_known_ones(tiny_settings, verb):
+    """--city 999999 is not an empty success: one line, exit 2, the cities there are."""
+    extra = ["--metrics", "total_accesses", "--grain", "day"] if verb == "query" else ["--month", "2026-02"]
+    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", verb, "--warehouse", str(tiny_settings.warehouse),
+                           "--city", "999999", *extra], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    known = ", ".join(sorted(city_names()))  # the seed's cities (the worked example's are among them)
+    assert proc.stderr == (f"citycloud {verb}: error: --city 999999: unknown city (known: {known}; cities "
+                           "come from dbt_project/seeds/city_reference.csv and their deliveries)\n")
 
 
 def test_cli_lifecycle_week_csv_and_refusal(tiny_settings, tmp_path):

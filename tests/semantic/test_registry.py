@@ -42,3 +42,26 @@ def test_incomplete_definition_is_refused_naming_metric(tmp_path, meta, message)
     with pytest.raises(CitycloudError) as err:
         registry.read(manifest(tmp_path, meta))
     assert str(err.value) == f"metric failed_accesses (dbt_project/models/semantic): {message}"
+
+
+def test_distinct_count_metric_without_periods_is_refused(tmp_path):
+    """A count_distinct measure answers a different figure at every grain (dau by month is mau):
+    its metric must say which periods it answers, or the registry refuses it."""
+    def written(meta):
+        path = tmp_path / "semantic_manifest.json"
+        path.write_text(json.dumps({
+            "semantic_models": [{"name": "service_daily", "measures": [
+                {"name": "accessed_services", "agg": "count_distinct"}, {"name": "accesses", "agg": "sum"}]}],
+            "metrics": [{"name": "accessed_services", "label": "访问服务数", "config": {"meta": meta},
+                         "type_params": {"input_measures": [{"name": "accessed_services"}]}},
+                        {"name": "accesses", "label": "访问次数", "config": {"meta": META},
+                         "type_params": {"input_measures": [{"name": "accesses"}]}}]}), encoding="utf-8")
+        return path
+
+    with pytest.raises(CitycloudError) as err:
+        registry.read(written(META))
+    assert str(err.value) == (
+        "metric accessed_services (dbt_project/models/semantic): reads count_distinct measure accessed_services, "
+        "a figure of one period: config.meta.periods is missing (the grains it answers; a longer period is not "
+        "the sum of shorter ones)")
+    assert registry.read(written({**META, "periods": ["day"]})).metrics["accessed_services"].periods == ("day",)

@@ -6,6 +6,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import re
+import zipfile
 import openpyxl
 import pytest
 
@@ -39,7 +41,7 @@ def kpi_table(ws, title_prefix: str) -> dict[str, tuple]:
 
 def db_version(wh, version: int):
     st = wh.rows(
-        "SELECT version, status, payment_cny, input_fingerprint, computed_at, operator, payment_delta_cny "
+        "SELECT version, status, payment_cny, input_fingerprint, computed_at, operator, payment_delta_cny, notes "
         "FROM marts.settlement_statements WHERE month = ? AND version = ?",
         [FEB, version],
     )[0]
@@ -85,6 +87,13 @@ def test_xlsx_shows_the_version_it_claims(restated):
             assert row[2] == (actual if actual is not None else "无数据 no data")
             # cells are numbers (Excel doubles) written from the stored decimals
             assert (row[3], row[4], row[5], row[6]) == (float(target), float(att), float(weight), float(factor))
+            # the exact attainment is a number too (16 significant digits, as many as Excel holds), not text
+            assert row[9] == float(att) and _raw_cell(xlsx, kpi, 10) == "%.16g" % att
+        notes = head["备注 Notes"].split("\n")
+        assert notes[0] == {1: "已写入第 1 版（最终）", 2: "自第 1 版以来有变化（connected_services 38 → 40, "
+                                                          "satisfaction_rate 0.767123287671233 → null），晚于最终版本 v1："
+                                                          "已写入重述版本 v2，应付金额 46800.00 → 26000.00（差额 -20800.00 元）"}[version]
+        assert notes[1] == st[7] and len(notes) == 2  # then as stored, in English
         # number formats a contract manager sees
         pay_cell = next(r[1] for r in ws.iter_rows(min_row=3, max_row=25, max_col=2) if r[0].value == "应付金额 Payment (CNY)")
         assert pay_cell.number_format == "#,##0.00"
@@ -92,6 +101,16 @@ def test_xlsx_shows_the_version_it_claims(restated):
         inputs = wb["输入 Inputs"]
         n = wh.rows("SELECT count(*) FROM marts.settlement_inputs WHERE version = ?", [version])[0][0]
         assert inputs.max_row - 4 == n
+
+
+def _raw_cell(xlsx, kpi: str, column: int) -> str:
+    """The stored text of the number in `column` of the KPI's row of the statement sheet (XML)."""
+    ws = openpyxl.load_workbook(xlsx).worksheets[0]
+    row = next(r[0].row for r in ws.iter_rows(max_col=1) if r[0].value == kpi)  # the KPI table comes first
+    letter = openpyxl.utils.get_column_letter(column)
+    with zipfile.ZipFile(xlsx) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    return re.search(rf'<c r="{letter}{row}"[^>]*><v>([^<]+)</v>', xml).group(1)
 
 
 def test_restatement_differences_are_shown(restated):
