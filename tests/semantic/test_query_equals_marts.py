@@ -91,10 +91,11 @@ def test_cli_query_csv_matches_worked_example_february(tiny_settings, tmp_path):
 
 
 def test_week_grain_distinct_users_and_last_day_states(tiny_settings):
-    """A complete week: a state such as wau or registered_users is the Sunday's value, counts
-    are sums of the days (dau is refused by week: see test_distinct_counts_answer_only_their_period)."""
+    """A complete week: dau is the week's distinct users (equals the Sunday's wau, not a sum of
+    the days), a state such as wau or registered_users is the Sunday's value, counts are sums of
+    the days."""
     df = query.query(tiny_settings, query.QueryRequest(
-        metrics=("wau", "registered_users", "total_accesses"), grain="week", city="430100"))
+        metrics=("dau", "wau", "registered_users", "total_accesses"), grain="week", city="430100"))
     con = duckdb.connect(str(tiny_settings.published), read_only=True)
     try:
         for r in df.to_dict("records"):
@@ -103,18 +104,19 @@ def test_week_grain_distinct_users_and_last_day_states(tiny_settings):
                                  [start]).fetchone()
             total = con.execute("SELECT sum(total_accesses) FROM marts.kpi_daily WHERE kpi_date BETWEEN ? AND ? + 6",
                                 [start, start]).fetchone()[0]
-            assert (r["wau"], r["registered_users"], r["total_accesses"]) == (*sunday, total)
+            assert (r["dau"], r["wau"], r["registered_users"], r["total_accesses"]) == (sunday[0], *sunday, total)
     finally:
         con.close()
     assert len(df) == 4  # 2026-02-02 .. 2026-02-23: the complete Monday-Sunday weeks of the series
 
 
 @pytest.mark.parametrize("metrics,grain,periods", [
-    ("dau", "week", "day"), ("dau", "month", "day"), ("mau", "day", "month"), ("mau", "week", "month"),
+    ("mau", "day", "month"), ("mau", "week", "month"),
     ("activity_rate", "day", "month"),
 ])
 def test_distinct_counts_answer_only_their_period(tiny_registry, metrics, grain, periods):
-    """dau by month would be the month's distinct users (mau under dau's name); mau by day, DAU."""
+    """mau by day would be that day's DAU under mau's name. (dau answers every grain: its
+    definition is the period's distinct users, never a sum of days.)"""
     with pytest.raises(CitycloudError) as err:
         query.check_request(tiny_registry, query.QueryRequest(metrics=(metrics,), grain=grain))
     assert str(err.value) == (

@@ -45,7 +45,7 @@ def test_incomplete_definition_is_refused_naming_metric(tmp_path, meta, message)
 
 
 def test_distinct_count_metric_without_periods_is_refused(tmp_path):
-    """A count_distinct measure answers a different figure at every grain (dau by month is mau):
+    """A count_distinct measure answers a different figure at every grain (mau by day is a DAU):
     its metric must say which periods it answers, or the registry refuses it."""
     def written(meta):
         path = tmp_path / "semantic_manifest.json"
