@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from citycloud.config import ENGINES, CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ, ENGINES, CitycloudError, Settings
 from citycloud.console import Reporter, log_file
 
 EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
@@ -89,6 +89,11 @@ def cmd_run(args: argparse.Namespace) -> str:
 
     settings = _settings(args)
     reporter = args.reporter
+    alerts = args.alerts or settings.alerts
+    if alerts:  # a broken alerts.yml is said now, not after the build
+        from citycloud.alerts.config import load as load_alerts
+
+        load_alerts(alerts)
     report = pipeline.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
     if args.contracts:
         # The terms settlement will use: a broken file is worth knowing before month end.
@@ -100,7 +105,27 @@ def cmd_run(args: argparse.Namespace) -> str:
         except CitycloudError as exc:
             reporter.say(f"  WARNING {exc}")
     show_run_report(reporter, report)
+    if alerts and report.published:
+        # After publishing, so the anomalies are the ones readers see; a failing channel never fails the run.
+        from citycloud.alerts import send_alerts
+
+        reporter(send_alerts(settings, alerts, say=reporter))
     return report.summary_line()
+
+
+def cmd_alerts(args: argparse.Namespace) -> str:
+    from citycloud.alerts import send_alerts
+
+    return send_alerts(_settings(args), args.config, as_of=args.as_of, dry_run=args.dry_run, say=args.reporter)
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO timestamp; without a zone it is Asia/Shanghai time (the business day's clock)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO timestamp such as 2026-03-11T09:00+08:00, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=BUSINESS_TZ)
 
 
 def show_run_report(reporter: Reporter, report) -> None:
@@ -229,6 +254,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=ENGINES, default=None,
                    help="the engine that builds the models (default: CITYCLOUD_ENGINE or duckdb); "
                         "--warehouse stays the DuckDB file readers use (docs/spark.md)")
+
+    r.add_argument("--alerts", help="alerts.yml: send new delivery problems and KPI anomalies at the end "
+                                    "(also CITYCLOUD_ALERTS; docs/alerts.md)")
+
+    al = _verb(sub, "alerts", "send each delivery problem and KPI anomaly once, and `resolved` when it goes away",
+               cmd_alerts)
+    al.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (audit.alert_notifications is kept there)")
+    al.add_argument("--config", required=True, help="alerts.yml: channels and routes (docs/alerts.md)")
+    al.add_argument("--as-of", type=_timestamp, default=None,
+                    help="judge as of this moment (ISO; no zone = Asia/Shanghai), for replays; default now")
+    al.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
 
     s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)
     s.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")

@@ -155,6 +155,16 @@ class Settings(_Home):
     # `late_after_deadline` on and, unless CITYCLOUD_DELIVERY_TIMEOUT_HOURS is set, moves the deadline.
     deprecated_deadline_hours: float | None = _env("CITYCLOUD_DELIVERY_DEADLINE_HOURS", exclude=True, repr=False)
 
+    # Alerts (docs/alerts.md): the alerts.yml `citycloud run` sends with at its end (also --alerts);
+    # each message is tried this many times with exponential back-off from the wait below, each try
+    # bounded by the timeout, then left pending for the next invocation. A delivery whose rejected
+    # rows exceed this share of its rows is a problem.
+    alerts: Path | None = None
+    alert_attempts: int = Field(3, ge=1)
+    alert_retry_wait_seconds: float = Field(1.0, ge=0)
+    alert_timeout_seconds: float = Field(10.0, gt=0)
+    alert_rejected_share: float = Field(0.05, ge=0, le=1)
+
     # Airflow: sensors, retries, the settlement's wait (docs/airflow.md).
     delivery_poke_minutes: float = Field(10.0, gt=0)
     expected_lookback_days: int = Field(30, ge=0)  # 0 = any time before
