@@ -86,7 +86,7 @@ class AlertsConfig(_Strict):
         for i, route in enumerate(self.routes, 1):
             for name in route.channels:
                 if name not in self.channels:
-                    raise ValueError(f"route {i} names channel {name!r}, which channels does not define")
+                    raise ValueError(f"routes: route {i} names channel {name!r}, which channels does not define")
         return self
 
     def channels_for(self, kind: str, city_code: str) -> list[str]:
@@ -105,4 +105,5 @@ def load(path: Path | str) -> AlertsConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-        raise CitycloudError(f"{source}: {where or 'top level'}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise CitycloudError(f"{source}: {where + ': ' if where else ''}{message}") from None
