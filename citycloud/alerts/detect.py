@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 from citycloud import registry
-from citycloud.config import BUSINESS_TZ, CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ, WAITED_SOURCES, CitycloudError, Settings
 
 _WEEKDAYS = "一二三四五六日"
 _PROBLEMS = {
@@ -61,7 +61,8 @@ def deadline(settings: Settings, day: date) -> datetime:
 def delivery_problems(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime,
                       names: dict[str, str]) -> list[Alert]:
     """Per city, source and day from the source's first delivery to the last day due as of `as_of`:
-    missing, incomplete or empty; and every delivered day whose rejected rows exceed the share.
+    missing, incomplete or empty (the sources the DAG waits for: not the service catalog); and
+    every delivered day whose rejected rows exceed the share.
     Deliveries are those the warehouse holds (`as_of` decides which days are due). Missing days are
     looked for over the last `expected_lookback_days` (the DAG's sensors' window; 0 = all)."""
     local = as_of.astimezone(BUSINESS_TZ)
@@ -73,7 +74,7 @@ def delivery_problems(con: duckdb.DuckDBPyConnection, settings: Settings, as_of:
     rows = con.execute(
         """
         with firsts as (select city_code, source, greatest(min(dt), cast(? as date)) as first_dt
-                        from audit.deliveries group by all),
+                        from audit.deliveries where list_contains(?, source) group by all),
         expected as (
             select city_code, source, cast(unnest(generate_series(first_dt, cast(? as date), interval 1 day)) as date) as dt
             from firsts
@@ -95,7 +96,7 @@ def delivery_problems(con: duckdb.DuckDBPyConnection, settings: Settings, as_of:
         from audit.deliveries
         where dt <= cast(? as date) and rows_rejected > ? * rows_read
         order by 1, 3, 2
-        """, [from_day, last_due, local.date(), settings.alert_rejected_share]).fetchall()
+        """, [from_day, list(WAITED_SOURCES), last_due, local.date(), settings.alert_rejected_share]).fetchall()
     out = []
     for city, source, day, problem, rejected, read in rows:
         text = _PROBLEMS[problem].format(deadline=deadline(settings, day).strftime("%Y-%m-%d %H:%M"),
