@@ -78,7 +78,10 @@ def cmd_generate(args: argparse.Namespace) -> str:
 
     summary = generate(Path(args.out), cities=args.cities, start=args.start, days=args.days, users=args.users,
                        seed=args.seed, accesses_per_day=args.accesses_per_day, dirt=not args.clean,
-                       progress=args.reporter, overwrite=args.overwrite)
+                       progress=args.reporter, overwrite=args.overwrite, holidays=args.holidays,
+                       inject_drops=args.inject_drops)
+    if summary["injected_drops"]:
+        args.reporter(f"injected drops (accesses at 30 %): {', '.join(summary['injected_drops'])}")
     rows = ", ".join(f"{source} {n:,}" for source, n in summary["rows"].items())
     return (f"generate: wrote {summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) for "
             f"{len(summary['cities'])} cities x {summary['days']} days to {args.out} in {summary['seconds']:.1f}s: {rows}")
@@ -242,6 +245,11 @@ def parser() -> argparse.ArgumentParser:
                    help="access events per city-day (benchmarks; default: about 0.4 per account)")
     g.add_argument("--clean", action="store_true", help="no contract-breaking dirt")
     g.add_argument("--overwrite", action="store_true", help="replace the chosen cities' folders in --out")
+    g.add_argument("--holidays", action="store_true",
+                   help="quiet public holidays and busy make-up working days (调休) from the holiday_calendar seed")
+    g.add_argument("--inject-drops", type=int, default=0, metavar="N",
+                   help="N ordinary working days (after the first 9 weeks) where a city's accesses fall to 30 %%: "
+                        "the anomalies `citycloud alerts` should flag (listed in the summary)")
 
     r = _verb(sub, "run", "ingest new deliveries, build the marts, check, publish", cmd_run)
     r.add_argument("--landing", required=True, help="the landing area (read only)")
