@@ -135,3 +135,14 @@ def test_a_broken_alerts_file_is_one_line_and_exit_2(settings, tmp_path, capsys)
     assert main(["alerts", "--warehouse", str(settings.warehouse), "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"citycloud alerts: error: {bad}: routes: route 1 names channel 'b', which channels does not define"
+
+
+def test_run_refuses_a_broken_alerts_file_before_it_builds(settings, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CITYCLOUD_PII_KEY", "ab" * 32)
+    bad = tmp_path / "alerts.yml"
+    bad.write_text("channels: {}\nroutes: []\n")
+    assert main(["run", "--landing", str(tmp_path / "landing"), "--warehouse", str(settings.warehouse),
+                 "--alerts", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == (f"citycloud run: error: {bad}: channels: Dictionary should have at least "
+                                               "1 item after validation, not 0")
+    assert not settings.warehouse.exists()
