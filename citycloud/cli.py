@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from citycloud.config import BUSINESS_TZ, ENGINES, CitycloudError, Settings
+from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, BUSINESS_UTC_OFFSET_ISO, ENGINES, CitycloudError, Settings
 from citycloud.console import Reporter, log_file
 
 EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
@@ -127,7 +127,8 @@ def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO timestamp such as 2026-03-11T09:00+08:00, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an ISO timestamp such as 2026-03-11T09:00{BUSINESS_UTC_OFFSET_ISO}, "
+                                         f"got {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=BUSINESS_TZ)
 
 
@@ -271,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (audit.alert_notifications is kept there)")
     al.add_argument("--config", required=True, help="alerts.yml: channels and routes (docs/alerts.md)")
     al.add_argument("--as-of", type=_timestamp, default=None,
-                    help="judge as of this moment (ISO; no zone = Asia/Shanghai), for replays; default now")
+                    help=f"judge as of this moment (ISO; no zone = {BUSINESS_TZ_NAME}), for replays; default now")
     al.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
 
     s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)

@@ -19,7 +19,7 @@ FLOORS = [
     {"config"},
     {"db", "yaml_files", "validation", "fault_hook", "console", "outputs"},
     {"registry", "generate", "ingestion", "dbt_runner", "publish"},
-    {"expectations", "query", "spark", "access"},
+    {"expectations", "query", "spark", "access", "alerts"},
     {"pipeline"},
     {"settlement", "scorecard", "rotation", "user_ops_export"},
     {"dashboards", "orchestration", "api"},
