@@ -161,12 +161,14 @@ class Settings(_Home):
     # Alerts (docs/alerts.md): the alerts.yml `citycloud run` sends with at its end (also --alerts);
     # each message is tried this many times with exponential back-off from the wait below, each try
     # bounded by the timeout, then left pending for the next invocation. A delivery whose rejected
-    # rows exceed this share of its rows is a problem.
+    # rows exceed this share of its rows is a problem, if it has at least `alert_rejected_min_rows`
+    # rows (as the quality suite's min_rows_for_share: 1 bad row of 5 is chance, not a broken export).
     alerts: Path | None = None
     alert_attempts: int = Field(3, ge=1)
     alert_retry_wait_seconds: float = Field(1.0, ge=0)
     alert_timeout_seconds: float = Field(10.0, gt=0)
     alert_rejected_share: float = Field(0.05, ge=0, le=1)
+    alert_rejected_min_rows: int = Field(20, ge=0)
 
     # Airflow: sensors, retries, the settlement's wait (docs/airflow.md).
     delivery_poke_minutes: float = Field(10.0, gt=0)

@@ -62,7 +62,7 @@ def delivery_problems(con: duckdb.DuckDBPyConnection, settings: Settings, as_of:
                       names: dict[str, str]) -> list[Alert]:
     """Per city, source and day from the source's first delivery to the last day due as of `as_of`:
     missing, incomplete or empty (the sources the DAG waits for: not the service catalog); and
-    every delivered day whose rejected rows exceed the share.
+    every delivered day of at least `alert_rejected_min_rows` rows whose rejected rows exceed the share.
     Deliveries are those the warehouse holds (`as_of` decides which days are due). Missing days are
     looked for over the last `expected_lookback_days` (the DAG's sensors' window; 0 = all)."""
     local = as_of.astimezone(BUSINESS_TZ)
@@ -94,9 +94,10 @@ def delivery_problems(con: duckdb.DuckDBPyConnection, settings: Settings, as_of:
         union all
         select city_code, source, dt, 'rejected', rows_rejected, rows_read
         from audit.deliveries
-        where dt <= cast(? as date) and rows_rejected > ? * rows_read
+        where dt <= cast(? as date) and rows_rejected > ? * rows_read and rows_read >= ?
         order by 1, 3, 2
-        """, [from_day, list(WAITED_SOURCES), last_due, local.date(), settings.alert_rejected_share]).fetchall()
+        """, [from_day, list(WAITED_SOURCES), last_due, local.date(), settings.alert_rejected_share,
+              settings.alert_rejected_min_rows]).fetchall()
     out = []
     for city, source, day, problem, rejected, read in rows:
         text = _PROBLEMS[problem].format(deadline=deadline(settings, day).strftime("%Y-%m-%d %H:%M"),
