@@ -107,6 +107,7 @@ def test_email_is_plain_text_and_html(settings, receiver, robots, smtp, tmp_path
 
 def test_delivery_problems_as_of_a_moment(settings, receiver, robots, tmp_path):
     make_warehouse(settings.warehouse, anomalies=(), deliveries=[
+        ("430100", "ratings", date(2026, 3, 7), 19, 3),  # 16 % of a delivery under 20 rows: chance
         ("430100", "ratings", date(2026, 3, 8), 100, 5),  # 5 %: not more than 5 %
         ("430100", "ratings", date(2026, 3, 9), 100, 0)],
         issues=[("430100/ratings/dt=2026-03-10", "incomplete_delivery")])
