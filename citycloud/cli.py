@@ -79,9 +79,11 @@ def cmd_generate(args: argparse.Namespace) -> str:
     summary = generate(Path(args.out), cities=args.cities, start=args.start, days=args.days, users=args.users,
                        seed=args.seed, accesses_per_day=args.accesses_per_day, dirt=not args.clean,
                        progress=args.reporter, overwrite=args.overwrite, holidays=args.holidays,
-                       inject_drops=args.inject_drops)
+                       inject_drops=args.inject_drops, inject_missing=args.inject_missing)
     if summary["injected_drops"]:
         args.reporter(f"injected drops (accesses at 30 %): {', '.join(summary['injected_drops'])}")
+    if summary["injected_missing"]:
+        args.reporter(f"injected missing deliveries: {', '.join(summary['injected_missing'])}")
     rows = ", ".join(f"{source} {n:,}" for source, n in summary["rows"].items())
     return (f"generate: wrote {summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) for "
             f"{len(summary['cities'])} cities x {summary['days']} days to {args.out} in {summary['seconds']:.1f}s: {rows}")
@@ -251,6 +253,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--inject-drops", type=int, default=0, metavar="N",
                    help="N ordinary working days (after the first 9 weeks) where a city's accesses fall to 30 %%: "
                         "the anomalies `citycloud alerts` should flag (listed in the summary)")
+    g.add_argument("--inject-missing", type=int, default=0, metavar="N",
+                   help="N event deliveries (city, source, day after the first week) never written: the missing "
+                        "deliveries `citycloud alerts` should report (listed)")
 
     r = _verb(sub, "run", "ingest new deliveries, build the marts, check, publish", cmd_run)
     r.add_argument("--landing", required=True, help="the landing area (read only)")

@@ -4,7 +4,7 @@ once for each of its alerts; with nothing new, nothing more is sent."""
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -55,3 +55,25 @@ def test_a_late_reexport_resolves_the_anomaly_once(tmp_path, receiver, robots, m
     # nothing new: nothing sent
     assert send_alerts(settings, config, as_of=AS_OF, say=lambda _: None).endswith("0 message(s) sent, 0 pending")
     assert len(receiver.posts) == before + len(flagged)
+
+
+def test_injected_missing_deliveries_are_reported_and_nothing_else(tmp_path, receiver, robots, monkeypatch):
+    monkeypatch.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
+    monkeypatch.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "1GB")
+    landing = tmp_path / "landing"
+    summary = generate(landing, cities=1, start=date(2026, 3, 2), days=14, dirt=False, inject_missing=2)
+    assert len(summary["injected_missing"]) == 2
+    assert not any((landing / folder).exists() for folder in summary["injected_missing"])
+    settings = make_settings(tmp_path, landing)
+    assert pipeline.run(settings).published
+    lines: list[str] = []
+    # the morning after the last day's deadline (2026-03-15 + 1 day + 6 h)
+    send_alerts(settings, write_config(tmp_path / "alerts.yml", receiver),
+                as_of=datetime(2026, 3, 16, 7, 0, tzinfo=BUSINESS_TZ), dry_run=True, say=lines.append)
+    expected = []
+    for folder in summary["injected_missing"]:
+        _, source, dt_part = folder.split("/")
+        day = date.fromisoformat(dt_part.removeprefix("dt="))
+        due = f"{day + timedelta(days=1)} 06:00"
+        expected.append(f"  would send to ops-hook (open): 上海 {day} {source} 数据截止 {due} 未收到完整交付")
+    assert lines == sorted(expected, key=lambda line: (line.split()[6], line.split()[7]))
