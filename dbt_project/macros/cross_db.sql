@@ -70,3 +70,10 @@
         partition by {% for k in left_key_columns %}{{ left_alias }}.{{ k }}, {% endfor %}{{ left_alias }}.{{ left_time }}
         order by {{ right_alias }}.{{ right_time }} desc nulls last) = 1
 {%- endmacro %}
+
+{#- ISO day of the week: Monday 1 … Sunday 7. -#}
+{% macro iso_weekday(expr) -%}
+    {{ return(adapter.dispatch('iso_weekday', 'citycloud')(expr)) }}
+{%- endmacro %}
+{% macro default__iso_weekday(expr) %}isodow({{ expr }}){% endmacro %}
+{% macro spark__iso_weekday(expr) %}(weekday({{ expr }}) + 1){% endmacro %}

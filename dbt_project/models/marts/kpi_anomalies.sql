@@ -27,7 +27,7 @@ city_series as (
     {% for metric, denominator in [('dau', none), ('total_accesses', none), ('new_registrations', none),
                                    ('ratings', none), ('success_rate', 'total_accesses'),
                                    ('satisfaction_rate', 'ratings')] %}
-    select city_code, kpi_date as day, '{{ metric }}' as metric, cast(null as varchar) as service_id,
+    select city_code, kpi_date as day, '{{ metric }}' as metric, cast(null as string) as service_id,
            cast({{ metric }} as double) as value,
            cast({{ denominator or 'null' }} as double) as denominator, {{ 'true' if denominator else 'false' }} as is_rate
     from kpi
@@ -56,7 +56,7 @@ service_series as (
 
 typed as (
     select s.*, s.metric || '|' || coalesce(s.service_id, '') as series_key,
-           coalesce(h.kind, 'ordinary') as kind, isodow(s.day) as dow
+           coalesce(h.kind, 'ordinary') as kind, {{ iso_weekday('s.day') }} as dow
     from (select * from city_series union all select * from service_series) s
     left join {{ ref('holiday_calendar') }} h on h.day = s.day
 ),
