@@ -22,7 +22,7 @@ from email.message import EmailMessage
 
 import httpx
 
-from citycloud.alerts.config import Dingtalk, Email, Webhook, Wecom, _env
+from citycloud.alerts.config import Dingtalk, Email, Webhook, Wecom, secret_from_env
 
 
 class SendFailed(Exception):
@@ -100,5 +100,5 @@ def send(name: str, channel, body: dict, timeout: float) -> None:
         return
     url = channel.address(name)
     if isinstance(channel, Dingtalk) and channel.secret_env:
-        url = dingtalk_url(url, _env(channel.secret_env, f"channel {name}"), int(time.time() * 1000))
+        url = dingtalk_url(url, secret_from_env(channel.secret_env, f"channel {name}"), int(time.time() * 1000))
     _post(url, payload(channel, body), timeout, robot=not isinstance(channel, Webhook))

@@ -19,7 +19,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _env(name: str | None, what: str) -> str:
+def secret_from_env(name: str | None, what: str) -> str:
     value = os.environ.get(name or "", "")
     if not value:
         raise CitycloudError(f"{what}: environment variable {name} is not set")
@@ -37,7 +37,7 @@ class _UrlChannel(_Strict):
         return self
 
     def address(self, name: str) -> str:
-        return self.url or _env(self.url_env, f"channel {name}")
+        return self.url or secret_from_env(self.url_env, f"channel {name}")
 
 
 class Webhook(_UrlChannel):

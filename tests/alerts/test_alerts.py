@@ -15,7 +15,7 @@ import duckdb
 from citycloud.alerts import send_alerts
 from citycloud.cli import main
 from citycloud.config import BUSINESS_TZ
-from tests.alerts.conftest import ANOMALY, make_warehouse, write_config
+from tests.alerts.conftest import make_warehouse, write_config
 
 AS_OF = datetime(2026, 3, 12, 9, 0, tzinfo=BUSINESS_TZ)
 MESSAGE = "长沙 2026-03-10(周二)日活跃用户 DAU 1,234,近8个周二中位数 4,100,低于预期区间 3,650–4,520"
