@@ -39,7 +39,9 @@ def spark_tiny(tmp_path_factory):
 def test_spark_marts_equal_duckdb_marts_cell_for_cell(spark_tiny, tiny_built):
     settings, _ = spark_tiny
     duck, spark = published_marts(tiny_built), published_marts(settings)
-    assert all(rows for _, rows in duck.values() if _), "the DuckDB build published empty marts"
+    # the worked example has no anomaly (a month of few events): its kpi_anomalies is rightly empty
+    assert all(rows for name, (cols, rows) in duck.items() if cols and name != "kpi_anomalies"), \
+        "the DuckDB build published empty marts"
     assert differences(duck, spark) == []
 
 
