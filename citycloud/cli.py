@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from citycloud.config import ENGINES, CitycloudError, Settings, output_beside
+from citycloud.config import (BUSINESS_TZ, BUSINESS_TZ_NAME, BUSINESS_UTC_OFFSET_ISO, ENGINES, CitycloudError,
+                              Settings, output_beside)
 from citycloud.console import Reporter, log_file
 
 EPILOG = ("Docs: README.md and docs/ in the project (docs/cli.md: every verb and the tables it writes). "
@@ -78,7 +79,12 @@ def cmd_generate(args: argparse.Namespace) -> str:
 
     summary = generate(Path(args.out), cities=args.cities, start=args.start, days=args.days, users=args.users,
                        seed=args.seed, accesses_per_day=args.accesses_per_day, dirt=not args.clean,
-                       progress=args.reporter, overwrite=args.overwrite)
+                       progress=args.reporter, overwrite=args.overwrite, holidays=args.holidays,
+                       inject_drops=args.inject_drops, inject_missing=args.inject_missing)
+    if summary["injected_drops"]:
+        args.reporter(f"injected drops (accesses at 30 %): {', '.join(summary['injected_drops'])}")
+    if summary["injected_missing"]:
+        args.reporter(f"injected missing deliveries: {', '.join(summary['injected_missing'])}")
     rows = ", ".join(f"{source} {n:,}" for source, n in summary["rows"].items())
     return (f"generate: wrote {summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) for "
             f"{len(summary['cities'])} cities x {summary['days']} days to {args.out} in {summary['seconds']:.1f}s: {rows}")
@@ -89,6 +95,11 @@ def cmd_run(args: argparse.Namespace) -> str:
 
     settings = _settings(args)
     reporter = args.reporter
+    alerts = args.alerts or settings.alerts
+    if alerts:  # a broken alerts.yml is said now, not after the build
+        from citycloud.alerts.config import load as load_alerts
+
+        load_alerts(alerts)
     report = pipeline.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
     if args.contracts:
         # The terms settlement will use: a broken file is worth knowing before month end.
@@ -100,7 +111,28 @@ def cmd_run(args: argparse.Namespace) -> str:
         except CitycloudError as exc:
             reporter.say(f"  WARNING {exc}")
     show_run_report(reporter, report)
+    if alerts and report.published:
+        # After publishing, so the anomalies are the ones readers see; a failing channel never fails the run.
+        from citycloud.alerts import send_alerts
+
+        reporter(send_alerts(settings, alerts, say=reporter))
     return report.summary_line()
+
+
+def cmd_alerts(args: argparse.Namespace) -> str:
+    from citycloud.alerts import send_alerts
+
+    return send_alerts(_settings(args), args.config, as_of=args.as_of, dry_run=args.dry_run, say=args.reporter)
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO timestamp; without a zone it is Asia/Shanghai time (the business day's clock)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO timestamp such as 2026-03-11T09:00{BUSINESS_UTC_OFFSET_ISO}, "
+                                         f"got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=BUSINESS_TZ)
 
 
 def show_run_report(reporter: Reporter, report) -> None:
@@ -217,6 +249,14 @@ def parser() -> argparse.ArgumentParser:
                    help="access events per city-day (benchmarks; default: about 0.4 per account)")
     g.add_argument("--clean", action="store_true", help="no contract-breaking dirt")
     g.add_argument("--overwrite", action="store_true", help="replace the chosen cities' folders in --out")
+    g.add_argument("--holidays", action="store_true",
+                   help="quiet public holidays and busy make-up working days (调休) from the holiday_calendar seed")
+    g.add_argument("--inject-drops", type=int, default=0, metavar="N",
+                   help="N ordinary working days (after the first 9 weeks) where a city's accesses fall to 30 %%: "
+                        "the anomalies `citycloud alerts` should flag (listed in the summary)")
+    g.add_argument("--inject-missing", type=int, default=0, metavar="N",
+                   help="N event deliveries (city, source, day after the first week) never written: the missing "
+                        "deliveries `citycloud alerts` should report (listed)")
 
     r = _verb(sub, "run", "ingest new deliveries, build the marts, check, publish", cmd_run)
     r.add_argument("--landing", required=True, help="the landing area (read only)")
@@ -231,6 +271,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=ENGINES, default=None,
                    help="the engine that builds the models (default: CITYCLOUD_ENGINE or duckdb); "
                         "--warehouse stays the DuckDB file readers use (docs/spark.md)")
+
+    r.add_argument("--alerts", help="alerts.yml: send new delivery problems and KPI anomalies at the end "
+                                    "(also CITYCLOUD_ALERTS; docs/alerts.md)")
+
+    al = _verb(sub, "alerts", "send each delivery problem and KPI anomaly once, and `resolved` when it goes away",
+               cmd_alerts)
+    al.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (audit.alert_notifications is kept there)")
+    al.add_argument("--config", required=True, help="alerts.yml: channels and routes (docs/alerts.md)")
+    al.add_argument("--as-of", type=_timestamp, default=None,
+                    help=f"judge as of this moment (ISO; no zone = {BUSINESS_TZ_NAME}), for replays; default now")
+    al.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
 
     s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)
     s.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")

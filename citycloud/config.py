@@ -29,6 +29,9 @@ assert BUSINESS_TZ.utcoffset(datetime(2026, 7, 1)).total_seconds() == BUSINESS_U
     "the business time zone must keep one UTC offset all year (no daylight saving)"
 
 SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
+# The service catalog is a snapshot that is not delivered every day: never waited for (the DAG's
+# sensor) nor reported missing (alerts).
+WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
 
 PII_KEY_ENV = "CITYCLOUD_PII_KEY"
 NEW_PII_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
@@ -155,6 +158,18 @@ class Settings(_Home):
     # Deprecated: the dashboard's former deadline, in hours after the START of D. Setting it turns
     # `late_after_deadline` on and, unless CITYCLOUD_DELIVERY_TIMEOUT_HOURS is set, moves the deadline.
     deprecated_deadline_hours: float | None = _env("CITYCLOUD_DELIVERY_DEADLINE_HOURS", exclude=True, repr=False)
+
+    # Alerts (docs/alerts.md): the alerts.yml `citycloud run` sends with at its end (also --alerts);
+    # each message is tried this many times with exponential back-off from the wait below, each try
+    # bounded by the timeout, then left pending for the next invocation. A delivery whose rejected
+    # rows exceed this share of its rows is a problem, if it has at least `alert_rejected_min_rows`
+    # rows (as the quality suite's min_rows_for_share: 1 bad row of 5 is chance, not a broken export).
+    alerts: Path | None = None
+    alert_attempts: int = Field(3, ge=1)
+    alert_retry_wait_seconds: float = Field(1.0, ge=0)
+    alert_timeout_seconds: float = Field(10.0, gt=0)
+    alert_rejected_share: float = Field(0.05, ge=0, le=1)
+    alert_rejected_min_rows: int = Field(20, ge=0)
 
     # Airflow: sensors, retries, the settlement's wait (docs/airflow.md).
     delivery_poke_minutes: float = Field(10.0, gt=0)

@@ -1,5 +1,6 @@
-"""`make demo`: generate a landing area, run the whole pipeline, settle the last full month
-and score it (the operations scorecard).
+"""`make demo`: generate a landing area (with the public holidays and three injected drops),
+run the whole pipeline, settle the last full month, score it (the operations scorecard) and show
+a few alerts in dry run.
 
 Uses its own PII key (the demo is the one place allowed to) and keeps everything under
 demo/ so it never touches a real warehouse. Running it again changes nothing. The terminal
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not settings.landing.exists():
             reporter(f"generating a synthetic landing area in {settings.landing}")
-            generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=reporter)
+            generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=reporter,
+                     holidays=True, inject_drops=3)
         report = pipeline.run(settings, progress=reporter)
         show_run_report(reporter, report)
         from citycloud.funnels import funnel_summary
@@ -67,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         scorecard = score_month(settings, PROJECT_ROOT / "contracts" / "evaluation.yml", MONTH,
                                 PROJECT_ROOT / "contracts" / "assessments.yml",
                                 out_dir=settings.output / "scorecard", progress=reporter)
+        alerts_line = show_demo_alerts(settings, reporter)
     except CitycloudError as exc:
         reporter.log(f"error: {exc}")
         reporter.close()
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
-    summaries = [report.summary_line(), statements.summary_line(), scorecard.summary_line()]
+    summaries = [report.summary_line(), statements.summary_line(), scorecard.summary_line(), alerts_line]
     for line in summaries:
         reporter.log(line)
     reporter.close()
@@ -101,6 +104,36 @@ Later verbs on this warehouse that read deliveries (run, rotate-key) need the de
 Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0
+
+
+DEMO_ALERTS = """# The demo's alerts.yml (docs/alerts.md): one webhook on this machine, shown in dry run only.
+channels:
+  ops-hook: {type: webhook, url: "http://127.0.0.1:9009/hook"}
+routes:
+  - {cities: all, kinds: [anomaly, delivery], channels: [ops-hook]}
+"""
+
+
+def show_demo_alerts(settings, reporter, shown: int = 5) -> str:
+    """The alerts the demo data raises (its injected drops among them), in dry run: sent nowhere,
+    recorded nowhere. Judged as of the morning after the last generated day."""
+    from datetime import datetime, timedelta
+
+    from citycloud.alerts import send_alerts
+    from citycloud.config import BUSINESS_TZ
+    from citycloud.outputs import atomic_write
+
+    config = settings.output / "alerts.demo.yml"
+    atomic_write(config, DEMO_ALERTS)
+    lines: list[str] = []
+    as_of = datetime.combine(START + timedelta(days=DAYS), datetime.min.time(), BUSINESS_TZ) + timedelta(hours=9)
+    summary = send_alerts(settings, config, as_of=as_of, dry_run=True, say=lines.append)
+    for line in lines[:shown]:
+        reporter.say(line)
+    if len(lines) > shown:
+        reporter.say(f"  … and {len(lines) - shown} more (citycloud alerts --warehouse {settings.warehouse} "
+                     f"--config {config} --dry-run --as-of {as_of.isoformat()})")
+    return summary
 
 
 DEMO_ACCESS = """# The demo's access.yml: the test provider `oidc-provider-mock` on port 9400 (docs/access.md).

@@ -27,7 +27,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, PII_KEY_ENV, PUBLISHED_MARTS, SOURCES, Settings
+from citycloud.config import BUSINESS_TZ, BUSINESS_TZ_NAME, PII_KEY_ENV, PUBLISHED_MARTS, WAITED_SOURCES, Settings
 
 log = logging.getLogger("citycloud.airflow")
 
@@ -39,8 +39,6 @@ WAREHOUSE_POOL = "citycloud_warehouse"
 OWNER = "citycloud-data"
 TAGS = ["citycloud"]
 
-# The service catalog is a snapshot that is not delivered every day: never waited for.
-WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
 
 # The published marts (outlets of the daily DAG's publish task) and the settlement tables.
 MARTS_ASSETS = [
@@ -561,6 +559,21 @@ def publish_step(context: dict) -> Any:
             outlet_events[asset].extra = {"day": day.isoformat()}
     log.info("published the marts for %s", day)
     return {"day": day.isoformat()}
+
+
+def alerts_step(context: dict) -> Any:
+    """Send new delivery problems and KPI anomalies, and `resolved` for those gone (docs/alerts.md),
+    to the channels of CITYCLOUD_ALERTS; without it there is nothing to send. A failing channel
+    keeps its messages pending for tomorrow's run and does not fail the task."""
+    from citycloud.alerts import send_alerts
+
+    s = settings()
+    if not s.alerts:
+        log.info("CITYCLOUD_ALERTS is not set: no alerts are sent")
+        return {"sent": None}
+    line = send_alerts(s, s.alerts, say=log.info)
+    log.info("%s", line)
+    return {"summary": line}
 
 
 def settle_step(context: dict) -> Any:

@@ -29,6 +29,9 @@ D starts at 02:00 on D+1, Shanghai time):
    **nothing is published**: readers keep yesterday's figures.
 5. **publish** — copies the checked marts into `marts.*`, refreshes the readers' snapshot and
    updates the Assets `citycloud.marts.*` (the settlement DAG and others may schedule on them).
+6. **send_alerts** — (also when an earlier task failed) sends each new delivery problem and KPI
+   anomaly once, and `resolved` when one went away, to the channels of `CITYCLOUD_ALERTS`
+   (alerts.yml, docs/alerts.md); a failing channel keeps its messages for the next run.
 
 **Single writer.** DuckDB allows one writing process per file: tasks 2–5 run in the pool
 `citycloud_warehouse` (1 slot), shared with the settlement DAG, and one run of this DAG at a time.
@@ -90,7 +93,12 @@ def citycloud_daily():
     def publish(**context):
         return orch.publish_step(context)
 
-    wait >> ingest() >> build() >> check() >> publish()
+    # all_done: a missing delivery or a failed check is exactly when people must hear about it.
+    @task(pool=orch.WAREHOUSE_POOL, trigger_rule=TriggerRule.ALL_DONE)
+    def send_alerts(**context):
+        return orch.alerts_step(context)
+
+    wait >> ingest() >> build() >> check() >> publish() >> send_alerts()
 
 
 citycloud_daily()

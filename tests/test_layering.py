@@ -18,7 +18,7 @@ FLOORS = [
     {"config"},
     {"db", "yaml_files", "validation", "fault_hook", "console", "outputs", "channels"},
     {"registry", "generate", "ingestion", "dbt_runner", "publish", "definitions"},
-    {"expectations", "query", "spark", "access", "funnels"},
+    {"expectations", "query", "spark", "access", "funnels", "alerts"},
     {"pipeline"},
     {"settlement", "scorecard", "rotation", "user_ops_export"},
     {"dashboards", "orchestration", "api"},

@@ -20,6 +20,7 @@ from typing import Callable
 from citycloud.config import SOURCES, CitycloudError
 
 from ._access import AccessWriter
+from ._calendar import make_busyness
 from ._catalog import build_catalog, write_catalog
 from ._cities import PROFILES
 from ._common import FLOOR_DN, CityProfile, Landing, day_date, day_number
@@ -91,7 +92,7 @@ def _write(profiles, users, seed, start_dn, last_dn, accesses_per_day, dirt, pla
         city = City(prof, seed, start_dn, last_dn, open_dn, dirt, plan)
         say(f"{prof.code} {prof.name}: simulating accounts and services")
         pop = simulate(prof.code, seed, max(1, round(users * prof.scale)), open_dn, start_dn, last_dn,
-                       [d for d, _ in prof.districts], dirt, very_late=days >= 16)
+                       [d for d, _ in prof.districts], dirt, very_late=days >= 16, busyness=plan.busyness)
         cat = build_catalog(prof.code, seed, prof.services, prof.districts, open_dn, start_dn, last_dn)
         write_catalog(city, cat, landing)
         write_registrations(city, pop, landing)
@@ -106,7 +107,8 @@ def _write(profiles, users, seed, start_dn, last_dn, accesses_per_day, dirt, pla
 def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), days: int = 60,
              users: int = 2000, seed: int = 42, accesses_per_day: int | None = None,
              dirt: bool = True, progress: Callable[[str], None] | None = None,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, holidays: bool = False, inject_drops: int = 0,
+             inject_missing: int = 0) -> dict:
     """Write a synthetic landing area under ``out`` for the first ``cities`` of CITIES.
 
     ``users`` is the number of accounts Shanghai has when the window opens (the other cities are
@@ -114,8 +116,13 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
     city-day delivery (default: about 0.4 per account, with weekly seasonality). ``dirt=False``
     leaves out everything that breaks the contract or needs flagging (late events and re-delivered
     duplicates remain: they are normal). ``overwrite`` first removes the cities' existing folders.
+    ``holidays`` makes public holidays quiet and make-up working days busy (holiday_calendar seed);
+    ``inject_drops`` ordinary working days get 30 % of their accesses, ``inject_missing`` event
+    deliveries are never written (generate/_calendar.py).
     """
     _check(cities, start, days, users, seed, accesses_per_day)
+    if inject_drops < 0 or inject_missing < 0:
+        raise CitycloudError(f"--inject-drops and --inject-missing must be 0 or more, got {inject_drops}, {inject_missing}")
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     out = Path(out)
@@ -124,6 +131,8 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
     start_dn = day_number(start)
     last_dn = start_dn + days - 1
     plan = make_plan(seed, codes, start_dn, last_dn, dirt)
+    if holidays or inject_drops or inject_missing:
+        plan.busyness = make_busyness(seed, codes, start_dn, last_dn, holidays, inject_drops, inject_missing)
     try:
         _prepare(out, codes, overwrite)
         landing = Landing(out)
@@ -133,6 +142,8 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
             landing.close()
     except OSError as exc:
         raise CitycloudError(f"cannot write the landing area under {out}: {exc}") from exc
+    for folder in plan.busyness.missing_folders() if plan.busyness else []:
+        shutil.rmtree(out / folder)  # never delivered (written first so every other day's bytes stay the same)
     stats = landing.stats
     summary = {
         "out": str(out), "cities": codes, "start": start.isoformat(), "end": day_date(last_dn).isoformat(),
@@ -142,6 +153,8 @@ def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), d
         "incomplete": [f"{plan.incomplete[0]}/{plan.incomplete[1]}/dt={day_date(last_dn)}"] if plan.incomplete else [],
         "unreadable": dict(sorted(stats.unreadable.items())),
         "bad_rows": plan.bad_rows(),
+        "injected_drops": plan.busyness.injected() if plan.busyness else [],
+        "injected_missing": plan.busyness.missing_folders() if plan.busyness else [],
     }
     say(f"generated {summary['files']} files, {sum(summary['rows'].values()):,} rows, "
         f"{summary['bytes'] / 1e6:,.1f} MB for {len(codes)} cities x {days} days in {summary['seconds']} s")

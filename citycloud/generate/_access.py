@@ -45,7 +45,9 @@ class AccessWriter:
     def volume(self, dn: int, rng) -> int:
         if self.per_day is not None:
             return self.per_day
-        base = self.pop.registered_by(np.array([dn]))[0] * 0.4 * WEEKDAY_FACTOR[(dn + 3) % 7]
+        busy = self.city.plan.busyness
+        factor = busy.factor(self.city.code, dn) if busy else WEEKDAY_FACTOR[(dn + 3) % 7]
+        base = self.pop.registered_by(np.array([dn]))[0] * 0.4 * factor
         return int(rng.poisson(max(base, 5.0)))
 
     def deliver(self, dn: int) -> list[pl.DataFrame]:

@@ -34,6 +34,7 @@ class Plan:
     forced: dict = field(default_factory=dict)         # (city, source, dt) -> [bad kinds]
     very_late: dict = field(default_factory=dict)      # (city, source) -> dt with a weeks-late event
     log: list = field(default_factory=list)            # (city, source, dt, kind) of every bad row written
+    busyness: object = None                            # _calendar.Busyness: holidays, injected drops
 
     def complete(self, city: str, source: str, dn: int) -> bool:
         return not (self.incomplete == (city, source) and dn == self.last_dn)

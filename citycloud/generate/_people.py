@@ -130,13 +130,14 @@ def _exp_days(rng, mean_days: float, n: int) -> np.ndarray:
 
 
 def simulate(code: str, seed: int, n0: int, open_dn: int, start_dn: int, last_dn: int,
-             districts: list[str], dirt: bool, very_late: bool) -> Population:
+             districts: list[str], dirt: bool, very_late: bool, busyness=None) -> Population:
     rng = rng_for(seed, int(code), 101)
     # Accounts opened before the window (growing adoption), then daily sign-ups.
     span = (start_dn - open_dn) * DAY
     t0 = day_start(open_dn) + (rng.random(n0) ** 0.6 * span).astype(np.int64)
     d = np.arange(last_dn - start_dn + 1)
-    lam = n0 * 0.0012 * (1 + 0.004 * d) * WEEKDAY_FACTOR[(start_dn + d + 3) % 7]
+    factor = busyness.factors(start_dn + d) if busyness else WEEKDAY_FACTOR[(start_dn + d + 3) % 7]
+    lam = n0 * 0.0012 * (1 + 0.004 * d) * factor
     new_dn = np.repeat(start_dn + d, rng.poisson(lam))
     first = np.sort(np.concatenate([t0, day_start(new_dn) + seconds_of_day(rng, len(new_dn))]))
     n = len(first)

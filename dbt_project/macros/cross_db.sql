@@ -84,3 +84,10 @@
 {%- endmacro %}
 {% macro default__epoch_seconds(ts) %}epoch({{ ts }}){% endmacro %}
 {% macro spark__epoch_seconds(ts) %}(cast(unix_micros({{ ts }}) as double) / 1000000){% endmacro %}
+
+{#- ISO day of the week: Monday 1 … Sunday 7. -#}
+{% macro iso_weekday(expr) -%}
+    {{ return(adapter.dispatch('iso_weekday', 'citycloud')(expr)) }}
+{%- endmacro %}
+{% macro default__iso_weekday(expr) %}isodow({{ expr }}){% endmacro %}
+{% macro spark__iso_weekday(expr) %}(weekday({{ expr }}) + 1){% endmacro %}

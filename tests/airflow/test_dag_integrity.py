@@ -89,12 +89,14 @@ def test_writers_in_single_slot_pool_and_sensors_outside(dagbag):
 
 def test_daily_structure(dagbag, orch):
     dag = dagbag.dags["citycloud_daily"]
-    order = ["wait_for_deliveries", "ingest", "build", "check", "publish"]
+    order = ["wait_for_deliveries", "ingest", "build", "check", "publish", "send_alerts"]
     assert set(dag.task_ids) == set(order), "coarse tasks: per-task process overhead"
     for up, down in zip(order, order[1:]):
         assert dag.get_task(down).upstream_task_ids == {up}
     # a late city fails the sensor with an alert, but the others are still ingested
     assert dag.get_task("ingest").trigger_rule == "all_done"
+    # alerts go out also when a check failed (that is when people must hear about it)
+    assert dag.get_task("send_alerts").trigger_rule == "all_done"
     assert list(dag.get_task("publish").outlets) == orch.MARTS_ASSETS
     assert "full_refresh" in dag.params
 

@@ -37,7 +37,7 @@ def _tiny() -> Path:
 TINY = _tiny()
 KEY = "airflow-e2e-not-secret-3f9c1d-0123456789"
 LAST_DAY = "2026-03-03"
-DAILY_TASKS = ("wait_for_deliveries", "ingest", "build", "check", "publish")
+DAILY_TASKS = ("wait_for_deliveries", "ingest", "build", "check", "publish", "send_alerts")
 
 # The public columns of the marts (interfaces.md): extra columns may come and go.
 MART_COLUMNS = {

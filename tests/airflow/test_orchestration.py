@@ -259,3 +259,28 @@ def test_summary_is_small_and_json_safe():
 
     out = orch.summary(Report([object()] * 5000, 7, D))
     assert out == {"summary": "ingest: 2 deliveries", "deliveries_count": 5000, "rows_loaded": 7, "when": "2026-03-02"}
+
+
+def test_the_alerts_task_sends_to_the_configured_channels_and_nothing_without_them(tmp_path, monkeypatch):
+    import threading
+
+    from tests.alerts.conftest import Receiver, make_warehouse, write_config
+
+    warehouse = tmp_path / "wh" / "citycloud.duckdb"
+    make_warehouse(warehouse)
+    monkeypatch.setenv("CITYCLOUD_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("CITYCLOUD_PII_KEY", "ab" * 32)
+    monkeypatch.delenv("CITYCLOUD_ALERTS", raising=False)
+    assert orch.alerts_step(ctx(D)) == {"sent": None}
+    server = Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("CITYCLOUD_WECOM_CS_URL", f"{server.url}/robot/wecom")
+        monkeypatch.setenv("CITYCLOUD_DINGTALK_URL", f"{server.url}/robot/dingtalk")
+        monkeypatch.setenv("CITYCLOUD_ALERTS", str(write_config(tmp_path / "alerts.yml", server)))
+        out = orch.alerts_step(ctx(D))
+        assert out == {"summary": "alerts: 1 open, 1 message(s) sent, 0 pending"}
+        assert [b["key"] for b in server.bodies("/hook")] == ["anomaly|430100|dau||2026-03-10"]
+    finally:
+        server.shutdown()
+        server.server_close()
