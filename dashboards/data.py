@@ -224,6 +224,27 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         out["missing"].append("marts.kpi_daily")
         out["kpis"] = pd.DataFrame(columns=KEYS + tuple(fmt.daily_kpis()) + ("as_of",))
         return out
+    kpis = _load_today_kpis(snap, cities, day, held)
+    out["kpis"] = kpis
+    if kpis.empty:
+        return out
+    # The audit tables around the days shown: the week up to the latest day of any city.
+    lo = min(kpis["as_of"]) - dt.timedelta(days=6)
+    hi = max(kpis["as_of"])
+    # Each loader fills its keys of `out` (None, and a name in out["missing"], for a table the
+    # snapshot lacks); the order of the calls is the order of out["missing"].
+    _load_today_quality(snap, cities, lo, hi, out)
+    _load_today_rejected_rows(snap, cities, lo, hi, out)
+    _load_today_rejected_files(snap, cities, lo, hi, out)
+    _load_today_deliveries(snap, cities, lo, hi, out)
+    out["landing_issues"] = load_landing_issues(snap, cities, lo, hi)
+    out["service_days"] = _service_days(snap, cities, min(kpis["as_of"]) - dt.timedelta(days=7), hi)
+    out["builds"] = load_builds(snap)
+    return out
+
+
+def _load_today_kpis(snap: Snapshot, cities: Sequence[str], day: dt.date, held: dict) -> pd.DataFrame:
+    """Each city's daily KPIs for the weeks of history up to its latest day <= `day` (`as_of`)."""
     cols = ", ".join(f"k.{c} AS {k}" for k, c in held.items())
     kpis = snap.df(
         f"""
@@ -241,12 +262,10 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
     kpis = _add_semantic_daily(snap, kpis, cities)
     for col in ("kpi_date", "as_of"):
         kpis[col] = pd.to_datetime(kpis[col]).dt.date
-    out["kpis"] = kpis
-    if kpis.empty:
-        return out
-    lo = min(kpis["as_of"]) - dt.timedelta(days=6)
-    hi = max(kpis["as_of"])
+    return kpis
 
+
+def _load_today_quality(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date, out: dict) -> None:
     if snap.has(
         "audit.quality_results", "run_id", "suite", "expectation", "city_code", "day", "severity", "success",
         "observed_value", "details", "checked_at",
@@ -270,6 +289,10 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         out["missing"].append("audit.quality_results")
         out["quality"] = None
 
+
+def _load_today_rejected_rows(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date,
+                              out: dict) -> None:
+    """Rejected rows counted by city, source, day and reason, and up to 20 sample rows a city-day."""
     if snap.has("audit.rejected_rows", "city_code", "source", "dt", "reason"):
         out["rejected_rows"] = snap.df(
             f"""
@@ -281,6 +304,7 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
             [*cities, lo, hi],
         )
         out["rejected_rows"]["dt"] = pd.to_datetime(out["rejected_rows"]["dt"]).dt.date
+        # sample columns only where the snapshot has them
         sample_cols = [c for c in ("file", "line", "raw") if snap.has("audit.rejected_rows", c)]
         select = ", ".join(["city_code::VARCHAR AS city_code", "source", "dt", *sample_cols, "reason"])
         out["rejected_samples"] = snap.df(
@@ -297,6 +321,9 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         out["rejected_rows"] = None
         out["rejected_samples"] = None
 
+
+def _load_today_rejected_files(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date,
+                               out: dict) -> None:
     if snap.has("audit.rejected_files", "city_code", "source", "dt", "file", "reason"):
         out["rejected_files"] = snap.df(
             f"""
@@ -311,6 +338,9 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
         out["missing"].append("audit.rejected_files")
         out["rejected_files"] = None
 
+
+def _load_today_deliveries(snap: Snapshot, cities: Sequence[str], lo: dt.date, hi: dt.date,
+                           out: dict) -> None:
     if snap.has(
         "audit.deliveries", "city_code", "source", "dt", "files", "rows_read", "rows_loaded", "rows_rejected",
         "ingested_at",
@@ -337,11 +367,6 @@ def load_today(snap: Snapshot, cities: Sequence[str], day: dt.date) -> dict:
     else:
         out["missing"].append("audit.deliveries")
         out["deliveries"] = None
-
-    out["landing_issues"] = load_landing_issues(snap, cities, lo, hi)
-    out["service_days"] = _service_days(snap, cities, min(kpis["as_of"]) - dt.timedelta(days=7), hi)
-    out["builds"] = load_builds(snap)
-    return out
 
 
 # A folder the ingestion saw but could not read as a delivery (audit.landing_issues kinds).

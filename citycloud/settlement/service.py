@@ -192,111 +192,158 @@ def settle(
     # One writer for the whole settlement (see citycloud.db.writer_lock); a full disk is one line.
     with db.writer_lock(settings), db.disk_full_as_error(
             warehouse, "statement versions are written whole or not at all: run the same command again"):
-        _settle_locked(settings, report, contracts, contracts_path, month, month_start, final, now_sh, out_dir)
+        run = _SettleRun(settings, contracts, contracts_path, month, month_start, final, now_sh, out_dir)
+        _settle_locked(run, report)
     order = {c.contract_id: i for i, c in enumerate(contracts)}
     report.results.sort(key=lambda r: order[r.contract_id])
     return report
 
 
-def _settle_locked(settings: Settings, report: SettleReport, contracts: list[Contract], contracts_path: Path,
-                   month: str, month_start: date, final: bool, now_sh: datetime, out_dir: Path) -> None:
-    warehouse = Path(settings.warehouse)
-    con = db.connect(warehouse, settings=settings)
+@dataclass(frozen=True)
+class _SettleRun:
+    """What one `settle` call asks for, resolved: passed whole to the helpers below instead of
+    nine loose parameters."""
+
+    settings: Settings
+    contracts: list[Contract]
+    contracts_path: Path
+    month: str
+    month_start: date
+    final: bool
+    now_sh: datetime
+    out_dir: Path
+
+
+def _settle_locked(run: _SettleRun, report: SettleReport) -> None:
+    warehouse = Path(run.settings.warehouse)
+    con = db.connect(warehouse, settings=run.settings)
     try:
-        if not versions.table_exists(con, "marts", "kpi_monthly"):
-            raise CitycloudError(
-                f"warehouse {warehouse} has no marts.kpi_monthly: run `citycloud run` to build the KPIs first"
-            )
-        # ...then the rule that needs the warehouse: every city has data.
-        cities = {r[0] for r in con.execute("SELECT DISTINCT city_code FROM marts.kpi_monthly").fetchall()}
-        problems = city_problems(contracts, cities)
-        if problems:
-            raise_problems(f"contracts file {contracts_path}", problems)
-
-        covered = [c for c in contracts if c.covers(month)]
-        for c in contracts:
-            if not c.covers(month):
-                report.results.append(
-                    ContractResult(
-                        c.contract_id, c.city_code, "skipped",
-                        note=f"contract covers {c.start_month}..{c.end_month}; {month} is outside it: skipped",
-                    )
-                )
-
-        # Every covered contract needs its city's month row; refuse them all at once if not.
-        actuals: dict[str, dict] = {}
-        incomplete: dict[str, str] = {}
-        missing = []
-        for c in covered:
-            rows = _fetch_actuals(con, c.city_code, month_start)
-            if len(rows) != 1:
-                if rows:
-                    missing.append(
-                        f"contract {c.contract_id}: marts.kpi_monthly has {len(rows)} rows for city {c.city_code} "
-                        f"and {month}; it must have one. Rebuild the KPIs with `citycloud run`."
-                    )
-                else:
-                    missing.append(
-                        f"contract {c.contract_id}: city {c.city_code} has no marts.kpi_monthly row for {month} "
-                        "(no data for that month yet?): ingest its deliveries with `citycloud run`, or settle "
-                        "another month."
-                    )
-                continue
-            if rows[0].get("is_complete") is False:
-                if final:
-                    missing.append(
-                        f"contract {c.contract_id}: marts.kpi_monthly marks {month} incomplete for city {c.city_code} "
-                        f"(its data covers {rows[0].get('days_covered')} days, not the whole month): a final "
-                        "statement needs the whole month. Ingest the missing deliveries with `citycloud run`, "
-                        "or settle without --final for a provisional statement."
-                    )
-                    continue
-                incomplete[c.contract_id] = (
-                    f"kpi_monthly marks {month} incomplete for city {c.city_code} "
-                    f"({rows[0].get('days_covered')} days covered): provisional figures"
-                )
-            actuals[c.contract_id] = rows[0]
-        if missing:
-            raise_problems(f"settlement of {month}", missing)
-        for c in covered:
-            if note := _unfinished_deliveries(con, c.city_code, month):
-                report.warnings.append(f"contract {c.contract_id}: {note}")
-                incomplete[c.contract_id] = "; ".join(filter(None, [incomplete.get(c.contract_id), note]))
-
+        covered = _covered_contracts(con, run, report, warehouse)
+        actuals, incomplete = _gather_actuals(con, run, covered)
+        _note_unfinished_deliveries(con, run, report, covered, incomplete)
         computations = {c.contract_id: compute(c, actuals[c.contract_id]) for c in covered}
-
-        versions.ensure_tables(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for c in covered:
-                versions.verify_sealed(con, c.contract_id, month_start)
-                comp, warning = computations[c.contract_id], incomplete.get(c.contract_id)
-                report.results.append(_settle_one(con, c, month_start, comp, final, now_sh, warning))
-            fault_hook.pause_at("settle-versions")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        _record_versions(con, run, report, covered, computations, incomplete)
 
         # Readers (dashboard) see the settlement through the published snapshot: refresh it when
         # this run wrote something, or when it lags behind (an earlier run stopped before it).
         fault_hook.pause_at("settle-committed")
-        if report.written or not _snapshot_current(con, settings):
-            report.snapshot = publish.export_snapshot(con, settings)
+        if report.written or not _snapshot_current(con, run.settings):
+            report.snapshot = publish.export_snapshot(con, run.settings)
 
-        # Files: each contract's current version, rendered from its stored rows on every run
-        # (so a run that writes nothing new still repairs missing or stale files).
-        fault_hook.pause_at("settle-files")
-        views = []
-        for r in report.results:
-            if r.status == "skipped":
-                continue
-            view = versions.load_view(con, r.contract_id, month_start, r.version)
-            views.append(view)
-            r.files = statements.write_statement_files(view, out_dir)
-        report.summary_files = statements.write_month_summary(views, month, out_dir)
+        _write_files(con, run, report)
     finally:
         con.close()
+
+
+def _covered_contracts(con: duckdb.DuckDBPyConnection, run: _SettleRun, report: SettleReport,
+                       warehouse: Path) -> list[Contract]:
+    """Check the rules that need the warehouse, record the contracts the month is outside of as
+    skipped, and return those that cover it."""
+    if not versions.table_exists(con, "marts", "kpi_monthly"):
+        raise CitycloudError(
+            f"warehouse {warehouse} has no marts.kpi_monthly: run `citycloud run` to build the KPIs first"
+        )
+    # ...then the rule that needs the warehouse: every city has data.
+    cities = {r[0] for r in con.execute("SELECT DISTINCT city_code FROM marts.kpi_monthly").fetchall()}
+    problems = city_problems(run.contracts, cities)
+    if problems:
+        raise_problems(f"contracts file {run.contracts_path}", problems)
+
+    month = run.month
+    covered = [c for c in run.contracts if c.covers(month)]
+    for c in run.contracts:
+        if not c.covers(month):
+            report.results.append(
+                ContractResult(
+                    c.contract_id, c.city_code, "skipped",
+                    note=f"contract covers {c.start_month}..{c.end_month}; {month} is outside it: skipped",
+                )
+            )
+    return covered
+
+
+def _gather_actuals(con: duckdb.DuckDBPyConnection, run: _SettleRun,
+                    covered: list[Contract]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Every covered contract's month row, and the provisional notes of incomplete months.
+
+    Every covered contract needs its city's month row; refuse them all at once if not."""
+    month = run.month
+    actuals: dict[str, dict] = {}
+    incomplete: dict[str, str] = {}
+    missing = []
+    for c in covered:
+        rows = _fetch_actuals(con, c.city_code, run.month_start)
+        if len(rows) != 1:
+            if rows:
+                missing.append(
+                    f"contract {c.contract_id}: marts.kpi_monthly has {len(rows)} rows for city {c.city_code} "
+                    f"and {month}; it must have one. Rebuild the KPIs with `citycloud run`."
+                )
+            else:
+                missing.append(
+                    f"contract {c.contract_id}: city {c.city_code} has no marts.kpi_monthly row for {month} "
+                    "(no data for that month yet?): ingest its deliveries with `citycloud run`, or settle "
+                    "another month."
+                )
+            continue
+        if rows[0].get("is_complete") is False:
+            if run.final:
+                missing.append(
+                    f"contract {c.contract_id}: marts.kpi_monthly marks {month} incomplete for city {c.city_code} "
+                    f"(its data covers {rows[0].get('days_covered')} days, not the whole month): a final "
+                    "statement needs the whole month. Ingest the missing deliveries with `citycloud run`, "
+                    "or settle without --final for a provisional statement."
+                )
+                continue
+            incomplete[c.contract_id] = (
+                f"kpi_monthly marks {month} incomplete for city {c.city_code} "
+                f"({rows[0].get('days_covered')} days covered): provisional figures"
+            )
+        actuals[c.contract_id] = rows[0]
+    if missing:
+        raise_problems(f"settlement of {month}", missing)
+    return actuals, incomplete
+
+
+def _note_unfinished_deliveries(con: duckdb.DuckDBPyConnection, run: _SettleRun, report: SettleReport,
+                                covered: list[Contract], incomplete: dict[str, str]) -> None:
+    """Warn about deliveries the figures do not include yet, and mark those statements provisional."""
+    for c in covered:
+        if note := _unfinished_deliveries(con, c.city_code, run.month):
+            report.warnings.append(f"contract {c.contract_id}: {note}")
+            incomplete[c.contract_id] = "; ".join(filter(None, [incomplete.get(c.contract_id), note]))
+
+
+def _record_versions(con: duckdb.DuckDBPyConnection, run: _SettleRun, report: SettleReport,
+                     covered: list[Contract], computations: dict[str, Computation],
+                     incomplete: dict[str, str]) -> None:
+    """Store every covered contract's statement version in one transaction: all or none."""
+    versions.ensure_tables(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for c in covered:
+            versions.verify_sealed(con, c.contract_id, run.month_start)
+            comp, warning = computations[c.contract_id], incomplete.get(c.contract_id)
+            report.results.append(_settle_one(con, c, run.month_start, comp, run.final, run.now_sh, warning))
+        fault_hook.pause_at("settle-versions")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _write_files(con: duckdb.DuckDBPyConnection, run: _SettleRun, report: SettleReport) -> None:
+    """Files: each contract's current version, rendered from its stored rows on every run
+    (so a run that writes nothing new still repairs missing or stale files)."""
+    fault_hook.pause_at("settle-files")
+    views = []
+    for r in report.results:
+        if r.status == "skipped":
+            continue
+        view = versions.load_view(con, r.contract_id, run.month_start, r.version)
+        views.append(view)
+        r.files = statements.write_statement_files(view, run.out_dir)
+    report.summary_files = statements.write_month_summary(views, run.month, run.out_dir)
 
 
 def _unfinished_deliveries(con: duckdb.DuckDBPyConnection, city_code: str, month: str) -> str | None:

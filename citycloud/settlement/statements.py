@@ -256,9 +256,20 @@ def _page_setup(ws: Worksheet) -> None:
 def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
     """The statement of one version: header block, KPI table, restatement differences."""
     s = view.statement
+    ws.cell(row=1, column=1, value="城市云运营结算单  Citizen-cloud settlement statement").font = _TITLE
+    row = _write_header_block(ws, _statement_header(view), first_row=3)
+    row = _write_kpi_table(ws, view, row + 1)
+    if s["status"] == "restatement" and view.changes:
+        _write_restatement_differences(ws, s, view.changes, row)
+    _set_widths(ws, [34, 68, 22, 22, 18, 16, 14, 22, 24, 24])
+    _page_setup(ws)
+
+
+def _statement_header(view: StatementView) -> list[tuple[str, Any, str | None]]:
+    """The header block's (label, value, number format) rows, restatement figures included."""
+    s = view.statement
     terms = view.terms
     city = f"{s['city_code']} {terms.get('city_name') or ''}".strip()
-    ws.cell(row=1, column=1, value="城市云运营结算单  Citizen-cloud settlement statement").font = _TITLE
     header = [
         ("合同编号 Contract", s["contract_id"], None),
         ("运营方 Operator", s["operator"], None),
@@ -280,7 +291,12 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
             ("差额 Difference (CNY)", _num(s["payment_delta_cny"]), '+#,##0.00;-#,##0.00;0.00'),
         ]
     header.append(("备注 Notes", notes_text(s["notes"]), None))
-    row = 3
+    return header
+
+
+def _write_header_block(ws: Worksheet, header: list[tuple[str, Any, str | None]], first_row: int) -> int:
+    """Write the label/value rows from `first_row` on; return the row after the last one."""
+    row = first_row
     for label, value, fmt in header:
         ws.cell(row=row, column=1, value=label).font = _BOLD
         cell = ws.cell(row=row, column=2, value=value)
@@ -292,8 +308,12 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
         if label.startswith("应付金额"):
             cell.font = Font(bold=True, size=12)
         row += 1
+    return row
 
-    row += 1
+
+def _write_kpi_table(ws: Worksheet, view: StatementView, title_row: int) -> int:
+    """The KPI table under its title at `title_row`; return the row of its last line."""
+    row = title_row
     ws.cell(row=row, column=1, value="指标明细 KPIs").font = _BOLD
     row += 1
     _header_row(
@@ -325,48 +345,48 @@ def fill_statement_sheet(ws: Worksheet, view: StatementView) -> None:
             cell.border = _BOX
             if f:
                 cell.number_format = f
+    return row
 
-    changes = view.changes
-    if s["status"] == "restatement" and changes:
-        row += 2
-        ws.cell(
-            row=row, column=1,
-            value=f"与最终版本 v{s['restates_version']} 的差异  Differences from final version {s['restates_version']}",
-        ).font = _BOLD
+
+def _write_restatement_differences(ws: Worksheet, s: dict, changes: dict, last_row: int) -> None:
+    """A restatement's differences from the final version, a blank row below `last_row`."""
+    row = last_row + 2
+    ws.cell(
+        row=row, column=1,
+        value=f"与最终版本 v{s['restates_version']} 的差异  Differences from final version {s['restates_version']}",
+    ).font = _BOLD
+    row += 1
+    _header_row(
+        ws, row,
+        ["指标 KPI", "名称 Name", "原实际值 Actual before", "新实际值 Actual after", "原系数 Factor before",
+         "新系数 Factor after", "变化 Changed"],
+    )
+    for k in changes["kpis"]:
         row += 1
-        _header_row(
-            ws, row,
-            ["指标 KPI", "名称 Name", "原实际值 Actual before", "新实际值 Actual after", "原系数 Factor before",
-             "新系数 Factor after", "变化 Changed"],
-        )
-        for k in changes["kpis"]:
-            row += 1
-            fmt = _kpi_format(k["kpi"])
-            values = [
-                (k["kpi"], None),
-                (kpi_name_zh(k["kpi"]), None),
-                (_num(k["actual_before"]) if k["actual_before"] is not None else "—", fmt),
-                (_num(k["actual_after"]) if k["actual_after"] is not None else "—", fmt),
-                (_num(k["factor_before"]) if k["factor_before"] is not None else "—", FACTOR),
-                (_num(k["factor_after"]), FACTOR),
-                ("是 yes" if k["changed"] else "否 no", None),
-            ]
-            for col, (value, f) in enumerate(values, start=1):
-                cell = ws.cell(row=row, column=col, value=value)
-                cell.border = _BOX
-                if f:
-                    cell.number_format = f
-                if k["changed"]:
-                    cell.fill = _CHANGED_FILL
-        for kpi in changes.get("kpis_removed", []):
-            row += 1
-            ws.cell(row=row, column=1, value=kpi)
-            ws.cell(row=row, column=7, value="已移除 removed from the terms")
-        if changes.get("terms_changed"):
-            row += 1
-            ws.cell(row=row, column=1, value="合同条款已变更 The contract terms changed since the final version.")
-    _set_widths(ws, [34, 68, 22, 22, 18, 16, 14, 22, 24, 24])
-    _page_setup(ws)
+        fmt = _kpi_format(k["kpi"])
+        values = [
+            (k["kpi"], None),
+            (kpi_name_zh(k["kpi"]), None),
+            (_num(k["actual_before"]) if k["actual_before"] is not None else "—", fmt),
+            (_num(k["actual_after"]) if k["actual_after"] is not None else "—", fmt),
+            (_num(k["factor_before"]) if k["factor_before"] is not None else "—", FACTOR),
+            (_num(k["factor_after"]), FACTOR),
+            ("是 yes" if k["changed"] else "否 no", None),
+        ]
+        for col, (value, f) in enumerate(values, start=1):
+            cell = ws.cell(row=row, column=col, value=value)
+            cell.border = _BOX
+            if f:
+                cell.number_format = f
+            if k["changed"]:
+                cell.fill = _CHANGED_FILL
+    for kpi in changes.get("kpis_removed", []):
+        row += 1
+        ws.cell(row=row, column=1, value=kpi)
+        ws.cell(row=row, column=7, value="已移除 removed from the terms")
+    if changes.get("terms_changed"):
+        row += 1
+        ws.cell(row=row, column=1, value="合同条款已变更 The contract terms changed since the final version.")
 
 
 def fill_terms_sheet(ws: Worksheet, view: StatementView) -> None:

@@ -104,11 +104,26 @@ def city_detail(city: str) -> None:
         st.caption(f"所选日期 {fmt.fmt_date(sel['day'])} 无数据，显示此前最近一天。")
     q = data.quality_summary(d.get("quality"), city, as_of)
     status = deliveries_of(city, as_of)
+
+    # First whether the figures can be trusted, then the figures, then the evidence behind them.
+    trust_badges(city, as_of, q, status)
+    headline_metrics(city, as_of)
+    all_kpis_and_movers(city, table, status)
+    quality_section(q)
+    st.markdown("**拒收 · Rejected rows and files**（按交付日期 dt）")
+    rcol, fcol = st.columns(2)
+    with rcol:
+        rejected_rows_section(city, as_of)
+    with fcol:
+        rejected_files_section(city)
+    deliveries_section(status)
+
+
+def trust_badges(city: str, as_of: dt.date, q: dict, status: pd.DataFrame | None) -> None:
+    """One row of badges: data quality, the day's rejects, the day's deliveries."""
     problems = delivery_problems(status, as_of)
     rej_rows = rejects_on(d.get("rejected_rows"), city, as_of)
     rej_files = rejects_on(d.get("rejected_files"), city, as_of, count_rows=True)
-
-    # can I trust them?
     trust = st.container(horizontal=True)
     with trust:
         color = "red" if q["blocking"] else ("orange" if q["warnings"] or not q["available"] else "green")
@@ -122,6 +137,9 @@ def city_detail(city: str) -> None:
                 st.badge(f"{fmt.SOURCE_LABELS[r.source].split()[0]} {data.DELIVERY_PROBLEMS[r.status]}",
                          color="orange" if r.status == "late" else "red")
 
+
+def headline_metrics(city: str, as_of: dt.date) -> None:
+    """The headline KPIs: the day's value, its change from the day before (week before in the help)."""
     today = data.kpi_values(kpis, city, 0)
     prev = data.kpi_values(kpis, city, 1)
     week = data.kpi_values(kpis, city, 7)
@@ -139,6 +157,9 @@ def city_detail(city: str) -> None:
             help=f"较上周同日（{fmt.fmt_date(as_of - dt.timedelta(days=7))}）：{wow}",
         )
 
+
+def all_kpis_and_movers(city: str, table: pd.DataFrame, status: pd.DataFrame | None) -> None:
+    """Every KPI's comparison table, and beside it the KPIs that moved with their likely causes."""
     moved = data.movers(kpis, city)
     left, right = st.columns([3, 2])
     with left:
@@ -158,6 +179,9 @@ def city_detail(city: str) -> None:
             st.markdown(f"- {arrow} **{as_text.markdown_literal(m['text'])}**"
                         + (" — " + "；".join(as_text.markdown_literal(w) for w in why) if why else ""))
 
+
+def quality_section(q: dict) -> None:
+    """The data-quality checks that failed for the day shown, or how many passed."""
     qcol = st.container()
     with qcol:
         st.markdown(f"**数据质量 · Data quality** — {quality_badge(q)}")
@@ -175,61 +199,68 @@ def city_detail(city: str) -> None:
             }))
         else:
             st.caption(f"{q['passed']:,} 项检查通过。")
-    st.markdown("**拒收 · Rejected rows and files**（按交付日期 dt）")
-    rcol, fcol = st.columns(2)
-    with rcol:
-        rr = d.get("rejected_rows")
-        if rr is None:
-            st.caption("快照中没有 `audit.rejected_rows`。")
-        else:
-            mine = rr[rr["city_code"] == city]
-            day_rows = mine[mine["dt"] == as_of]
-            week_total = int(mine["rows"].sum())
-            st.caption(f"当日 {int(day_rows['rows'].sum()):,} 行；近 7 天 {week_total:,} 行。")
-            if not day_rows.empty:
-                ui.table(pd.DataFrame({"来源": day_rows["source"], "原因": day_rows["reason"],
-                                       "行数": day_rows["rows"].map(fmt.fmt_int)}))
-        samples = d.get("rejected_samples")
-        if samples is not None:
-            mine = samples[(samples["city_code"] == city) & (samples["dt"] == as_of)]
-            if not mine.empty:
-                with st.expander(f"当日拒收行示例（{len(mine)} 行，个人信息已脱敏）"):
-                    st.dataframe(mine.drop(columns=["city_code"]), hide_index=True)
-    with fcol:
-        rf = d.get("rejected_files")
-        if rf is None:
-            st.caption("快照中没有 `audit.rejected_files`。")
-        else:
-            mine = rf[rf["city_code"] == city]
-            if mine.empty:
-                st.caption("近 7 天没有拒收文件。")
-            else:
-                st.caption(f"近 7 天拒收文件 {len(mine)} 个：")
-                ui.table(pd.DataFrame({"交付日期": mine["dt"].map(fmt.fmt_date), "来源": mine["source"],
-                                       "文件": mine["file"], "原因": mine["reason"]}))
 
+
+def rejected_rows_section(city: str, as_of: dt.date) -> None:
+    """The day's rejected rows by source and reason (with the week's total), and sample rows."""
+    rr = d.get("rejected_rows")
+    if rr is None:
+        st.caption("快照中没有 `audit.rejected_rows`。")
+    else:
+        mine = rr[rr["city_code"] == city]
+        day_rows = mine[mine["dt"] == as_of]
+        week_total = int(mine["rows"].sum())
+        st.caption(f"当日 {int(day_rows['rows'].sum()):,} 行；近 7 天 {week_total:,} 行。")
+        if not day_rows.empty:
+            ui.table(pd.DataFrame({"来源": day_rows["source"], "原因": day_rows["reason"],
+                                   "行数": day_rows["rows"].map(fmt.fmt_int)}))
+    samples = d.get("rejected_samples")
+    if samples is not None:
+        mine = samples[(samples["city_code"] == city) & (samples["dt"] == as_of)]
+        if not mine.empty:
+            with st.expander(f"当日拒收行示例（{len(mine)} 行，个人信息已脱敏）"):
+                st.dataframe(mine.drop(columns=["city_code"]), hide_index=True)
+
+
+def rejected_files_section(city: str) -> None:
+    """The week's rejected files of the city."""
+    rf = d.get("rejected_files")
+    if rf is None:
+        st.caption("快照中没有 `audit.rejected_files`。")
+    else:
+        mine = rf[rf["city_code"] == city]
+        if mine.empty:
+            st.caption("近 7 天没有拒收文件。")
+        else:
+            st.caption(f"近 7 天拒收文件 {len(mine)} 个：")
+            ui.table(pd.DataFrame({"交付日期": mine["dt"].map(fmt.fmt_date), "来源": mine["source"],
+                                   "文件": mine["file"], "原因": mine["reason"]}))
+
+
+def deliveries_section(status: pd.DataFrame | None) -> None:
+    """A source × day grid of the week's delivery status, and a warning per folder delivered but not read."""
     st.markdown(f"**交付 · Deliveries**（近 7 天，按交付日期 dt；{LATE_RULE}）")
     if status is None:
         st.caption("快照中没有 `audit.deliveries`。")
-    else:
-        grid = status.copy()
-        grid["cell"] = [
-            data.DELIVERY_STATUS_LABELS[s] + ("" if fmt.is_missing(n) else f" {fmt.fmt_int(n)}")
-            for s, n in zip(grid["status"], grid["rows_loaded"])
-        ]
-        grid["来源"] = grid["source"].map(fmt.SOURCE_LABELS)
-        grid["day"] = grid["dt"].map(lambda x: x.strftime("%m-%d"))
-        pivot = grid.pivot(index="来源", columns="day", values="cell")
-        pivot = pivot[sorted(pivot.columns)]
-        pivot = pivot.reindex([fmt.SOURCE_LABELS[s] for s in fmt.SOURCE_LABELS])
-        ui.table(pivot.reset_index())
-        st.caption("单元格：状态 + 入库行数。服务目录不是每天交付，缺少快照属正常。")
-        waiting = status[status["folder"].notna()]
-        for r in waiting.itertuples():
-            st.warning(f"{fmt.fmt_date(r.dt)} {fmt.SOURCE_LABELS[r.source]} 已交付但{data.DELIVERY_PROBLEMS[r.status]}，"
-                       f"未读取：`{r.folder}`。 Delivered but not read: "
-                       f"{'no _SUCCESS yet' if r.status == 'incomplete' else '_SUCCESS without data files'}.",
-                       icon="⚠️")
+        return
+    grid = status.copy()
+    grid["cell"] = [
+        data.DELIVERY_STATUS_LABELS[s] + ("" if fmt.is_missing(n) else f" {fmt.fmt_int(n)}")
+        for s, n in zip(grid["status"], grid["rows_loaded"])
+    ]
+    grid["来源"] = grid["source"].map(fmt.SOURCE_LABELS)
+    grid["day"] = grid["dt"].map(lambda x: x.strftime("%m-%d"))
+    pivot = grid.pivot(index="来源", columns="day", values="cell")
+    pivot = pivot[sorted(pivot.columns)]
+    pivot = pivot.reindex([fmt.SOURCE_LABELS[s] for s in fmt.SOURCE_LABELS])
+    ui.table(pivot.reset_index())
+    st.caption("单元格：状态 + 入库行数。服务目录不是每天交付，缺少快照属正常。")
+    waiting = status[status["folder"].notna()]
+    for r in waiting.itertuples():
+        st.warning(f"{fmt.fmt_date(r.dt)} {fmt.SOURCE_LABELS[r.source]} 已交付但{data.DELIVERY_PROBLEMS[r.status]}，"
+                   f"未读取：`{r.folder}`。 Delivered but not read: "
+                   f"{'no _SUCCESS yet' if r.status == 'incomplete' else '_SUCCESS without data files'}.",
+                   icon="⚠️")
 
 
 build_banner(d.get("builds"))
