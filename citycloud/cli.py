@@ -232,10 +232,7 @@ def _verb(sub, name: str, help: str, func) -> argparse.ArgumentParser:
     return v
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="citycloud", description=__doc__, epilog=EPILOG, formatter_class=_Help)
-    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-
+def _generate_verb(sub) -> None:
     g = _verb(sub, "generate", "write a synthetic landing area (deterministic by seed)", cmd_generate)
     g.add_argument("--out", required=True, help="landing-area folder to write (cities/sources/dt=... below it)")
     g.add_argument("--cities", type=int, default=3,
@@ -258,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
                    help="N event deliveries (city, source, day after the first week) never written: the missing "
                         "deliveries `citycloud alerts` should report (listed)")
 
+
+def _run_and_alerts_verbs(sub) -> None:
     r = _verb(sub, "run", "ingest new deliveries, build the marts, check, publish", cmd_run)
     r.add_argument("--landing", required=True, help="the landing area (read only)")
     r.add_argument("--warehouse", required=True,
@@ -271,7 +270,6 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=ENGINES, default=None,
                    help="the engine that builds the models (default: CITYCLOUD_ENGINE or duckdb); "
                         "--warehouse stays the DuckDB file readers use (docs/spark.md)")
-
     r.add_argument("--alerts", help="alerts.yml: send new delivery problems and KPI anomalies at the end "
                                     "(also CITYCLOUD_ALERTS; docs/alerts.md)")
 
@@ -282,6 +280,14 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--as-of", type=_timestamp, default=None,
                     help=f"judge as of this moment (ISO; no zone = {BUSINESS_TZ_NAME}), for replays; default now")
     al.add_argument("--dry-run", action="store_true", help="print what would be sent; send and record nothing")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="citycloud", description=__doc__, epilog=EPILOG, formatter_class=_Help)
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    # verbs in the order `citycloud --help` lists them
+    _generate_verb(sub)
+    _run_and_alerts_verbs(sub)
 
     s = _verb(sub, "settle", "settle a month per contract and write statement files", cmd_settle)
     s.add_argument("--warehouse", required=True, help="the DuckDB warehouse file")
