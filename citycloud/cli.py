@@ -1,4 +1,4 @@
-"""The `citycloud` command line: generate, run, settle, scorecard, query, user-ops, dashboard, api, rotate-key.
+"""The `citycloud` command line: generate, run, alerts, settle, scorecard, query, user-ops, dashboard, api, rotate-key.
 
 Every verb prints progress on stderr (stage lines and progress bars; every detail with
 --verbose) and a one-line summary at the end; the full log of each verb is appended to
