@@ -72,7 +72,8 @@
 {%- endmacro %}
 
 {#- pre_hooks of the incremental user-operations marts: drop the rows the model inserts again. -#}
-{% macro delete_stickiness_from_rebuild() -%}
+{#- month-keyed marts (stickiness_monthly, service_paths): the months from the rebuild's first on. -#}
+{% macro delete_months_from_rebuild() -%}
     {% if is_incremental() %}
     delete from {{ this }} t
     where exists (select 1 from ({{ user_ops_rebuild_from() }}) r
@@ -89,10 +90,3 @@
     {% endif %}
 {%- endmacro %}
 
-{% macro delete_service_paths_from_rebuild() -%}
-    {% if is_incremental() %}
-    delete from {{ this }} t
-    where exists (select 1 from ({{ user_ops_rebuild_from() }}) r
-                  where r.city_code = t.city_code and t.month >= r.first_month)
-    {% endif %}
-{%- endmacro %}

@@ -1,4 +1,4 @@
-{{ config(materialized=incremental_unless_spark(), pre_hook="{{ delete_stickiness_from_rebuild() }}") }}
+{{ config(materialized=incremental_unless_spark(), pre_hook="{{ delete_months_from_rebuild() }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 -- depends_on: {{ ref('stg_audit__deliveries') }}
 
