@@ -106,7 +106,9 @@ def grouped(keys: list[str]) -> pd.DataFrame:
 
 def group_table(g: pd.DataFrame, keys: list[str], labels: list[str], rest: pd.DataFrame) -> pd.DataFrame:
     """The named groups, then one line for the rest (their sum, in the table only)."""
-    out = pd.DataFrame({label: g[key] for key, label in zip(keys, labels)})
+    # a fresh 0..n-1 index: the rest's line is appended at n, never over a group's row whose
+    # index (from the sort) happens to be n
+    out = pd.DataFrame({label: g[key].to_numpy() for key, label in zip(keys, labels)})
     if len(rest):
         out.loc[len(out)] = [f"其余 {len(rest)} 个 (rest)", *[""] * (len(keys) - 1)]
         g = pd.concat([g, pd.DataFrame([{"services": rest["services"].sum(), "active": rest["active"].sum(),
