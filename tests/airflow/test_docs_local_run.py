@@ -9,7 +9,6 @@ not in 48 hours.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -17,22 +16,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from airflow_harness import REPO
+
+from tests.doc_blocks import documented_block
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # `make test-e2e`
 
 DOC = REPO / "docs" / "airflow.md"
 MARKER = "<!-- test_docs_local_run: the block below is run literally -->"
 CONTRACT_CITIES = ["310000", "411700", "430100", "460100", "510100"]
-
-
-def documented_block() -> str:
-    text = DOC.read_text(encoding="utf-8")
-    assert MARKER in text, f"{DOC} lost its marked block"
-    match = re.search(r"```bash\n(.*?)```", text.split(MARKER, 1)[1], re.S)
-    assert match, "no ```bash block after the marker"
-    return match.group(1)
 
 
 def clone_like(root: Path) -> Path:
@@ -48,7 +40,7 @@ def clone_like(root: Path) -> Path:
 
 
 def test_documented_local_run_works_from_a_clone(tmp_path):
-    block = documented_block()
+    block = documented_block(DOC, MARKER)
     assert "shared/" not in block  # a clone has no ../shared
     clone = clone_like(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYCLOUD_", "AIRFLOW"))}

@@ -18,20 +18,13 @@ import duckdb
 import pytest
 
 from citycloud import demo
+from tests.doc_blocks import documented_block
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "extending.md"
 MARKER = "<!-- test_docs_extending: the block below is run literally -->"
-
-
-def documented_block() -> str:
-    text = DOC.read_text(encoding="utf-8")
-    assert MARKER in text, f"{DOC} lost its marked block"
-    match = re.search(r"```bash\n(.*?)```", text.split(MARKER, 1)[1], re.S)
-    assert match, "no ```bash block after the marker"
-    return match.group(1)
 
 
 def clone_with_demo_warehouse(root: Path, built) -> Path:
@@ -51,7 +44,7 @@ def clone_with_demo_warehouse(root: Path, built) -> Path:
 
 
 def test_the_walkthrough_runs_as_written(tiny_built, tmp_path):
-    block = documented_block()
+    block = documented_block(DOC, MARKER)
     clone = clone_with_demo_warehouse(tmp_path, tiny_built)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYCLOUD_", "VIRTUAL_ENV"))}
     # a fresh shell: the venv's bin not on PATH until the block activates it; this checkout's code
