@@ -193,6 +193,9 @@ def _funnels_changed(con, funnels: list[funnels_file.Funnel]) -> bool:  # noqa: 
 @writer_step
 def build(settings: Settings, full_refresh: bool = False, progress: Progress = None) -> BuildReport:
     funnels = run_funnels(settings)
+    # dbt's incremental models keep old rows in the old shape: a model changed since the last
+    # build rebuilds every mart, here so that the DAG's build task does it too, not only `run`
+    full_refresh = full_refresh or bool(definitions.changed_since_build(settings))
     con = connect(settings.warehouse, settings=settings)
     try:
         recover(con, settings)
@@ -307,8 +310,7 @@ def run(settings: Settings, start: date | None = None, end: date | None = None,
     if latest == 0:
         raise CitycloudError(f"no complete delivery found under {settings.landing}: nothing to build")
     changed = definitions.changed_since_build(settings)
-    if changed and not full_refresh:
-        # dbt's incremental models keep old rows in the old shape: rebuild every mart in full.
+    if changed and not full_refresh:  # build() rebuilds every mart for it; say so, and don't skip
         full_refresh = True
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         report.notes.append(f"the dbt project changed since the last build ({shown}): every mart rebuilt")

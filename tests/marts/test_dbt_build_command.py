@@ -84,3 +84,8 @@ def test_run_rebuilds_when_a_model_changed_since_the_last_build(tiny_built, tmp_
                             "every mart rebuilt"]
     assert report.build is not None and report.build.since_batch == -1 and report.published
     assert definitions.changed_since_build(settings) == []  # the new build recorded what it came from
+    # the DAG's build task calls build() alone: a changed model rebuilds there too
+    record.write_text(json.dumps({**built, "models/marts/kpi_daily.sql": "0" * 64}))
+    rebuilt = pipeline.build(settings)
+    assert not rebuilt.skipped and rebuilt.since_batch == -1
+    assert definitions.changed_since_build(settings) == []
