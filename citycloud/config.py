@@ -28,10 +28,11 @@ BUSINESS_UTC_OFFSET_ISO = f"{BUSINESS_UTC_OFFSET_HOURS:+03d}:00"  # as ISO 8601 
 assert BUSINESS_TZ.utcoffset(datetime(2026, 7, 1)).total_seconds() == BUSINESS_UTC_OFFSET_HOURS * 3600, \
     "the business time zone must keep one UTC offset all year (no daylight saving)"
 
-SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
-# The service catalog is a snapshot that is not delivered every day: never waited for (the DAG's
-# sensor) nor reported missing (alerts).
-WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
+SOURCES = ("registrations", "service_access", "service_catalog", "ratings", "review_tickets")
+# The service catalog is a snapshot that is not delivered every day, and a city may run no 好差评
+# ticket system at all (review_tickets, reviews.md): neither is waited for (the DAG's sensor) nor
+# reported missing (alerts). A late ticket delivery only delays the reviews marts' as-of day.
+WAITED_SOURCES = tuple(s for s in SOURCES if s not in ("service_catalog", "review_tickets"))
 
 PII_KEY_ENV = "CITYCLOUD_PII_KEY"
 NEW_PII_KEY_ENV = "CITYCLOUD_NEW_PII_KEY"
@@ -189,6 +190,10 @@ class Settings(_Home):
     # The day ingestion takes as today (Asia/Shanghai): delivery folders dated after it are refused.
     # Default the real date; set it for tests and replays.
     today: date | None = None
+
+    # 好差评 (reviews.md): a bad review is due at the end of this many working days after its
+    # rating day (holiday_calendar seed); passed to dbt as the var rectify_working_days.
+    rectify_working_days: int = Field(15, ge=1, le=250)
 
     # The dashboard's cache lifetime for loads from the published snapshot.
     dashboard_ttl: int = Field(30, ge=0)

@@ -43,6 +43,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CITYCLOUD_SPILL_DIR": str(settings.spill_dir.resolve()),
         "CITYCLOUD_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
         "CITYCLOUD_DUCKDB_DISABLED_COMPRESSION": settings.disabled_compression,
+        # The 好差评 deadline in working days (macros/reviews.sql).
+        "CITYCLOUD_RECTIFY_WORKING_DAYS": str(settings.rectify_working_days),
         # The spark target (--engine spark): where its lake, tables and metastore live.
         "CITYCLOUD_SPARK_DIR": str(settings.spark_dir.resolve()),
         "CITYCLOUD_SPARK_MASTER": settings.spark_master,

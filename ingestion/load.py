@@ -218,7 +218,7 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, landing: Path,
                 _set_aside(con, res, rel, str(exc), ctx)
         con.execute("DROP TABLE IF EXISTS _checked")
 
-        key = "service_id" if d.source == "service_catalog" else "event_id"
+        key = {"service_catalog": "service_id", "review_tickets": "ticket_id"}.get(d.source, "event_id")
         loaded, distinct = con.execute(_sql(
             # 64-bit hashes: a distinct count over integers, not strings (collisions ~1e-6 at 10M)
             f"SELECT count(*), count(DISTINCT hash({key})) FROM raw.{d.source} "

@@ -14,7 +14,7 @@ import duckdb
 BLOCK = 64
 
 # Keys in JSON lines and CSV columns whose values are personal data (never stored as delivered).
-PII_FIELDS = ("phone", "id_number", "client_ip", "comment")
+PII_FIELDS = ("phone", "id_number", "client_ip", "comment", "handler_note")
 # Keys whose values link to a person and are stored as keyed hashes (user_key).
 USER_FIELDS = ("user_id",)
 

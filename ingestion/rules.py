@@ -27,13 +27,18 @@ CREATE OR REPLACE TEMP MACRO cc_parse_ts(s, is_int) AS CASE
     WHEN regexp_full_match(s, '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)')
         THEN TRY_CAST(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
 END;
-CREATE OR REPLACE TEMP MACRO cc_ts_problem(raw, ts, dt) AS CASE
-    WHEN ts IS NULL THEN 'unparseable event_time ''' || raw || ''''
-    WHEN ts < TIMESTAMP '2014-12-31 16:00:00' THEN 'event_time ' || raw || ' is before 2015-01-01'
+CREATE OR REPLACE TEMP MACRO cc_field_ts_problem(name, raw, ts, dt) AS CASE
+    WHEN ts IS NULL THEN 'unparseable ' || name || ' ''' || raw || ''''
+    WHEN ts < TIMESTAMP '2014-12-31 16:00:00' THEN name || ' ' || raw || ' is before 2015-01-01'
     WHEN ts >= CAST(dt AS TIMESTAMP) + INTERVAL 16 HOUR
-        THEN 'event_time ' || raw || ' is after the end of delivery day ' || CAST(dt AS VARCHAR)
+        THEN name || ' ' || raw || ' is after the end of delivery day ' || CAST(dt AS VARCHAR)
 END;
+CREATE OR REPLACE TEMP MACRO cc_ts_problem(raw, ts, dt) AS cc_field_ts_problem('event_time', raw, ts, dt);
+-- An optional timestamp (review_tickets): no problem when absent.
+CREATE OR REPLACE TEMP MACRO cc_opt_ts_problem(name, raw, ts, dt) AS
+    CASE WHEN raw IS NOT NULL THEN cc_field_ts_problem(name, raw, ts, dt) END;
 CREATE OR REPLACE TEMP MACRO cc_local_day(ts) AS CAST(ts + INTERVAL {UTC_OFFSET_HOURS} HOUR AS DATE);
+CREATE OR REPLACE TEMP MACRO cc_local_ts(ts) AS ts + INTERVAL {UTC_OFFSET_HOURS} HOUR;
 CREATE OR REPLACE TEMP MACRO cc_phone_valid(s) AS
     CASE WHEN s IS NULL THEN NULL ELSE regexp_full_match(s, '1[3-9]\d{9}') END;
 -- GB 11643-1999: weighted sum of the first 17 digits mod 11 picks the check character.
@@ -117,6 +122,43 @@ RULES: dict[str, SourceRule] = {
             f_user_id AS _uid, f_service_id AS service_id,
             TRY_CAST(f_score AS INTEGER) AS score, ts AS event_ts_utc, cc_local_day(ts) AS event_day,
             f_comment IS NOT NULL AS has_comment, pii_hash(f_comment) AS comment_hash
+        """,
+    ),
+    # 好差评 rectification tickets (reviews.md): each state change delivered again as a version.
+    # Timestamps without epoch numbers; called_back a JSON boolean (json_transform gives the text
+    # of a string "true" too, so look at the line itself, as service_access's epoch does).
+    "review_tickets": SourceRule(
+        format="jsonl",
+        fields=("ticket_id", "rating_event_id", "department", "category", "opened_at", "status",
+                "rectified_at", "replied_at", "called_back", "updated_at", "handler_note"),
+        required=("ticket_id", "rating_event_id", "department", "opened_at", "status", "updated_at",
+                  "called_back"),
+        typed="cc_parse_ts(f_opened_at, false) AS opened, cc_parse_ts(f_rectified_at, false) AS rectified, "
+              "cc_parse_ts(f_replied_at, false) AS replied, cc_parse_ts(f_updated_at, false) AS updated",
+        checks="""
+            WHEN f_status NOT IN ('open', 'rectified', 'unresolvable', 'appeal_upheld')
+                THEN 'unknown status ''' || f_status || ''''
+            WHEN NOT (f_called_back IN ('true', 'false')
+                      AND regexp_matches(text, '"called_back"\\s*:\\s*(true|false)'))
+                THEN 'called_back ''' || f_called_back || ''' is not a JSON boolean'
+            WHEN f_status = 'rectified' AND f_rectified_at IS NULL
+                THEN 'missing required field rectified_at (status rectified)'
+            WHEN cc_field_ts_problem('opened_at', f_opened_at, opened, $dt) IS NOT NULL
+                THEN cc_field_ts_problem('opened_at', f_opened_at, opened, $dt)
+            WHEN cc_field_ts_problem('updated_at', f_updated_at, updated, $dt) IS NOT NULL
+                THEN cc_field_ts_problem('updated_at', f_updated_at, updated, $dt)
+            WHEN cc_opt_ts_problem('rectified_at', f_rectified_at, rectified, $dt) IS NOT NULL
+                THEN cc_opt_ts_problem('rectified_at', f_rectified_at, rectified, $dt)
+            WHEN cc_opt_ts_problem('replied_at', f_replied_at, replied, $dt) IS NOT NULL
+                THEN cc_opt_ts_problem('replied_at', f_replied_at, replied, $dt)
+        """,
+        select="""
+            f_ticket_id AS ticket_id, f_rating_event_id AS rating_event_id, f_department AS department,
+            f_category AS category, opened AS opened_ts_utc, cc_local_day(opened) AS event_day,
+            f_status AS status, rectified AS rectified_ts_utc, cc_local_ts(rectified) AS rectified_at_local,
+            replied AS replied_ts_utc,
+            f_called_back = 'true' AS called_back, updated AS updated_ts_utc,
+            f_handler_note IS NOT NULL AS has_handler_note, pii_hash(f_handler_note) AS handler_note_hash
         """,
     ),
     "service_catalog": SourceRule(

@@ -10,6 +10,11 @@ RAW_TABLES = {
         event_day DATE, channel VARCHAR, outcome VARCHAR, duration_ms BIGINT""",
     "ratings": """event_id VARCHAR, access_event_id VARCHAR, user_key VARCHAR, service_id VARCHAR,
         score INTEGER, event_ts_utc TIMESTAMP, event_day DATE, has_comment BOOLEAN, comment_hash VARCHAR""",
+    # event_day: the local day of opened_at (the day a ticket's versions share; staging's partition).
+    "review_tickets": """ticket_id VARCHAR, rating_event_id VARCHAR, department VARCHAR, category VARCHAR,
+        opened_ts_utc TIMESTAMP, event_day DATE, status VARCHAR, rectified_ts_utc TIMESTAMP,
+        rectified_at_local TIMESTAMP, replied_ts_utc TIMESTAMP, called_back BOOLEAN, updated_ts_utc TIMESTAMP, has_handler_note BOOLEAN,
+        handler_note_hash VARCHAR""",
     "service_catalog": """service_id VARCHAR, service_name VARCHAR, department VARCHAR, category VARCHAR,
         online_date DATE, offline_date DATE""",
 }

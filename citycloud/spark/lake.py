@@ -20,6 +20,7 @@ from citycloud.config import SOURCES, Settings
 
 # The column each source's rows are partitioned by within a city.
 DAY_COLUMN = {"registrations": "event_day", "service_access": "event_day", "ratings": "event_day",
+              "review_tickets": "event_day",
               "service_catalog": "dt"}
 # The audit tables the dbt models read (sources 'audit' in _landing__sources.yml).
 AUDIT_TABLES = ("deliveries", "delivery_changes")
