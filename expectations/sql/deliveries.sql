@@ -16,6 +16,8 @@ raw_rows AS (
     SELECT 'service_catalog', city_code, dt, count(*) FROM raw.service_catalog WHERE batch_id > $since_batch GROUP BY ALL
     UNION ALL
     SELECT 'ratings', city_code, dt, count(*) FROM raw.ratings WHERE batch_id > $since_batch GROUP BY ALL
+    UNION ALL
+    SELECT 'review_tickets', city_code, dt, count(*) FROM raw.review_tickets WHERE batch_id > $since_batch GROUP BY ALL
 ),
 rejects AS (
     SELECT source, city_code, dt, count(*) AS n
