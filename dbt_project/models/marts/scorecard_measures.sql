@@ -68,8 +68,12 @@ select
     m.utilisation,
     m.registered_users_last_day / nullif(r.resident_population, 0) as user_coverage,
     k.activity_rate as activity,
-    k.satisfaction_rate as satisfaction
+    k.satisfaction_rate as satisfaction,
+    -- 好差评 (reviews.md): the month's on-time rectification and call-back rates, department all.
+    rv.on_time_rate as rectification_on_time,
+    rv.callback_rate
 from months m
 left join timeliness t on t.city_code = m.city_code and t.month = m.month
 left join {{ ref('kpi_monthly') }} k on k.city_code = m.city_code and k.month = m.month
 left join {{ ref('city_reference') }} r on r.city_code = m.city_code
+left join {{ ref('review_monthly') }} rv on rv.city_code = m.city_code and rv.month = m.month and rv.department = 'all'
