@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from citycloud.access import Scope, scoped_connection
-from citycloud.config import BUSINESS_TZ, SOURCES, Settings, published_path
+from citycloud.config import BUSINESS_TZ, SOURCES, WAITED_SOURCES, Settings, published_path
 
 from citycloud.dashboards import fmt
 
@@ -667,7 +667,9 @@ def delivery_status(
                 if issue is not None:
                     status = "incomplete" if issue.kind == "incomplete_delivery" else "empty"
                 else:
-                    status = "no_snapshot" if source == "service_catalog" else "missing"
+                    # only a waited source is missing (config.WAITED_SOURCES): no catalog snapshot or
+                    # no ticket delivery on a day is normal
+                    status = "missing" if source in WAITED_SOURCES else "no_snapshot"
                 out.append({"source": source, "dt": when, "status": status, "files": None, "rows_read": None,
                             "rows_loaded": None, "rows_rejected": None, "ingested_at": None,
                             "folder": None if issue is None else issue.folder})

@@ -63,7 +63,10 @@ def test_today_compares_with_the_day_before_and_a_week_before(snap):
     status = data.delivery_status(d["deliveries"], "430100", LAST)
     on_day = status[status["dt"] == LAST].set_index("source")["status"].to_dict()
     assert on_day == {"registrations": "on_time", "service_access": "on_time", "service_catalog": "no_snapshot",
-                      "ratings": "on_time"}
+                      "ratings": "on_time", "review_tickets": "on_time"}
+    # review_tickets is not a waited source: a day without a ticket delivery is not missing
+    assert status[(status["dt"] == LAST - dt.timedelta(days=3)) & (status["source"] == "review_tickets")][
+        "status"].item() == "no_snapshot"
     two_before = LAST - dt.timedelta(days=2)  # its ratings came in after later days' deliveries
     assert status[(status["dt"] == two_before) & (status["source"] == "ratings")]["status"].item() == "late"
     assert set(status[status["source"] == "registrations"]["status"]) == {"on_time"}
