@@ -113,7 +113,7 @@ def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     tmp, proc = tiny_run
     err = proc.stderr
     assert len(err.splitlines()) <= 25, err
-    assert "[1/107]" not in err and "dbt 1 of" not in err  # per-step lines: log file only
+    assert "[1/115]" not in err and "dbt 1 of" not in err  # per-step lines: log file only
     assert re.search(r"dbt: (\d+) of \1 steps, \d+ OK, \d+ PASS", err)
     # The incomplete folder by name, in the ingest line and in the closing notes.
     assert f"1 incomplete folder(s) waiting for _SUCCESS: {INCOMPLETE}" in err
@@ -126,7 +126,7 @@ def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
            "rejected (6.8%, warn above 5%)" in err
     page = tmp / "wh" / "output" / "data_docs" / "citycloud-quality.html"
     assert f"quality page: {page}" in err
-    assert proc.stdout.startswith("run: 107 deliveries") and "8 warnings; marts published" in proc.stdout
+    assert proc.stdout.startswith("run: 115 deliveries") and "8 warnings; marts published" in proc.stdout
 
 
 @pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
@@ -134,7 +134,7 @@ def test_run_log_has_every_detail(tiny_run):
     tmp, proc = tiny_run
     log = (tmp / "wh" / "output" / "logs" / "run.log").read_text(encoding="utf-8")
     assert f"full log: {tmp / 'wh' / 'output' / 'logs' / 'run.log'}" in proc.stderr
-    assert len(re.findall(r" \[\d+/107\] 430100/", log)) == 107
+    assert len(re.findall(r" \[\d+/115\] 430100/", log)) == 115
     assert len(re.findall(r" dbt \d+ of \d+ ", log)) >= 100
     assert log.count("WARNING [warning] ") == 8 and log.count("WARNING files set aside: 430100/") == 2
     assert proc.stdout.strip() in log
