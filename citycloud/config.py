@@ -28,7 +28,7 @@ BUSINESS_UTC_OFFSET_ISO = f"{BUSINESS_UTC_OFFSET_HOURS:+03d}:00"  # as ISO 8601 
 assert BUSINESS_TZ.utcoffset(datetime(2026, 7, 1)).total_seconds() == BUSINESS_UTC_OFFSET_HOURS * 3600, \
     "the business time zone must keep one UTC offset all year (no daylight saving)"
 
-SOURCES = ("registrations", "service_access", "service_catalog", "ratings")
+SOURCES = ("registrations", "service_access", "service_catalog", "ratings", "review_tickets")
 # The service catalog is a snapshot that is not delivered every day: never waited for (the DAG's
 # sensor) nor reported missing (alerts).
 WAITED_SOURCES = tuple(s for s in SOURCES if s != "service_catalog")
