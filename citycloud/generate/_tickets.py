@@ -55,6 +55,7 @@ class TicketsWriter:
         self.pending: dict[int, list[tuple]] = defaultdict(list)  # delivery day -> [(updated_at, seq, row)]
         self.count = 0
         self.forced_orphan = self.forced_early = not city.dirt
+        self.stale_done = self.tie_done = False
 
     def add(self, bad: pl.DataFrame, dn: int) -> None:
         """Tickets for the bad reviews delivered on day ``dn`` (event_id, ts, svc, real)."""
@@ -63,11 +64,14 @@ class TicketsWriter:
         early = None
         if not self.forced_early and dn > self.city.start_dn:
             late = [i for i, r in enumerate(rows) if local_day(r[1]) < dn]
+            if not late and (dn - self.city.start_dn >= 14 or dn == self.city.last_dn):
+                late = list(range(len(rows)))  # none came late: one opened before its rating (clock skew)
             if late:
                 early = late[int(rng.integers(0, len(late)))]
                 self.forced_early = True
         for i, (event_id, ts, svc, real) in enumerate(rows):
             copies = 0 if rng.random() < FATE_P[0] else 1 + int(rng.random() < 0.02)  # a second ticket now and then
+            copies = max(copies, int(i == early))
             for _ in range(copies):
                 self._ticket(rng, event_id, int(ts), svc, real, dn, early=i == early)
         if not self.forced_orphan and rows:  # a ticket whose rating never arrives
@@ -88,8 +92,9 @@ class TicketsWriter:
         city, n = self.city, TARGET_WORKING_DAYS
         self.count += 1
         ticket_id = f"T{city.code}-{ymd(dn)}-{self.count:06d}"
-        if early:  # opened and delivered the day before its rating's (late) delivery
-            opened = ts + int((day_start(dn) - ts) * rng.uniform(0.1, 0.5))
+        if early:  # opened and delivered the day before its rating's delivery
+            opened = ts + int((day_start(dn) - ts) * rng.uniform(0.1, 0.5)) if ts < day_start(dn) \
+                else int(day_start(dn)) - int(rng.integers(HOUR, 12 * HOUR))
         else:
             opened = ts + 60 + int(min(rng.exponential(8 * HOUR), 2 * DAY - 120))
         rday = int(local_day(ts))
@@ -154,17 +159,24 @@ class TicketsWriter:
             placed.append(day)
             if day <= last:
                 self.pending[day].append((v["updated_at"], self._line(rng, v)))
+        # Now and then (and at least once per city): a version sent again in a later delivery,
+        # even a stale one, or the latest version corrected without a new updated_at.
         r = rng.random()
-        if r < 0.03:  # a version sent again in a later delivery (possibly stale: an older one)
-            v = versions[int(rng.integers(0, len(versions)))]
-            again = placed[-1] + int(rng.integers(1, 4))
-            if again <= last:
-                self.pending[again].append((v["updated_at"], self._line(rng, v)))
-        elif r < 0.04:  # the latest version corrected without a new updated_at: the later delivery wins
-            v = dict(versions[-1], category=CATEGORIES[int(rng.integers(0, 6))])
-            again = placed[-1] + int(rng.integers(1, 3))
-            if again <= last:
-                self.pending[again].append((v["updated_at"], self._line(rng, v)))
+        kind = "resend" if r < 0.03 else "tie" if r < 0.05 else None
+        if len(versions) > 1 and (not self.stale_done or not self.tie_done):
+            kind = "resend" if not self.stale_done else "tie"
+        if kind is None:
+            return
+        again = placed[-1] + int(rng.integers(1, 3))
+        if again > last:
+            return
+        if kind == "resend":
+            v = versions[0] if not self.stale_done else versions[int(rng.integers(0, len(versions)))]
+            self.stale_done = self.stale_done or len(versions) > 1
+        else:  # the later delivery wins the tie
+            v = dict(versions[-1], category=CATEGORIES[(CATEGORIES.index(versions[-1]["category"]) + 1) % 6])
+            self.tie_done = True
+        self.pending[again].append((v["updated_at"], self._line(rng, v)))
 
     def _line(self, rng, v: dict) -> dict:
         """The version as a JSON-ready dict, timestamps in one of the landing's forms."""
