@@ -52,7 +52,7 @@ class TicketsWriter:
         dept = cat.frame["department"].to_list()
         self.dept_of = dict(zip(cat.ids.to_list(), dept))
         self.departments = sorted(set(dept))
-        self.pending: dict[int, list[tuple]] = defaultdict(list)  # delivery day -> [(updated_at, seq, row)]
+        self.pending: dict[int, list[tuple]] = defaultdict(list)  # delivery day -> [(updated_at, row)]
         self.count = 0
         self.forced_orphan = self.forced_early = not city.dirt
         self.stale_done = self.tie_done = False
@@ -72,8 +72,8 @@ class TicketsWriter:
         for i, (event_id, ts, svc, real) in enumerate(rows):
             copies = 0 if rng.random() < FATE_P[0] else 1 + int(rng.random() < 0.02)  # a second ticket now and then
             copies = max(copies, int(i == early))
-            for _ in range(copies):
-                self._ticket(rng, event_id, int(ts), svc, real, dn, early=i == early)
+            for k in range(copies):
+                self._ticket(rng, event_id, int(ts), svc, real, dn, early=i == early and k == 0)
         if not self.forced_orphan and rows:  # a ticket whose rating never arrives
             _, ts, svc, real = rows[0]
             self._ticket(rng, f"G{self.city.code}-{ymd(self.city.start_dn - 1)}-{self.count:08d}", int(ts), svc,
@@ -82,7 +82,8 @@ class TicketsWriter:
 
     def _day(self, rating_day: int, k: int) -> int:
         """The k-th working day after ``rating_day`` (which itself never counts)."""
-        return int(self.work[np.searchsorted(self.work, rating_day, side="right") + k - 1])
+        i = int(np.searchsorted(self.work, rating_day, side="right")) + k - 1
+        return int(self.work[min(i, len(self.work) - 1)])  # far past the window: the last one known will do
 
     def _at(self, rng, day: int, after: int) -> int:
         """A moment in office hours of ``day``, not before ``after``."""
