@@ -45,6 +45,10 @@ MONTHLY = ("ratings", "grade_5", "grade_4", "grade_3", "grade_2", "grade_1", "av
            "called_back", "callback_rate", "replied", "settled", "as_of_day")
 
 
+# The columns of marts.review_items whose meaning reviews_interface.md fixes without doubt.
+ITEM_COLUMNS = ("month", "rating_day", "ticket_id", "department", "category", "status", "due_day", "outcome")
+
+
 def parse_ts(value) -> dt.datetime | None:
     """An aware datetime, or None when the value is not a landing.md timestamp (epoch numbers included)."""
     if not isinstance(value, str) or not TS_RE.fullmatch(value):
@@ -178,8 +182,23 @@ def covered_months(days: set[dt.date]) -> list[dt.date]:
     return months
 
 
+def as_of_day(landing: Landing, city: str) -> dt.date | None:
+    """The city's latest complete review_tickets delivery (None: it has none)."""
+    days = landing.tickets_delivered.get(city)
+    return max(days) if days else None
+
+
+def outcome(status: str | None, rectified: dt.date | None, due: dt.date, as_of: dt.date | None) -> str:
+    if status == "appeal_upheld":
+        return "unfounded"
+    if status == "rectified":
+        return "rectified_on_time" if rectified <= due else "rectified_late"
+    return "overdue_open" if as_of is not None and due < as_of else "open_not_due"  # no ticket, open, unresolvable
+
+
 def review_items(landing: Landing, n: int) -> pl.DataFrame:
-    """One row per counted rating of a covered month, with its bad-review outcome."""
+    """One row per counted rating of a covered month; for a bad review its ticket, due day and
+    outcome (the columns of marts.review_items that the monthly marts sum)."""
     _, is_working = working_days()
     tickets, _ = winning_tickets(landing)
     covered = {c: set(covered_months(days)) for c, days in landing.delivered.items()}
@@ -188,49 +207,50 @@ def review_items(landing: Landing, n: int) -> pl.DataFrame:
         rday = local_day(r["ts"])
         if rday.replace(day=1) not in covered.get(city, ()):
             continue
-        t = tickets.get((city, event_id)) if r["score"] <= 2 else None
+        bad = r["score"] <= 2
+        t = tickets.get((city, event_id)) if bad else None
         status = t["status"] if t else None
         rectified = local_day(parse_ts(t["rectified_at"])) if status == "rectified" else None
         cat = t.get("category") if t else None
+        due = due_day(rday, n, is_working)
         rows.append({
-            "city_code": city, "month": rday.replace(day=1), "score": r["score"], "bad": r["score"] <= 2,
-            "real_name": r.get("user_id") is not None, "department": t["department"] if t else "unassigned",
-            "category": cat if cat not in (None, "") else "untagged", "status": status,
-            "due_day": due_day(rday, n, is_working), "rectified_day": rectified,
-            "replied": bool(t and t.get("replied_at") is not None), "ticket_called_back": bool(t and t["called_back"]),
+            "city_code": city, "month": rday.replace(day=1), "rating_day": rday, "rating_event_id": event_id,
+            "score": r["score"], "bad": bad, "real_name": r.get("user_id") is not None,
+            "ticket_id": t["ticket_id"] if t else None, "department": t["department"] if t else "unassigned",
+            "category": cat if cat not in (None, "") else "untagged", "status": status, "due_day": due,
+            "outcome": outcome(status, rectified, due, as_of_day(landing, city)) if bad else None,
+            "replied": bool(t and t.get("replied_at") is not None), "called_back": bool(t and t["called_back"]),
         })
-    schema = {"city_code": pl.Utf8, "month": pl.Date, "score": pl.Int64, "bad": pl.Boolean, "real_name": pl.Boolean,
-              "department": pl.Utf8, "category": pl.Utf8, "status": pl.Utf8, "due_day": pl.Date,
-              "rectified_day": pl.Date, "replied": pl.Boolean, "ticket_called_back": pl.Boolean}
+    schema = {"city_code": pl.Utf8, "month": pl.Date, "rating_day": pl.Date, "rating_event_id": pl.Utf8,
+              "score": pl.Int64, "bad": pl.Boolean, "real_name": pl.Boolean, "ticket_id": pl.Utf8,
+              "department": pl.Utf8, "category": pl.Utf8, "status": pl.Utf8, "due_day": pl.Date, "outcome": pl.Utf8,
+              "replied": pl.Boolean, "called_back": pl.Boolean}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _measures(as_of) -> list[pl.Expr]:
+def _measures() -> list[pl.Expr]:
     bad = pl.col("bad")
-    status = pl.col("status").fill_null("none")  # no ticket
-    unfounded = bad & (status == "appeal_upheld")
-    counted = bad & ~unfounded
-    rectified = bad & (status == "rectified")
-    not_fixed = bad & status.is_in(["none", "open", "unresolvable"])
-    overdue = not_fixed & (pl.col("due_day") < as_of) if as_of is not None else pl.lit(False)
+    is_ = lambda o: bad & (pl.col("outcome") == o)  # noqa: E731
+    counted = bad & (pl.col("outcome") != "unfounded")
     real = counted & pl.col("real_name")
-    return [bad.sum().alias("bad_reviews"), unfounded.sum().alias("unfounded"),
-            (rectified & (pl.col("rectified_day") <= pl.col("due_day"))).sum().alias("rectified_on_time"),
-            (rectified & (pl.col("rectified_day") > pl.col("due_day"))).sum().alias("rectified_late"),
-            overdue.sum().alias("overdue_open"), real.sum().alias("real_name_bad"),
-            (real & pl.col("ticket_called_back")).sum().alias("called_back"),
+    return [bad.sum().alias("bad_reviews"), is_("unfounded").sum().alias("unfounded"),
+            is_("rectified_on_time").sum().alias("rectified_on_time"),
+            is_("rectified_late").sum().alias("rectified_late"), is_("overdue_open").sum().alias("overdue_open"),
+            real.sum().alias("real_name_bad"), (real & pl.col("called_back")).sum().alias("called_back"),
             (counted & pl.col("replied")).sum().alias("replied")]
 
 
 def recompute(root: Path, n: int) -> dict[str, dict[tuple, tuple]]:
     """{"review_monthly": {(city, month, department): values in MONTHLY order},
-        "review_tags_monthly": {(city, month, category): (bad_reviews,)}, "orphans": {(city, ticket_id): (...)}}."""
+        "review_tags_monthly": {(city, month, category): (bad_reviews,)},
+        "review_items": {(city, rating_event_id): values in ITEM_COLUMNS order} (bad reviews),
+        "orphans": {(city, ticket_id): (rating_event_id, dt of the winning version)}}."""
     landing = Landing(root).read()
     items = review_items(landing, n)
     monthly: dict = {}
     tags: dict = {}
     for city, days in sorted(landing.delivered.items()):
-        as_of = max(landing.tickets_delivered[city]) if landing.tickets_delivered.get(city) else None
+        as_of = as_of_day(landing, city)
         for month in covered_months(days):
             m = items.filter((pl.col("city_code") == city) & (pl.col("month") == month))
             bad = m.filter(pl.col("bad"))
@@ -239,7 +259,7 @@ def recompute(root: Path, n: int) -> dict[str, dict[tuple, tuple]]:
             groups = [("all", m)] + [(d, bad.filter(pl.col("department") == d))
                                      for d in sorted(bad["department"].unique())]
             for dept, g in groups:
-                v = g.select(_measures(as_of)).row(0, named=True)
+                v = g.select(_measures()).row(0, named=True)
                 grades = [int((g["score"] == s).sum()) for s in (5, 4, 3, 2, 1)]
                 head = [g.height, *grades, g["score"].mean() if g.height else None] if dept == "all" \
                     else [None] * 7
@@ -253,4 +273,6 @@ def recompute(root: Path, n: int) -> dict[str, dict[tuple, tuple]]:
                 tags[(city, month, cat)] = (k,)
     _, orphans = winning_tickets(landing)
     return {"review_monthly": monthly, "review_tags_monthly": tags,
+            "review_items": {(r["city_code"], r["rating_event_id"]): tuple(r[c] for c in ITEM_COLUMNS)
+                             for r in items.filter(pl.col("bad")).iter_rows(named=True)},
             "orphans": {(c, t): (r, d) for c, t, r, d in orphans}}

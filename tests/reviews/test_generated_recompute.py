@@ -3,8 +3,9 @@
 the Spring Festival (02-15..02-23, make-up days 02-14 and 02-28) inside the deadlines, late and
 stale ticket versions, appeals, orphans and dirt as `citycloud generate` delivers them.
 
-Needs the marts of issue #26 (marts.review_monthly, marts.review_tags_monthly,
-audit.review_ticket_orphans; reviews_interface.md) and Settings.rectify_working_days."""
+Needs the marts of issue #26 (marts.review_monthly, marts.review_tags_monthly, marts.review_items,
+audit.review_ticket_orphans) and Settings.rectify_working_days; test_the_generated_months_exercise_the_rules
+needs only the generator."""
 from __future__ import annotations
 
 from datetime import date
@@ -26,7 +27,7 @@ COLUMNS = {"review_monthly": ref.MONTHLY, "review_tags_monthly": ("bad_reviews",
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     root = tmp_path_factory.mktemp("reviews_generated") / "landing"
-    generate(root, cities=2, start=START, days=DAYS, users=600, seed=26, holidays=True)
+    generate(root, cities=2, start=START, days=DAYS, users=1000, seed=26, holidays=True)
     return root
 
 
@@ -53,6 +54,24 @@ def _differences(expected: dict, actual: dict) -> list:
             if k not in expected or k not in actual or not all(same(x, y) for x, y in zip(expected[k], actual[k]))]
 
 
+def test_the_reference_reads_the_ratings_the_pipeline_counts(built):
+    """The ground floor of the comparison: the same counted ratings, scores and rating days."""
+    landing = ref.Landing(built.landing).read()
+    mine = {k: (r["score"], ref.local_day(r["ts"])) for k, (_, r) in landing.ratings.items()}
+    staged = _table(built.warehouse, "staging.stg_landing__ratings", ("city_code", "event_id"), ("score", "event_day"))
+    assert mine == staged
+
+
+def test_each_bad_review_agrees_with_the_recomputation(built):
+    """marts.review_items of the covered months: ticket, department, tag, status, due day, outcome."""
+    expected = ref.recompute(built.landing, built.rectify_working_days)
+    covered = {(c, m) for c, m, _ in expected["review_monthly"]}
+    actual = {k: v for k, v in _table(built.published, "marts.review_items", ("city_code", "rating_event_id"),
+                                      ref.ITEM_COLUMNS).items() if (k[0], v[0]) in covered}
+    assert len(expected["review_items"]) > 20
+    assert _differences(expected["review_items"], actual)[:5] == []
+
+
 def test_review_marts_agree_with_the_recomputation(built):
     expected = ref.recompute(built.landing, built.rectify_working_days)
     for mart, key in KEYS.items():
@@ -61,7 +80,7 @@ def test_review_marts_agree_with_the_recomputation(built):
         assert _differences(expected[mart], actual)[:5] == [], mart
     orphans = _table(built.warehouse, "audit.review_ticket_orphans", ("city_code", "ticket_id"),
                      ("rating_event_id", "dt"))
-    assert orphans == expected["orphans"]
+    assert orphans == expected["orphans"] and orphans
 
 
 def test_the_generated_months_exercise_the_rules(landing):

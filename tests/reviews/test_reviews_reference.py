@@ -139,3 +139,17 @@ def test_settled_once_the_latest_due_day_has_passed(landing):
     assert row[-2] is True
     assert row[11] == 2  # r5 open and r4 without a ticket are overdue now
     assert got["review_monthly"][(CD, D(2026, 2, 1), "all")][-2] is False  # no as-of day
+
+
+def test_items_by_hand(landing):
+    """Each bad review's ticket, due day (N = 5) and outcome."""
+    items = ref.recompute(landing, 5)["review_items"]
+    feb = D(2026, 2, 1)
+    assert items == {
+        (SH, "r1"): (feb, D(2026, 2, 13), "T1", "市人社局", "系统故障", "rectified", D(2026, 2, 27), "rectified_on_time"),
+        (SH, "r2"): (feb, D(2026, 2, 2), "T2", "市人社局", "服务态度", "rectified", D(2026, 2, 9), "rectified_late"),
+        (SH, "r3"): (feb, D(2026, 2, 20), "T3", "市公安局", "办事效率", "appeal_upheld", D(2026, 2, 28), "unfounded"),
+        (SH, "r4"): (feb, D(2026, 2, 25), None, "unassigned", "untagged", None, D(2026, 3, 3), "open_not_due"),
+        (SH, "r5"): (feb, D(2026, 2, 3), "T5", "市人社局", "untagged", "open", D(2026, 2, 10), "overdue_open"),
+        (CD, "c2"): (feb, D(2026, 2, 2), None, "unassigned", "untagged", None, D(2026, 2, 9), "open_not_due"),
+    }
