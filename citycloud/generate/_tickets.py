@@ -27,9 +27,10 @@ from ._people import phone_numbers
 TARGET_WORKING_DAYS = 15  # how fast the simulated departments aim to work (reviews.md's common rule)
 CATEGORIES = ("办事效率", "系统故障", "流程繁琐", "服务态度", "指南不准", "其他", "", None)
 CATEGORY_P = np.cumsum([0.3, 0.24, 0.14, 0.1, 0.1, 0.06, 0.03, 0.03])
-# Fates of a bad review: no ticket, rectified on time / late, open for good, unresolvable, appeal upheld.
-FATES = ("none", "on_time", "late", "open", "unresolvable", "appeal")
-FATE_P = np.cumsum([0.05, 0.68, 0.1, 0.07, 0.06, 0.04])
+NO_TICKET = 0.03  # bad reviews nobody opens a ticket for
+# Fates of a ticket: rectified on time / late, open for good, unresolvable, appeal upheld.
+FATES = ("on_time", "late", "open", "unresolvable", "appeal")
+FATE_P = np.cumsum([0.8, 0.08, 0.04, 0.05, 0.03])
 NOTES = ("已联系业务处室核实", "系统已修复，已告知市民", "已优化办事指南", "窗口人员已批评教育", "申诉材料已提交",
          "已转办区级部门", "市民诉求超出受理范围")
 FORMS = (F_OFFSET, F_Z, F_LOCAL_T, F_LOCAL_SPACE)
@@ -56,6 +57,7 @@ class TicketsWriter:
         self.count = 0
         self.forced_orphan = self.forced_early = not city.dirt
         self.stale_done = self.tie_done = False
+        self.unseen = ["appeal", "unresolvable", "open", "late", "none"]  # the rare fates, each once early on
 
     def add(self, bad: pl.DataFrame, dn: int) -> None:
         """Tickets for the bad reviews delivered on day ``dn`` (event_id, ts, svc, real)."""
@@ -70,10 +72,12 @@ class TicketsWriter:
                 early = late[int(rng.integers(0, len(late)))]
                 self.forced_early = True
         for i, (event_id, ts, svc, real) in enumerate(rows):
-            copies = 0 if rng.random() < FATE_P[0] else 1 + int(rng.random() < 0.02)  # a second ticket now and then
-            copies = max(copies, int(i == early))
+            copies = 0 if rng.random() < NO_TICKET else 1 + int(rng.random() < 0.02)  # a second ticket now and then
+            fate = self.unseen.pop() if self.unseen and i != early else None
+            copies = 0 if fate == "none" else max(copies, int(fate is not None or i == early))
             for k in range(copies):
-                self._ticket(rng, event_id, int(ts), svc, real, dn, early=i == early and k == 0)
+                self._ticket(rng, event_id, int(ts), svc, real, dn, early=i == early and k == 0,
+                             fate=fate if k == 0 else None)
         if not self.forced_orphan and rows:  # a ticket whose rating never arrives
             _, ts, svc, real = rows[0]
             self._ticket(rng, f"G{self.city.code}-{ymd(self.city.start_dn - 1)}-{self.count:08d}", int(ts), svc,
@@ -89,7 +93,8 @@ class TicketsWriter:
         """A moment in office hours of ``day``, not before ``after``."""
         return max(int(day_start(day)) + 9 * HOUR + int(rng.integers(0, 9 * HOUR)), after + 600)
 
-    def _ticket(self, rng, event_id: str, ts: int, svc: str, real: bool, dn: int, early: bool = False) -> None:
+    def _ticket(self, rng, event_id: str, ts: int, svc: str, real: bool, dn: int, early: bool = False,
+                fate: str | None = None) -> None:
         city, n = self.city, TARGET_WORKING_DAYS
         self.count += 1
         ticket_id = f"T{city.code}-{ymd(dn)}-{self.count:06d}"
@@ -99,7 +104,8 @@ class TicketsWriter:
         else:
             opened = ts + 60 + int(min(rng.exponential(8 * HOUR), 2 * DAY - 120))
         rday = int(local_day(ts))
-        fate = FATES[max(1, int(np.searchsorted(FATE_P, rng.random(), side="right")))]
+        drawn = FATES[min(int(np.searchsorted(FATE_P, rng.random() * FATE_P[-1], side="right")), len(FATES) - 1)]
+        fate = fate or drawn
         dept = self.dept_of.get(svc)
         if dept is None or rng.random() < 0.08:  # an unknown service, or routed to another department
             dept = self.departments[int(rng.integers(0, len(self.departments)))]
