@@ -15,7 +15,7 @@ import pytest
 
 from citycloud import pipeline
 from citycloud.generate import generate
-from tests.conftest import make_settings
+from tests.conftest import TEST_KEY, make_settings
 from tests.reviews import reviews_reference as ref
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,10 @@ def landing(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(landing):
     settings = make_settings(landing.parent, landing)
-    assert pipeline.run(settings).published
+    with pytest.MonkeyPatch.context() as mp:  # the autouse key fixture is per test
+        mp.setenv("CITYCLOUD_PII_KEY", TEST_KEY)
+        mp.setenv("CITYCLOUD_DUCKDB_MEMORY_LIMIT", "2GB")
+        assert pipeline.run(settings).published
     return settings
 
 
