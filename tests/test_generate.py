@@ -30,7 +30,10 @@ REQUIRED = {
     "service_access": ("event_id", "service_id", "event_time", "outcome"),
     "ratings": ("event_id", "service_id", "score", "event_time"),
     "service_catalog": ("service_id", "online_date"),
+    "review_tickets": ("ticket_id", "rating_event_id", "department", "opened_at", "status", "updated_at",
+                       "called_back"),
 }
+TICKET_TIMES = ("opened_at", "updated_at", "rectified_at", "replied_at")
 REG_COLUMNS = ["event_id", "event_type", "user_id", "event_time", "channel", "phone", "id_number", "auth_level",
                "district_code"]
 
@@ -56,6 +59,8 @@ def check_row(source: str, row: dict, dt_day: dt.date) -> tuple[str | None, str 
     for key in REQUIRED[source]:
         if row.get(key) in (None, ""):
             return "missing_field", None
+    if source == "review_tickets":
+        return check_ticket(row, dt_day), None
     if source == "service_catalog":
         try:
             dt.date.fromisoformat(row["online_date"])
@@ -80,6 +85,25 @@ def check_row(source: str, row: dict, dt_day: dt.date) -> tuple[str | None, str 
     if source == "ratings" and (not isinstance(row["score"], int) or not 1 <= row["score"] <= 5):
         return "bad_score", form
     return None, form
+
+
+def check_ticket(row: dict, dt_day: dt.date) -> str | None:
+    """reviews.md: no epoch numbers, called_back a JSON boolean, rectified_at when rectified."""
+    for key in TICKET_TIMES:
+        if row.get(key) is not None:
+            try:
+                _, ts = parse_ts(row[key], False)
+            except ValueError:
+                return "bad_timestamp"
+            if ts >= dt.datetime.combine(dt_day + dt.timedelta(days=1), dt.time(), SH) or ts < FLOOR:
+                return "bad_timestamp"  # never generated: the reader only needs to notice
+    if not isinstance(row["called_back"], bool):
+        return "bad_called_back"
+    if row["status"] not in ("open", "rectified", "unresolvable", "appeal_upheld"):
+        return "bad_status"
+    if row["status"] == "rectified" and not row.get("rectified_at"):
+        return "missing_rectified_at"
+    return None
 
 
 class Area:
@@ -192,7 +216,7 @@ def test_layout_and_success_markers(dirty, clean):
         for (city, source, day), complete in area.folders.items():
             assert source in REQUIRED and START <= day <= end
         for city in summary["cities"]:
-            for source in ("registrations", "service_access", "ratings"):
+            for source in ("registrations", "service_access", "ratings", "review_tickets"):
                 days = sorted(d for c, s, d in area.folders if (c, s) == (city, source))
                 assert days == [START + dt.timedelta(days=i) for i in range(DAYS)]
             catalog = sorted(d for c, s, d in area.folders if (c, s) == (city, "service_catalog"))
@@ -233,6 +257,8 @@ def test_every_bad_row_reason_is_present_when_dirty(dirty):
         "ratings": {"missing_field", "bad_timestamp", "bad_score", "after_delivery_day", "before_2015",
                     "malformed_json"},
         "service_catalog": {"missing_field", "bad_date"},
+        "review_tickets": {"missing_field", "bad_timestamp", "bad_called_back", "missing_rectified_at",
+                           "malformed_json"},
     }
     for source, reasons in expected.items():
         assert {r for s, r in area.rejects if s == source} == reasons, source
@@ -312,7 +338,7 @@ def test_clean_has_no_dirt(clean):
 def test_duplicates_keep_id_time_and_content(which, request):
     _, area = request.getfixturevalue(which)
     for (city, source), rows in area.rows.items():
-        if source == "service_catalog":
+        if source in ("service_catalog", "review_tickets"):  # snapshots; versions (tests/reviews)
             continue
         seen, within, across = {}, 0, 0
         for day, rel, row, _ in rows:
@@ -333,7 +359,7 @@ def test_duplicates_keep_id_time_and_content(which, request):
 def test_late_events(which, request):
     _, area = request.getfixturevalue(which)
     for (city, source), rows in area.rows.items():
-        if source == "service_catalog":
+        if source in ("service_catalog", "review_tickets"):
             continue
         lateness = Counter()
         for day, rel, row, _ in rows:

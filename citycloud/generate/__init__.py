@@ -4,7 +4,8 @@ deterministic by seed.
 Per city: an account history since the platform opened (registrations: initial load, then
 daily files), a service catalog with services going online and offline (snapshots on some
 days), the gateway log of accesses (several JSONL / JSONL.gz parts a day; volume from the user
-base or ``accesses_per_day``) and reviews of those accesses (ratings). Every random draw comes
+base or ``accesses_per_day``), reviews of those accesses (ratings) and the rectification
+tickets of the bad reviews (review_tickets, _tickets.py). Every random draw comes
 from a numpy Generator seeded by (seed, city, source, day, part) and gzip is written with mtime 0,
 so the same arguments give the same bytes.
 """
@@ -28,6 +29,7 @@ from ._dirt import Plan, make_plan
 from ._people import id_number_ok, phone_ok, simulate
 from ._ratings import RatingsWriter
 from ._registrations import write_registrations
+from ._tickets import TicketsWriter
 
 CITIES: dict[str, str] = {p.code: p.name for p in PROFILES}
 CITY_SCALE: dict[str, float] = {p.code: p.scale for p in PROFILES}  # accounts relative to Shanghai
@@ -98,10 +100,15 @@ def _write(profiles, users, seed, start_dn, last_dn, accesses_per_day, dirt, pla
         write_registrations(city, pop, landing)
         access = AccessWriter(city, pop, cat, landing, accesses_per_day, say)
         ratings = RatingsWriter(city, pop, cat, landing)
+        tickets = TicketsWriter(city, cat, landing)
         for i, dn in enumerate(range(start_dn, last_dn + 1)):
             ratings.add(access.deliver(dn), dn)
             ratings.deliver(dn)
+            tickets.add(ratings.take_bad(), dn)
+            if dn > start_dn:  # a day behind, so a ticket can come before its (late) rating
+                tickets.deliver(dn - 1)
             say(f"{prof.code} {prof.name}: dt={day_date(dn)} ({i + 1}/{days}) written")
+        tickets.deliver(last_dn)
 
 
 def generate(out: Path, cities: int = 3, start: dt.date = dt.date(2026, 1, 1), days: int = 60,

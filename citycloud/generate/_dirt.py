@@ -17,7 +17,12 @@ RATING_BAD = ("missing_field", "bad_timestamp", "bad_score", "after_delivery_day
               "malformed_json")
 REG_BAD = ("missing_field", "bad_timestamp", "unknown_event_type", "after_delivery_day", "before_2015",
            "bad_auth_level")
-BAD_KINDS = {"registrations": REG_BAD, "service_access": ACCESS_BAD, "ratings": RATING_BAD}
+# review_tickets: an epoch number is no timestamp there, called_back must be a JSON boolean, a
+# rectified ticket needs rectified_at (reviews.md).
+TICKET_BAD = ("missing_field", "bad_timestamp", "bad_called_back", "missing_rectified_at", "malformed_json")
+TICKET_REQUIRED = ("ticket_id", "rating_event_id", "department", "opened_at", "status", "updated_at", "called_back")
+BAD_KINDS = {"registrations": REG_BAD, "service_access": ACCESS_BAD, "ratings": RATING_BAD,
+             "review_tickets": TICKET_BAD}
 EVENT_SOURCES = ("registrations", "service_access", "ratings")
 
 
@@ -39,11 +44,12 @@ class Plan:
     def complete(self, city: str, source: str, dn: int) -> bool:
         return not (self.incomplete == (city, source) and dn == self.last_dn)
 
-    def bad_kinds(self, rng: np.random.Generator, city: str, source: str, dn: int, rows: int) -> list[str]:
+    def bad_kinds(self, rng: np.random.Generator, city: str, source: str, dn: int, rows: int,
+                  base_rate: float = 0.12) -> list[str]:
         if not self.dirt:
             return []
         kinds = list(self.forced.get((city, source, dn), []))
-        extra = int(rng.poisson(0.12 + min(rows * 2e-6, 40)))
+        extra = int(rng.poisson(base_rate + min(rows * 2e-6, 40)))
         pool = BAD_KINDS[source]
         kinds += [pool[int(i)] for i in rng.integers(0, len(pool), extra)]
         self.log += [(city, source, dn, kind) for kind in kinds]
@@ -84,6 +90,9 @@ def make_plan(seed: int, cities: list[str], start_dn: int, last_dn: int, dirt: b
         for source in EVENT_SOURCES:
             for kind in BAD_KINDS[source]:
                 plan.forced.setdefault((city, source, choose(city, source)), []).append(kind)
+    for city in cities:  # drawn last, so the other sources' dirt stays where it was
+        for kind in TICKET_BAD:
+            plan.forced.setdefault((city, "review_tickets", choose(city, "review_tickets")), []).append(kind)
     return plan
 
 
@@ -128,6 +137,27 @@ def rating_bad_line(rng, kind: str, code: str, dn: int, event_id: str, service_i
     if kind == "bad_score":
         row["score"] = [0, 6, 10, -1, 99][int(rng.integers(0, 5))]
     return _finish(rng, kind, row, ("event_id", "service_id", "score", "event_time"))
+
+
+def ticket_bad_line(rng, kind: str, code: str, dn: int, base: dict | None) -> str:
+    """A ticket version that breaks the contract: a copy of one of the day's versions (or a made-up
+    one) with one fault."""
+    when = iso_local(day_start(dn) + int(rng.integers(9 * 3600, 18 * 3600)))
+    row = dict(base) if base else {
+        "ticket_id": f"T{code}-{day_date(dn):%Y%m%d}-X{int(rng.integers(0, 10**5)):05d}",
+        "rating_event_id": f"G{code}-{day_date(dn):%Y%m%d}-{int(rng.integers(0, 10**4)):08d}",
+        "department": "市政务服务办", "category": "其他", "opened_at": when, "status": "open", "rectified_at": None,
+        "replied_at": None, "called_back": False, "updated_at": when, "handler_note": None}
+    if kind == "bad_timestamp":  # epoch milliseconds: allowed in service_access only
+        key = ("opened_at", "updated_at")[int(rng.integers(0, 2))]
+        row[key] = (day_start(dn) + int(rng.integers(0, DAY))) * 1000
+    elif kind == "bad_called_back":
+        row["called_back"] = ["true", "false", "是", "1"][int(rng.integers(0, 4))]
+    elif kind == "missing_rectified_at":
+        row.update(status="rectified", rectified_at=None)
+        if rng.random() < 0.5:
+            del row["rectified_at"]
+    return _finish(rng, kind, row, TICKET_REQUIRED)
 
 
 def _finish(rng, kind: str, row: dict, required: tuple[str, ...]) -> str:

@@ -28,6 +28,7 @@ class RatingsWriter:
         self.resend: dict[int, list[pl.Series]] = defaultdict(list)
         self.forced = False
         self.late_done = False
+        self.bad: list[pl.DataFrame] = []  # the bad reviews written, for their tickets (_tickets.py)
 
     def add(self, candidates: list[pl.DataFrame], dn: int) -> None:
         target = self.city.plan.very_late.get((self.city.code, "ratings"), 0)
@@ -103,7 +104,24 @@ class RatingsWriter:
             pl.lit(', "service_id": "'), pl.col("svc"), pl.lit('", "score": '), pl.col("score").cast(pl.Utf8),
             pl.lit(', "event_time": '), pl.col("et"), pl.lit(', "comment": '), comment, pl.lit("}"),
         ])
+        self._keep_bad(dn, score, df["ts"], svc, user, user_null)
         return frame.select(line.alias("line")).to_series()
+
+    def _keep_bad(self, dn: int, score, ts: pl.Series, svc: pl.Series, user: pl.Series, user_null) -> None:
+        pick = pl.Series(np.flatnonzero(score <= 2))
+        if len(pick):
+            self.bad.append(pl.DataFrame({
+                "event_id": f"G{self.city.code}-{ymd(dn)}-" + pick.cast(pl.Utf8).str.zfill(8),
+                "ts": ts.gather(pick), "svc": svc.gather(pick),
+                "real": (user.gather(pick) != "null") & ~pl.Series(user_null).gather(pick),
+            }))
+
+    def take_bad(self) -> pl.DataFrame:
+        """The bad reviews written since the last call (event_id, ts, svc, real: has a user_id)."""
+        out = pl.concat(self.bad) if self.bad else pl.DataFrame(
+            schema={"event_id": pl.Utf8, "ts": pl.Int64, "svc": pl.Utf8, "real": pl.Boolean})
+        self.bad = []
+        return out
 
     def _pick_resend(self, rng, lines: pl.Series, dn: int) -> None:
         n = len(lines)
