@@ -139,7 +139,7 @@ def load_month(con: duckdb.DuckDBPyConnection, cities: Sequence[str], month: dt.
                       cities, month)
     overdue = _frame(con, f"SELECT city_code, department, ticket_id, rating_day, due_day, status FROM {ITEMS} "
                           f"WHERE {where} AND outcome = 'overdue_open' "
-                          "ORDER BY city_code, department, due_day, ticket_id NULLS LAST", cities, month)
+                          "ORDER BY city_code, department = 'unassigned', department, due_day, ticket_id NULLS LAST", cities, month)
     for frame, column in ((overdue, "rating_day"), (overdue, "due_day"), (overview, "as_of_day")):
         frame[column] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in frame[column]]
     return MonthFigures(month, overview, departments, tags, channels, overdue)

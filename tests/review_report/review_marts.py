@@ -123,3 +123,24 @@ def build_minimal(warehouse: Path) -> Path:
     finally:
         con.close()
     return warehouse
+
+
+def build_dashboard(warehouse: Path) -> Path:
+    """The dashboard tests' hand-built warehouse (tests/dashboard/dashboard_handmade.py: Changsha
+    and Shanghai) with the review marts added and the snapshot published again."""
+    import sys
+
+    from citycloud.config import Settings
+    from citycloud.publish import export_snapshot
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dashboard"))
+    import dashboard_handmade
+
+    dashboard_handmade.build(warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        add_review_marts(con)
+        export_snapshot(con, Settings(warehouse=Path(warehouse)))
+    finally:
+        con.close()
+    return warehouse
