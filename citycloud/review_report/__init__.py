@@ -43,7 +43,7 @@ class ReviewReport:
         state = "settled" if whole["settled"] else "not settled yet"
         return (f"reviews {self.city} {self.month}: {int(whole['bad_reviews'])} bad reviews, on-time rate "
                 f"{rf.rate_text(whole['on_time_rate'])}, call-back rate {rf.rate_text(whole['callback_rate'])}, "
-                f"{int(whole['overdue_open'])} overdue ({state}); wrote {', '.join(str(p) for p in self.files)}")
+                f"{int(whole['overdue_open'])} overdue ({state}); XLSX and PDF in {self.files[0].parent}")
 
 
 def _env() -> Environment:

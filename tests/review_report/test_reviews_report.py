@@ -44,7 +44,7 @@ def _pages(pdf: Path) -> list[list[str]]:
 def test_the_files_and_the_summary_line(made):
     assert sorted(p.name for p in made["out"].iterdir()) == [f"{STEM}.html", f"{STEM}.pdf", f"{STEM}.xlsx"]
     assert made["stdout"].startswith("reviews 430100 2026-02: 8 bad reviews, on-time rate 28.6%, call-back rate "
-                                     "33.3%, 3 overdue (not settled yet); wrote ")
+                                     "33.3%, 3 overdue (not settled yet); XLSX and PDF in ")
 
 
 def test_workbook_cells(made):
