@@ -3,8 +3,10 @@ page read them: marts.review_monthly, review_tags_monthly, review_channel_monthl
 review_items (reviews.md; docs/reviews_report.md), from any connection to a published snapshot
 (a scoped one on the dashboard). Nothing is recomputed: counts and rates are the marts'.
 
-The one home of how these figures are named for a reader: grade names, the labels of the
-marts' columns (Chinese and English), and the names of `unassigned`, `untagged` and `unknown`.
+How these figures are named for a reader: the marts' column labels come from their YAML
+(`config.meta`, read by `registry.mart_column_labels`, the one home), with the defaults below
+for columns a mart's YAML does not label (and the derived `share` and `overdue`); the names of
+`unassigned`, `untagged` and `unknown` live here.
 No personal data is read: review_items has none, and only its ticket ids and days are shown.
 """
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
+from citycloud import registry
 from citycloud.channels import channel_label
+from citycloud.config import CitycloudError
 
 MONTHLY = "marts.review_monthly"
 TAGS = "marts.review_tags_monthly"
@@ -66,6 +70,20 @@ COLUMN_LABELS = {
     "status": Label("工单状态", "Ticket status"),
     "overdue": Label("逾期条数", "Overdue"),
 }
+
+
+def column_labels() -> dict[str, Label]:
+    """Column -> label: the defaults above, overridden by the labels the review marts' YAML gives."""
+    labels = dict(COLUMN_LABELS)
+    for mart in (ITEMS, CHANNELS, TAGS, MONTHLY):  # the monthly mart's own labels win
+        try:
+            found = registry.mart_column_labels(mart.split(".", 1)[1])
+        except CitycloudError:  # a dbt project without that mart (yet): the defaults
+            continue
+        labels.update({column: Label(x.label, x.label_en, x.format) for column, x in found.items()})
+    return labels
+
+
 DEPARTMENT_COLUMNS = ("department", "bad_reviews", "unfounded", "rectified_on_time", "rectified_late", "overdue_open",
                       "on_time_rate", "real_name_bad", "called_back", "callback_rate", "replied")
 

@@ -52,7 +52,7 @@ def _env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["rate"] = rf.rate_text
     env.filters["count"] = lambda v: "—" if v is None or pd.isna(v) else f"{int(v):,}"
-    env.globals.update(labels=rf.COLUMN_LABELS, no_ticket=rf.NO_TICKET)
+    env.globals.update(labels=rf.column_labels(), no_ticket=rf.NO_TICKET)
     return env
 
 

@@ -63,8 +63,9 @@ def workbook_bytes(figures: rf.MonthFigures, title: str) -> bytes:
         ("逾期 Overdue", "逾期未整改差评（仅工单号） Overdue bad reviews, ticket ids only · marts.review_items",
          overdue_rows(figures)),
     ]
+    labels = rf.column_labels()
     for name, subtitle, frame in sheets:
-        write_sheet(book.create_sheet(name), title, subtitle, frame, rf.COLUMN_LABELS)
+        write_sheet(book.create_sheet(name), title, subtitle, frame, labels)
     stamp = dt.datetime.combine(_as_of(figures) or figures.month, dt.time())  # the figures' day, not the clock
     return outputs.workbook_bytes(book, stamp, creator="citycloud reviews")
 
