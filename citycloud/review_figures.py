@@ -12,6 +12,7 @@ No personal data is read: review_items has none, and only its ticket ids and day
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -72,8 +73,10 @@ COLUMN_LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def column_labels() -> dict[str, Label]:
-    """Column -> label: the defaults above, overridden by the labels the review marts' YAML gives."""
+    """Column -> label: the defaults above, overridden by the labels the review marts' YAML gives
+    (read once per process: a changed YAML takes a new build and a restart anyway)."""
     labels = dict(COLUMN_LABELS)
     for mart in (ITEMS, CHANNELS, TAGS, MONTHLY):  # the monthly mart's own labels win
         try:
@@ -99,6 +102,17 @@ def category_name(category: str) -> str:
 def channel_name(channel: str) -> str:
     """channels.py's name; `unknown` (a rating with no matching access) said so."""
     return "未知渠道 unknown" if channel == UNKNOWN_CHANNEL else channel_label(channel)
+
+
+def zh(column: str) -> str:
+    """A column's Chinese label (the dashboard's table headers)."""
+    return column_labels()[column].label
+
+
+def both(column: str) -> str:
+    """A column's label in Chinese and English."""
+    label = column_labels()[column]
+    return f"{label.label} {label.label_en}"
 
 
 def rate_text(value) -> str:

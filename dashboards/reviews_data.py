@@ -46,14 +46,11 @@ def loop_table(figures: rf.MonthFigures) -> pd.DataFrame:
     o = figures.overview
     return pd.DataFrame({
         "城市": o["city_code"].map(fmt.city_label),
-        "评价数": o["ratings"].map(fmt.fmt_int),
-        "差评": o["bad_reviews"].map(fmt.fmt_int),
-        "按时整改率": o["on_time_rate"].map(rf.rate_text),
-        "回访率": o["callback_rate"].map(rf.rate_text),
-        "不实差评": o["unfounded"].map(fmt.fmt_int),
-        "逾期未整改": o["overdue_open"].map(fmt.fmt_int),
-        "已定稿": o["settled"].map(lambda s: "是 settled" if s else "否 may still change"),
-        "截至": o["as_of_day"].map(lambda d: fmt.fmt_date(d) if d is not None else "无工单交付 none"),
+        **{rf.zh(c): o[c].map(fmt.fmt_int) for c in ("ratings", "bad_reviews")},
+        **{rf.zh(c): o[c].map(rf.rate_text) for c in ("on_time_rate", "callback_rate")},
+        **{rf.zh(c): o[c].map(fmt.fmt_int) for c in ("unfounded", "overdue_open")},
+        rf.zh("settled"): o["settled"].map(lambda s: "是 settled" if s else "否 may still change"),
+        rf.zh("as_of_day"): o["as_of_day"].map(lambda d: fmt.fmt_date(d) if d is not None else "无工单交付 none"),
     })
 
 
@@ -62,24 +59,17 @@ def top_tags(figures: rf.MonthFigures) -> pd.DataFrame:
     tags = figures.tags.groupby("category", as_index=False)["bad_reviews"].sum()
     tags["last"] = tags["category"] == rf.UNTAGGED
     tags = tags.sort_values(["bad_reviews", "last", "category"], ascending=[False, True, True])
-    return pd.DataFrame({"标签": tags["category"].map(rf.category_name), "差评": tags["bad_reviews"].astype(int)})
+    return pd.DataFrame({rf.zh("category"): tags["category"].map(rf.category_name),
+                         rf.zh("bad_reviews"): tags["bad_reviews"].astype(int)})
 
 
 def department_table(figures: rf.MonthFigures, several: bool) -> pd.DataFrame:
     d = figures.departments
+    shown = {"department": rf.department_name}
     return pd.DataFrame({
         **_city(d, several),
-        "部门": d["department"].map(rf.department_name),
-        "差评": d["bad_reviews"].map(fmt.fmt_int),
-        "不实差评": d["unfounded"].map(fmt.fmt_int),
-        "按时整改": d["rectified_on_time"].map(fmt.fmt_int),
-        "逾期整改": d["rectified_late"].map(fmt.fmt_int),
-        "逾期未整改": d["overdue_open"].map(fmt.fmt_int),
-        "按时整改率": d["on_time_rate"].map(rf.rate_text),
-        "实名差评": d["real_name_bad"].map(fmt.fmt_int),
-        "已回访": d["called_back"].map(fmt.fmt_int),
-        "回访率": d["callback_rate"].map(rf.rate_text),
-        "已答复": d["replied"].map(fmt.fmt_int),
+        **{rf.zh(c): d[c].map(shown.get(c) or (rf.rate_text if c.endswith("_rate") else fmt.fmt_int))
+           for c in rf.DEPARTMENT_COLUMNS},
     })
 
 
@@ -88,8 +78,8 @@ def overdue_table(figures: rf.MonthFigures, several: bool) -> pd.DataFrame:
     o = figures.overdue
     return pd.DataFrame({
         **_city(o, several),
-        "工单号": o["ticket_id"].map(lambda t: rf.NO_TICKET if t is None or pd.isna(t) else t),
-        "部门": o["department"].map(rf.department_name),
-        "整改期限": o["due_day"].map(fmt.fmt_date),
-        "评价日": o["rating_day"].map(fmt.fmt_date),
+        rf.zh("ticket_id"): o["ticket_id"].map(lambda t: rf.NO_TICKET if t is None or pd.isna(t) else t),
+        rf.zh("department"): o["department"].map(rf.department_name),
+        rf.zh("due_day"): o["due_day"].map(fmt.fmt_date),
+        rf.zh("rating_day"): o["rating_day"].map(fmt.fmt_date),
     })

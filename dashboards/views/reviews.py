@@ -37,11 +37,9 @@ def at_a_glance(figures: rf.MonthFigures) -> None:
     if len(figures.overview) == 1:
         row = figures.overview.iloc[0]
         cards = st.columns(5)
-        cards[0].metric("差评 Bad reviews", fmt.fmt_int(row["bad_reviews"]))
-        cards[1].metric("按时整改率 On-time rate", rf.rate_text(row["on_time_rate"]))
-        cards[2].metric("回访率 Call-back rate", rf.rate_text(row["callback_rate"]))
-        cards[3].metric("不实差评 Unfounded", fmt.fmt_int(row["unfounded"]))
-        cards[4].metric("逾期未整改 Overdue", fmt.fmt_int(row["overdue_open"]))
+        for card, column in zip(cards, ("bad_reviews", "on_time_rate", "callback_rate", "unfounded", "overdue_open")):
+            shown = rf.rate_text if column.endswith("_rate") else fmt.fmt_int
+            card.metric(rf.both(column), shown(row[column]))
     ui.table(rd.loop_table(figures))
     if not figures.overview["settled"].all():
         st.caption("未定稿：本月还有差评未到整改期限，数字仍会变化。 Not settled: some bad reviews of the month "
@@ -75,13 +73,14 @@ at_a_glance(figures)
 
 st.subheader("差评标签 · Top tags" + ("（各城市合计）" if several else ""))
 tags = rd.top_tags(figures)
+tag, count = tags.columns
 if not tags.empty:  # counts: whole ticks only (the shared bar chart would tick 0.2, 0.4, … as 0 0 0 1)
     ui.show(alt.Chart(tags).mark_bar().encode(
-        x=alt.X("差评:Q", title="差评（条）", axis=alt.Axis(format="d", tickMinStep=1)),
-        y=alt.Y("标签:N", title=None, sort=list(tags["标签"]), axis=alt.Axis(labelLimit=0)),
-        tooltip=[alt.Tooltip("标签:N"), alt.Tooltip("差评:Q", format=",d")],
+        x=alt.X(f"{count}:Q", title=f"{count}（条）", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y(f"{tag}:N", title=None, sort=list(tags[tag]), axis=alt.Axis(labelLimit=0)),
+        tooltip=[alt.Tooltip(f"{tag}:N"), alt.Tooltip(f"{count}:Q", format=",d")],
     ).properties(height=alt.Step(24)))
-ui.table(tags.assign(差评=tags["差评"].map(fmt.fmt_int)))
+ui.table(tags.assign(**{count: tags[count].map(fmt.fmt_int)}))
 
 st.subheader("各部门 · By department")
 ui.table(rd.department_table(figures, several))

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "review_report"))
 import review_marts  # noqa: E402
 from dashboard_support import Dashboard, table_row  # noqa: E402
 
+from citycloud import review_figures as rf  # noqa: E402
 from citycloud.access import Scope  # noqa: E402
 from citycloud.dashboards import data  # noqa: E402
 from citycloud.dashboards import reviews_data as rd  # noqa: E402
@@ -90,7 +91,7 @@ def test_the_page_reads_as_the_figures(reviews_dashboard, browser, tmp_path):
     assert browser.evaluate("Array.from(document.querySelectorAll('i')).filter(e => e.innerText.includes('市医保局'))"
                             ".length") == 0
     # one city: the cards
-    assert "按时整改率 On-time rate" in text and "28.6%" in text
+    assert rf.both("on_time_rate") in text and "28.6%" in text
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 1
     browser.screenshot(tmp_path / "dashboard_reviews.png")
 
