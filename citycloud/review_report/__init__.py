@@ -27,6 +27,9 @@ from citycloud.scorecard.pdf import chromium, print_pdf
 from citycloud.validation import is_city_code
 
 TEMPLATES = Path(__file__).with_name("templates")
+# A section of at most this many rows moves to the next page whole rather than split; a longer
+# one starts where it is (its heading kept with its first rows) instead of leaving a blank page.
+KEEP_ROWS = 20
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
@@ -52,7 +55,8 @@ def _env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["rate"] = rf.rate_text
     env.filters["count"] = lambda v: "—" if v is None or pd.isna(v) else f"{int(v):,}"
-    env.globals.update(labels=rf.column_labels(), no_ticket=rf.NO_TICKET)
+    env.globals.update(labels=rf.column_labels(), no_ticket=rf.NO_TICKET,
+                       keep=lambda rows: "keep" if len(rows) <= KEEP_ROWS else "flow")
     return env
 
 

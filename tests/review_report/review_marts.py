@@ -110,7 +110,8 @@ def add_city_reference(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_minimal(warehouse: Path) -> Path:
-    """A warehouse and its published snapshot with only what `citycloud reviews` reads."""
+    """A warehouse and its published snapshot with only what `citycloud reviews` reads (and
+    Haikou's big month, add_big_month)."""
     from citycloud.config import Settings
     from citycloud.publish import export_snapshot
 
@@ -119,6 +120,7 @@ def build_minimal(warehouse: Path) -> Path:
         add_city_reference(con)
         con.execute("CREATE TABLE marts.kpi_daily (city_code VARCHAR, kpi_date DATE)")
         add_review_marts(con)
+        add_big_month(con)
         export_snapshot(con, Settings(warehouse=Path(warehouse)))
     finally:
         con.close()
@@ -144,3 +146,22 @@ def build_dashboard(warehouse: Path) -> Path:
     finally:
         con.close()
     return warehouse
+
+
+def add_big_month(con: duckdb.DuckDBPyConnection, city: str = "460100", departments: int = 60) -> list[str]:
+    """A month of `city` with `departments` departments of two overdue bad reviews each (a report
+    over several pages); the overdue ticket ids."""
+    n = 2 * departments
+    con.execute("INSERT INTO marts.review_monthly VALUES (?, ?, 'all', ?, 0, 0, 0, ?, 0, 2.0, ?, 0, 0, 0, ?, 0.0, 0, 0, "
+                "NULL, 0, true, ?)", [city, FEB, n, n, n, n, AS_OF])
+    names = [f"海口市第{d:02d}局" for d in range(departments)]
+    con.executemany("INSERT INTO marts.review_monthly VALUES (?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 0, "
+                    "0, 0, 2, 0.0, 0, 0, NULL, 0, true, ?)", [(city, FEB, name, AS_OF) for name in names])
+    con.execute("INSERT INTO marts.review_tags_monthly VALUES (?, ?, '办事效率', ?)", [city, FEB, n])
+    con.execute("INSERT INTO marts.review_channel_monthly VALUES (?, ?, 'web', ?, 0, 0, 0, ?, 0, ?)", [city, FEB, n, n, n])
+    tickets = [f"HK-{i:04d}" for i in range(n)]
+    con.executemany("INSERT INTO marts.review_items VALUES (?, ?, ?, ?, 'S001', 'web', 2, false, ?, ?, '办事效率', "
+                    "'open', ?, NULL, false, false, false, 'overdue_open', ?)",
+                    [(city, FEB, D(2026, 2, 2), f"EVT-HK-{i}", t, names[i // 2], D(2026, 2, 26), AS_OF)
+                     for i, t in enumerate(tickets)])
+    return tickets

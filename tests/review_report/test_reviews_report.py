@@ -163,3 +163,25 @@ def test_out_onto_the_warehouse_is_refused(made):
     done = run("--warehouse", str(made["warehouse"]), "--city", "430100", "--month", "2026-02", "--out",
                str(made["warehouse"]), cwd=made["folder"])
     assert done.returncode == 2 and "is the warehouse" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_long_report_breaks_pages_as_a_reader_expects(made, tmp_path):
+    """Haikou: 60 departments, 120 overdue tickets over several pages; every ticket id is there,
+    no heading ends a page, no page is blank."""
+    done = run("--warehouse", str(made["warehouse"]), "--city", "460100", "--month", "2026-02", "--out",
+               str(tmp_path), cwd=made["folder"])
+    assert done.returncode == 0, done.stderr
+    (pdf,) = tmp_path.glob("*.pdf")
+    pages = _pages(pdf)
+    assert len(pages) >= 3
+    text = "\n".join(ln for page in pages for ln in page)
+    assert [t for t in (f"HK-{i:04d}" for i in range(120)) if t not in text] == []
+    assert [page[-1] for page in pages if page[-1].startswith(HEADINGS)] == []
+    assert [page for page in pages if len(page) < 3] == []  # no page holds only a stray line (a footnote)
+    assert "海口市第59局" in text and "EVT-" not in text
+    subprocess.run(["pdftoppm", "-r", "30", "-gray", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    from PIL import Image
+
+    for png in sorted(tmp_path.glob("page*.png")):
+        histogram = Image.open(png).convert("L").histogram()
+        assert sum(histogram[:200]) / sum(histogram) > 0.005, f"{png.name} looks blank"
