@@ -184,4 +184,4 @@ def test_a_long_report_breaks_pages_as_a_reader_expects(made, tmp_path):
 
     for png in sorted(tmp_path.glob("page*.png")):
         histogram = Image.open(png).convert("L").histogram()
-        assert sum(histogram[:200]) / sum(histogram) > 0.005, f"{png.name} looks blank"
+        assert sum(histogram[:200]) / sum(histogram) > 0.001, f"{png.name} looks blank"  # a last page may hold one row
