@@ -1,4 +1,5 @@
-"""The `citycloud` command line: generate, run, alerts, settle, scorecard, query, user-ops, dashboard, api, rotate-key.
+"""The `citycloud` command line: generate, run, alerts, settle, scorecard, query, user-ops, reviews, dashboard, api,
+rotate-key.
 
 Every verb prints progress on stderr (stage lines and progress bars; every detail with
 --verbose) and a one-line summary at the end; the full log of each verb is appended to
@@ -214,6 +215,14 @@ def cmd_user_ops(args: argparse.Namespace) -> str:
     return f"user-ops: wrote {path}"
 
 
+def cmd_reviews(args: argparse.Namespace) -> str:
+    from citycloud.review_report import write_review_report
+
+    report = write_review_report(_settings(args), args.city, args.month, out_dir=Path(args.out) if args.out else None,
+                                 progress=args.reporter)
+    return report.summary_line()
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option's help (not for flags and options without one);
     descriptions kept as written."""
@@ -341,6 +350,12 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--city", required=True, help="6-digit city code")
     u.add_argument("--month", required=True, help="YYYY-MM")
     u.add_argument("--out", help="folder for the workbook (default: output/user_ops beside the warehouse)")
+
+    rv = _verb(sub, "reviews", "write the monthly 好差评 report of a city (XLSX and PDF)", cmd_reviews)
+    rv.add_argument("--warehouse", required=True, help="the DuckDB warehouse file (its published snapshot is read)")
+    rv.add_argument("--city", required=True, help="6-digit city code")
+    rv.add_argument("--month", required=True, help="YYYY-MM (the month of the ratings)")
+    rv.add_argument("--out", help="folder for the report (default: output/reviews/MONTH beside the warehouse)")
     return p
 
 

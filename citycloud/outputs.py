@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import errno
 import filecmp
+import io
 import os
 import re
 import shutil
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -232,6 +235,37 @@ class FileSet:
 
     def __exit__(self, *exc_info) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+
+
+def workbook_bytes(wb, when: datetime, creator: str) -> bytes:
+    """An openpyxl workbook's bytes, a function of its content and `when` alone (a rerun on the
+    same inputs gives the same bytes, so `FileSet.commit` leaves the file as it was).
+
+    openpyxl stamps the save time into docProps/core.xml (modified) and into every zip entry;
+    both are replaced by `when`. Office document times are UTC ('Z'), so an aware `when` is
+    converted first. Every text cell is stored as text (`text_only`)."""
+    utc = when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+    wb.properties.creator = creator
+    wb.properties.created = utc
+    wb.properties.modified = utc
+    text_only(wb.worksheets)  # every text shown as typed, never evaluated
+    saved = io.BytesIO()
+    wb.save(saved)
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = _MODIFIED.sub(rb"\g<1>" + stamp + rb"\g<2>", data)
+            entry = zipfile.ZipInfo(info.filename, date_time=utc.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, data)
+    return out.getvalue()
 
 
 # ---- spreadsheet injection ----------------------------------------------------------------------

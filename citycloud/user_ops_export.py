@@ -94,7 +94,7 @@ def export_user_ops(settings: Settings, city: str, month: str, out_dir: Path | N
             if mart == "retention_monthly":
                 df = group_old_small_cohorts(df, start)
             title = f"用户运营月报 User operations — {name}（{city}）{month}"
-            _write_sheet(book.create_sheet(sheet), title, f"{SHEET_TITLES[mart]} · marts.{mart}", df,
+            write_sheet(book.create_sheet(sheet), title, f"{SHEET_TITLES[mart]} · marts.{mart}", df,
                          registry.mart_column_labels(mart))
     except duckdb.CatalogException as exc:
         raise CitycloudError(f"the published snapshot {settings.published} has no user-operations marts yet: "
@@ -146,7 +146,7 @@ def _cell_value(value, column: str):
     return value
 
 
-def _write_sheet(ws, title: str, subtitle: str, df: pd.DataFrame, labels: dict) -> None:
+def write_sheet(ws, title: str, subtitle: str, df: pd.DataFrame, labels: dict) -> None:
     ws.cell(row=1, column=1, value=title).font = _TITLE
     ws.cell(row=2, column=1, value=subtitle)
     columns = list(df.columns)

@@ -27,6 +27,7 @@ PAGES = {
     "settlement": ("settlement.py", "结算 Settlement", ":material/payments:", "settlement"),
     "users": ("users.py", "用户运营 Users", ":material/group:", "users"),
     "scorecard": ("scorecard.py", "运营评价 Scorecard", ":material/grading:", "scorecard"),
+    "reviews": ("reviews.py", "好差评 Reviews", ":material/reviews:", "reviews"),
     "access_log": ("access_log.py", "访问日志 Access log", ":material/policy:", "access_log"),
 }
 

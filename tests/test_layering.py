@@ -18,10 +18,10 @@ FLOORS = [
     {"config"},
     {"db", "yaml_files", "validation", "fault_hook", "console", "outputs", "channels"},
     {"registry", "generate", "ingestion", "dbt_runner", "publish", "definitions"},
-    {"expectations", "query", "spark", "access", "funnels", "alerts"},
+    {"expectations", "query", "spark", "access", "funnels", "alerts", "review_figures"},
     {"pipeline"},
     {"settlement", "scorecard", "rotation", "user_ops_export"},
-    {"dashboards", "orchestration", "api"},
+    {"dashboards", "orchestration", "api", "review_report"},
     {"cli"},
     {"demo"},
 ]

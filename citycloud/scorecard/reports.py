@@ -104,7 +104,7 @@ def write_reports(files: FileSet, month: str, schemes: dict[str, Scheme], result
         staged_html, staged_pdf = files.path(f"{stem}.html"), files.path(f"{stem}.pdf")
         try:
             staged_html.write_text(html, encoding="utf-8")
-            if not _reuse_printed(files.folder / stem, html, staged_pdf):
+            if not reuse_printed(files.folder / stem, html, staged_pdf):
                 targets.append((staged_html, staged_pdf))
         except OSError as exc:
             raise write_error(files.folder / f"{stem}.html", exc) from None
@@ -116,7 +116,7 @@ def write_reports(files: FileSet, month: str, schemes: dict[str, Scheme], result
                  f"({len(pages) - len(pdfs)} unchanged, kept as they were)")
 
 
-def _reuse_printed(placed: Path, html: str, staged_pdf: Path) -> bool:
+def reuse_printed(placed: Path, html: str, staged_pdf: Path) -> bool:
     """The same page printed before (same HTML beside its PDF) is not printed again: Chromium
     stamps each print with its date, so a rerun on the same inputs would change every PDF."""
     html_file, pdf_file = placed.with_name(placed.name + ".html"), placed.with_name(placed.name + ".pdf")

@@ -24,8 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-import zipfile
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -448,35 +447,9 @@ def fill_inputs_sheet(ws: Worksheet, view: StatementView) -> None:
     _set_widths(ws, [20, 14, 70, 16, 10, 22])
 
 
-_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
-
-
 def _workbook_bytes(wb: Workbook, when: datetime) -> bytes:
-    """The workbook's bytes, a function of its content and `when` alone.
-
-    openpyxl stamps the save time into docProps/core.xml (modified) and into every zip entry;
-    both are replaced by `when` (the version's computed_at), so one version always gives the
-    same bytes. Office document times are UTC ('Z'), so an aware `when` is converted first.
-    """
-    utc = when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
-    wb.properties.creator = "citycloud settlement"
-    wb.properties.created = utc
-    wb.properties.modified = utc
-    outputs.text_only(wb.worksheets)  # every text shown as typed, never evaluated
-    saved = io.BytesIO()
-    wb.save(saved)
-    stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "docProps/core.xml":
-                data = _MODIFIED.sub(rb"\g<1>" + stamp + rb"\g<2>", data)
-            entry = zipfile.ZipInfo(info.filename, date_time=utc.timetuple()[:6])
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = info.external_attr
-            dst.writestr(entry, data)
-    return out.getvalue()
+    """The workbook's bytes, a function of its content and `when` (the version's computed_at) alone."""
+    return outputs.workbook_bytes(wb, when, creator="citycloud settlement")
 
 
 def statement_workbook(view: StatementView) -> Workbook:

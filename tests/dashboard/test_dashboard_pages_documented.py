@@ -15,7 +15,7 @@ def app_pages() -> dict[str, tuple]:
 
 def test_readme_and_dashboard_doc_name_every_page():
     pages = app_pages()
-    assert len(pages) == 7
+    assert len(pages) == 8
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     doc = (ROOT / "docs" / "dashboard.md").read_text(encoding="utf-8")
     for name, (_, title, _, url_path) in pages.items():
