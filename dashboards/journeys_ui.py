@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from citycloud.dashboards import fmt, journeys, ui
+from citycloud.dashboards import as_text, fmt, journeys, ui
 
 INCOMPLETE = {True: "窗口已满 complete", False: "窗口未满 incomplete"}
 
@@ -106,6 +106,8 @@ def next_services(d: dict) -> None:
     service = right.selectbox("服务 Service", services, key="uo_path_service",
                               format_func=lambda s: journeys.service_name(s, names))
     nxt = journeys.next_services(paths, month, service, names)
+    # a catalogue name is delivered text: escaped for markdown (as_text.py), shown as written
+    st.markdown(f"{as_text.markdown_literal(journeys.service_name(service, names))} 之后 · next")
     ui.bar_chart(nxt.assign(服务=nxt["name"]), "steps", "服务", x_title="次数（步）", y_title="")
     ui.table(pd.DataFrame({"下一步": nxt["name"], "次数": nxt["steps"].map(fmt.fmt_int),
                            "用户数": nxt["users"].map(fmt.fmt_int), "占比": nxt["share"].map(fmt.fmt_pct)}))

@@ -167,13 +167,14 @@ def alerts_journeys_built(tmp_path_factory) -> Settings:
     tmp = tmp_path_factory.mktemp("alerts_journeys")
     generate(tmp / "landing", cities=2, start=JOURNEYS_START, days=JOURNEYS_DAYS, users=300, dirt=False,
              holidays=True, inject_drops=2, seed=3)
-    for catalog in (tmp / "landing" / "510100" / "service_catalog").rglob("catalog.csv"):
-        with catalog.open(encoding="utf-8", newline="") as fh:
+    for catalog in (tmp / "landing" / "510100" / "service_catalog").rglob("catalog.csv*"):
+        opener = gzip.open if catalog.suffix == ".gz" else open
+        with opener(catalog, "rt", encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))
         for row in rows:
             if row["service_id"] == HOSTILE_SERVICE:
                 row["service_name"] = HOSTILE_NAME
-        with catalog.open("w", encoding="utf-8", newline="") as fh:
+        with opener(catalog, "wt", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
