@@ -28,6 +28,11 @@ HISTORY_WEEKS = 8  # docs/alerts.md: an ordinary day against the same weekday of
 MAKEUP_DAYS = 28  # a make-up working day (调休) against the ordinary workdays of the previous 28 days
 WEEKDAYS = "一二三四五六日"
 KINDS = {"delivery": "交付", "anomaly": "指标异常"}
+# What each day of an anomaly's history is to the method (docs/alerts.md): in the baseline, the
+# alert's day, or left out and why.
+BASELINE, ALERT_DAY, HOLIDAY, MAKEUP, FLAGGED, NO_DATA = ("基线", "当日（告警）", "节假日（不计入）", "调休（不计入）",
+                                                          "已告警（不计入）", "无数据")
+ROLES = (BASELINE, ALERT_DAY, HOLIDAY, MAKEUP, FLAGGED, NO_DATA)
 PROBLEMS = {"missing": "缺失", "incomplete": "未完成", "empty": "空交付", "rejected": "拒收过多"}
 
 
@@ -150,15 +155,15 @@ def history(snap: Snapshot, a: detect.Alert, calendar: dict, flagged: set) -> pd
     for d in [*days, a.day]:
         value = values.get(d)
         if d == a.day:
-            role = "当日（告警）"
+            role = ALERT_DAY
         elif value is None:
-            role = "无数据"
+            role = NO_DATA
         elif calendar.get(d) in ("holiday", "workday"):
-            role = "节假日（不计入）" if calendar[d] == "holiday" else "调休（不计入）"
+            role = HOLIDAY if calendar[d] == "holiday" else MAKEUP
         elif (a.city_code, a.metric, a.service_id or "", d) in flagged:
-            role = "已告警（不计入）"
+            role = FLAGGED
         else:
-            role = "基线"
+            role = BASELINE
         rows.append({"day": d, "weekday": weekday(d), "value": value, "role": role})
     return pd.DataFrame(rows)
 

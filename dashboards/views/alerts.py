@@ -9,6 +9,8 @@ import streamlit as st
 from citycloud.dashboards import alerts_data, as_text, data, fmt, gate, ui
 
 SHOWN_HISTORIES = 12  # charts drawn; more open anomalies are listed in the table only
+# the alert's day red, its baseline blue, the days the method leaves out grey
+ROLE_COLOURS = dict(zip(alerts_data.ROLES, ("#4c78a8", "#e45756", "#bab0ac", "#bab0ac", "#9d9d9d", "#bab0ac")))
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)
@@ -26,7 +28,7 @@ def _history_chart(h: pd.DataFrame, row) -> None:
     bars = alt.Chart(h).mark_bar().encode(
         x=alt.X("日期:O", title="", sort=None, axis=alt.Axis(labelAngle=-45)), y=y,
         color=alt.Color("role:N", title="", legend=ui.legend(),
-                        scale=alt.Scale(domain=["基线", "当日（告警）"], range=["#4c78a8", "#e45756"])),
+                        scale=alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values()))),
         tooltip=[alt.Tooltip("日期:O"), alt.Tooltip("value:Q", title="值", format=ui.axis_format(kind)),
                  alt.Tooltip("role:N", title="说明")])
     strip = alt.Chart(band).mark_rect(opacity=0.15, color="#f58518").encode(y="lower:Q", y2="upper:Q")

@@ -91,12 +91,15 @@ def test_alerts_page_lists_the_anomalies_with_their_same_weekday_history(served,
 
 def test_users_journeys_show_the_funnel_and_the_next_services(served, browser):
     wh = served.warehouse
-    week = DAY - dt.timedelta(days=DAY.weekday())
+    ((week,),) = snapshot_query(wh, "SELECT max(period_start) FROM marts.funnel_conversion "
+                                    "WHERE city_code = '510100' AND grain = 'week'")  # the page's default period
+    assert week == dt.date(2026, 3, 2)  # the last covered week
     steps = snapshot_query(wh, "SELECT channel, step, step_label, users, conversion_from_start, "
                                "conversion_from_previous, window_complete FROM marts.funnel_conversion "
                                "WHERE city_code = '510100' AND funnel = 'registration_to_first_service' "
                                "AND grain = 'week' AND period_start = ? ORDER BY channel <> 'all', channel, step",
                            [week])
+    assert len(steps) >= 4  # all channels and at least one channel, two steps each
     browser.open(f"{served.url}/users?city=510100&day={DAY}", ["用户旅程", "转化漏斗", "下一步办什么", "之后 · next"])
     browser.wait_settled()
     text = browser.text()
