@@ -137,4 +137,12 @@ def test_users_journeys_show_the_funnel_and_the_next_services(served, browser):
     assert f"{HOSTILE_NAME}（{HOSTILE_SERVICE}）" in text  # the chosen service's line or the table: as written
     assert browser.evaluate("document.querySelectorAll('img[src=\"x\"], a[href^=\"javascript\"]').length") == 0
     assert browser.evaluate("window.__pwned === undefined")
-    browser.screenshot(SHOTS / "dashboard_journeys.png")
+    # the journeys part as a reader scrolls to it (the whole page is dashboard_users.png)
+    browser.page.get_by_text("用户旅程 · Journeys").scroll_into_view_if_needed()
+    browser.page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollBy(0, -20)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.page.set_viewport_size({"width": browser.width, "height": 1700})
+    browser.page.get_by_text("用户旅程 · Journeys").scroll_into_view_if_needed()
+    browser.wait_settled()
+    browser.page.screenshot(path=str(SHOTS / "dashboard_journeys.png"))
+    browser.page.set_viewport_size({"width": browser.width, "height": browser.height})
