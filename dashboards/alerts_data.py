@@ -89,14 +89,16 @@ def _open_row(a: detect.Alert, ledger: pd.DataFrame) -> dict:
             "centre": a.expected, "lower_bound": a.lower_bound, "upper_bound": a.upper_bound}
 
 
+NOTIFICATION_STATES = {"sent": "已发送", "pending": "待发送", "sending": "发送中", "dropped": "未发送"}
+
+
 def _notified(rows: pd.DataFrame | None) -> str:
     """Where the alert went, channel by channel ("ops-hook 已发送"), as of the last publish."""
     if rows is None:
         return "未记录（快照中无通知台账）"
     if rows.empty:
-        return "尚未通知（下一次 citycloud alerts 发送）"
-    labels = {"sent": "已发送", "pending": "待发送", "sending": "发送中", "dropped": "未发送"}
-    return "；".join(f"{r.channel} {labels.get(r.status, r.status)}" for r in rows.sort_values("channel").itertuples())
+        return "尚无通知记录"  # not sent yet, or no route sends it
+    return "；".join(f"{r.channel} {NOTIFICATION_STATES.get(r.status, r.status)}" for r in rows.sort_values("channel").itertuples())
 
 
 def _ledger(snap: Snapshot, cities: Sequence[str], first: dt.date, day: dt.date) -> pd.DataFrame | None:

@@ -21,6 +21,7 @@ def _load(warehouse: str, version: tuple, scope, cities: tuple, day, moment, day
 def _history_chart(h: pd.DataFrame, row) -> None:
     """The comparable days as bars (grey when left out of the baseline), the alert's day in red,
     the band as a shaded strip and the expected value as a line."""
+    shown = [r for r in ROLE_COLOURS if r in set(h["role"])]  # the legend names only what is drawn
     h = h.assign(日期=h["day"].map(lambda d: f"{fmt.fmt_date(d)[5:]} {alerts_data.weekday(d)}"))
     band = pd.DataFrame({"lower": [row.lower_bound], "upper": [row.upper_bound], "expected": [row.centre]})
     kind = "rate" if fmt.is_rate(row.metric) else "count"
@@ -28,7 +29,7 @@ def _history_chart(h: pd.DataFrame, row) -> None:
     bars = alt.Chart(h).mark_bar().encode(
         x=alt.X("日期:O", title="", sort=None, axis=alt.Axis(labelAngle=-45)), y=y,
         color=alt.Color("role:N", title="", legend=ui.legend(),
-                        scale=alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values()))),
+                        scale=alt.Scale(domain=shown, range=[ROLE_COLOURS[r] for r in shown])),
         tooltip=[alt.Tooltip("日期:O"), alt.Tooltip("value:Q", title="值", format=ui.axis_format(kind)),
                  alt.Tooltip("role:N", title="说明")])
     strip = alt.Chart(band).mark_rect(opacity=0.15, color="#f58518").encode(y="lower:Q", y2="upper:Q")

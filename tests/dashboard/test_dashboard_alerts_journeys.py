@@ -146,3 +146,42 @@ def test_users_journeys_show_the_funnel_and_the_next_services(served, browser):
     browser.wait_settled()
     browser.page.screenshot(path=str(SHOTS / "dashboard_journeys.png"))
     browser.page.set_viewport_size({"width": browser.width, "height": browser.height})
+
+
+def test_the_ledger_says_where_each_alert_went_and_which_went_away(alerts_journeys_built, tmp_path):
+    """audit.alert_notifications as `citycloud alerts` writes it (notify.apply), in a copy of the
+    snapshot: an open alert sent to one channel and pending on another, one never routed, and one
+    resolved that is no longer open (a re-export moved its day back into the band)."""
+    import shutil
+
+    import duckdb
+
+    from citycloud.access import Scope
+    from citycloud.alerts import notify
+    from citycloud.config import published_path
+    from citycloud.dashboards import alerts_data, data
+
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copy(published_path(alerts_journeys_built.warehouse), published_path(warehouse))
+    sent, pending, gone = ("anomaly|310000|dau||2026-03-11", "anomaly|310000|total_accesses||2026-03-11",
+                           "anomaly|310000|dau||2026-03-05")
+    body = lambda key, message: {"key": key, "kind": "anomaly", "city_code": "310000",  # noqa: E731
+                                 "day": key[-10:], "message": message}
+    con = duckdb.connect(str(published_path(warehouse)))
+    notify.apply(con, [("add", sent, "ops-hook", "open", body(sent, "m1")),
+                       ("add", pending, "ops-hook", "open", body(pending, "m2")),
+                       ("add", pending, "cs-wecom", "open", body(pending, "m2")),
+                       ("add", gone, "ops-hook", "open", body(gone, "上海 2026-03-05 旧告警"))])
+    con.execute("UPDATE audit.alert_notifications SET status = 'sent' WHERE channel = 'ops-hook'")
+    notify.apply(con, [("add", gone, "ops-hook", "resolved", body(gone, "已恢复:上海 2026-03-05 旧告警"))])
+    con.close()
+    moment = alerts_data.as_of(DAY, dt.datetime.now(dt.timezone.utc))
+    d = data.run_load(warehouse, Scope.local(("310000", "510100")), alerts_data.load_alerts, ["310000", "510100"],
+                      DAY, moment, 14)
+    notified = dict(zip(d["open"]["key"], d["open"]["notified"]))
+    assert notified == {sent: "ops-hook 已发送", pending: "cs-wecom 待发送；ops-hook 已发送",
+                        "anomaly|310000|dau||2026-03-10": "尚无通知记录",
+                        "anomaly|310000|total_accesses||2026-03-10": "尚无通知记录"}
+    assert d["gone"][["key", "day", "how", "channels", "message"]].values.tolist() == \
+        [[gone, dt.date(2026, 3, 5), "已恢复", "ops-hook", "上海 2026-03-05 旧告警"]]
+    assert d["gone"]["ended"].iloc[0].startswith(dt.date.today().isoformat()[:4])  # when it was resolved
