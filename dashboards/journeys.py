@@ -35,7 +35,7 @@ def funnel_labels(path: Path | str | None = None) -> dict[str, str]:
 
 
 def channel_name(code: str) -> str:
-    return "全部渠道" if code == "all" else "未知渠道" if code == "unknown" else channel_label(code)
+    return "全部渠道" if code == "all" else channel_label(code)
 
 
 def _in(values: Sequence) -> str:

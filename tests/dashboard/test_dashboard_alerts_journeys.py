@@ -185,3 +185,31 @@ def test_the_ledger_says_where_each_alert_went_and_which_went_away(alerts_journe
     assert d["gone"][["key", "day", "how", "channels", "message"]].values.tolist() == \
         [[gone, dt.date(2026, 3, 5), "已恢复", "ops-hook", "上海 2026-03-05 旧告警"]]
     assert d["gone"]["ended"].iloc[0].startswith(dt.date.today().isoformat()[:4])  # when it was resolved
+
+
+def test_a_missing_delivery_is_an_open_alert_of_its_city(alerts_journeys_built, tmp_path):
+    """Chengdu's ratings of 2026-03-09 taken out of a copy of the snapshot: one `missing` alert, due at
+    the start of 03-10 plus the delivery timeout, shown to Chengdu's scope and not to Shanghai's."""
+    import shutil
+
+    import duckdb
+
+    from citycloud.access import Scope
+    from citycloud.config import Settings, published_path
+    from citycloud.dashboards import alerts_data, data
+
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copy(published_path(alerts_journeys_built.warehouse), published_path(warehouse))
+    con = duckdb.connect(str(published_path(warehouse)))
+    con.execute("DELETE FROM audit.deliveries WHERE city_code = '510100' AND source = 'ratings' AND dt = '2026-03-09'")
+    con.close()
+    moment = alerts_data.as_of(DAY, dt.datetime.now(dt.timezone.utc))
+    chengdu = data.run_load(warehouse, Scope("ops", "operator", ("510100",)), alerts_data.load_alerts, ["510100"],
+                            DAY, moment, 14)
+    rows = chengdu["open"][["kind", "city_code", "day", "what", "message"]].values.tolist()
+    due = f"2026-03-10 {int(Settings().delivery_timeout_hours):02d}:00"  # the dashboard's settings
+    assert rows == [["delivery", "510100", dt.date(2026, 3, 9), f"{fmt.SOURCE_LABELS['ratings']} 缺失",
+                     f"成都 2026-03-09 ratings 数据截止 {due} 未收到完整交付"]]
+    shanghai = data.run_load(warehouse, Scope("ops", "operator", ("310000",)), alerts_data.load_alerts, ["310000"],
+                             DAY, moment, 14)
+    assert set(shanghai["open"]["kind"]) == {"anomaly"} and set(shanghai["open"]["city_code"]) == {"310000"}
