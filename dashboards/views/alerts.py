@@ -79,7 +79,7 @@ try:
               sel["day"], moment, days)
 except data.SnapshotMissing as exc:
     ui.missing_snapshot(exc.path)
-except Exception as exc:  # being replaced: the next rerun reads the new snapshot
+except data.SnapshotBusy as exc:  # being replaced: the next rerun reads the new snapshot
     st.info(f"数据快照正在更新，请稍后刷新。 The snapshot is being replaced: reload in a few seconds. ({type(exc).__name__})")
     st.stop()
 ui.missing_tables_note(d["missing"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard_browser import CUT_CHART_TEXT_JS
 from dashboard_support import Dashboard, snapshot_query
 from citycloud.config import PROJECT_ROOT
 from citycloud.dashboards import fmt
@@ -86,6 +87,7 @@ def test_alerts_page_lists_the_anomalies_with_their_same_weekday_history(served,
     expected_dau = next(a[5] for a in shown if a[2] == DAY and a[3] == "dau")
     assert statistics.median(dau[d] for d, r in zip(days, roles) if r == "基线") == expected_dau
     assert browser.evaluate("document.querySelectorAll('.vega-embed').length") == len(shown)
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []  # no axis or legend text shortened or cut off
     browser.screenshot(SHOTS / "dashboard_alerts.png")
 
 
@@ -137,6 +139,7 @@ def test_users_journeys_show_the_funnel_and_the_next_services(served, browser):
     assert f"{HOSTILE_NAME}（{HOSTILE_SERVICE}）" in text  # the chosen service's line or the table: as written
     assert browser.evaluate("document.querySelectorAll('img[src=\"x\"], a[href^=\"javascript\"]').length") == 0
     assert browser.evaluate("window.__pwned === undefined")
+    assert browser.evaluate(CUT_CHART_TEXT_JS) == []
     # the journeys part as a reader scrolls to it (the whole page is dashboard_users.png)
     browser.page.get_by_text("用户旅程 · Journeys").scroll_into_view_if_needed()
     browser.page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollBy(0, -20)")
