@@ -65,7 +65,7 @@ test-spark-quick: setup java
 
 # Refresh the dashboard screenshots in docs/img (tests themselves write only to temporary folders).
 docs-img: setup browser
-	CITYCLOUD_SCREENSHOT_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/dashboard -k "pages_show or users_page or scorecard_page"
+	CITYCLOUD_SCREENSHOT_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/dashboard -k "pages_show or users_page or scorecard_page or alerts_page or users_journeys"
 
 # The fault suite alone (part of `make test-e2e`).
 test-faults: setup

@@ -26,6 +26,7 @@ PAGES = {
     "services": ("services.py", "服务 Services", ":material/account_balance:", "services"),
     "settlement": ("settlement.py", "结算 Settlement", ":material/payments:", "settlement"),
     "users": ("users.py", "用户运营 Users", ":material/group:", "users"),
+    "alerts": ("alerts.py", "告警 Alerts", ":material/notifications_active:", "alerts"),
     "scorecard": ("scorecard.py", "运营评价 Scorecard", ":material/grading:", "scorecard"),
     "reviews": ("reviews.py", "好差评 Reviews", ":material/reviews:", "reviews"),
     "access_log": ("access_log.py", "访问日志 Access log", ":material/policy:", "access_log"),

@@ -142,3 +142,45 @@ def table_fingerprints(warehouse: Path, schemas=("raw", "audit", "staging", "int
         return out
     finally:
         con.close()
+
+
+# The generated landing area of the Alerts page and the Users page's journeys (tests/dashboard,
+# tests/access): two cities (310000, 510100) from 2026-01-05 for 66 days with the holidays and two
+# injected drops (Shanghai's accesses of 2026-03-10 and -11), built with the demo's funnels; one
+# busy Chengdu service's catalogue name is markup (shown as text, never rendered).
+JOURNEYS_START, JOURNEYS_DAYS = date(2026, 1, 5), 66
+HOSTILE_SERVICE = "S5101000724"
+HOSTILE_NAME = "<img src=x onerror=window.__pwned=1>**办证**[链接](javascript:alert(1))"
+
+
+@pytest.fixture(scope="session")
+def alerts_journeys_built(tmp_path_factory) -> Settings:
+    """The landing area above run once through the whole pipeline (about 30 s)."""
+    import csv
+
+    from pydantic import SecretStr
+
+    from citycloud import pipeline
+    from citycloud.config import PROJECT_ROOT
+    from citycloud.generate import generate
+
+    tmp = tmp_path_factory.mktemp("alerts_journeys")
+    generate(tmp / "landing", cities=2, start=JOURNEYS_START, days=JOURNEYS_DAYS, users=300, dirt=False,
+             holidays=True, inject_drops=2, seed=3)
+    for catalog in (tmp / "landing" / "510100" / "service_catalog").rglob("catalog.csv*"):
+        opener = gzip.open if catalog.suffix == ".gz" else open
+        with opener(catalog, "rt", encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            if row["service_id"] == HOSTILE_SERVICE:
+                row["service_name"] = HOSTILE_NAME
+        with opener(catalog, "wt", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    settings = make_settings(tmp, tmp / "landing")
+    settings.funnels = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"
+    settings.pii_key = SecretStr(TEST_KEY)  # a session fixture runs before the autouse key fixture
+    settings.memory_limit = "2GB"
+    assert pipeline.run(settings).published
+    return settings

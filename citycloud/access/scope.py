@@ -18,7 +18,7 @@ from citycloud.publish import attach_snapshot
 
 ROLES = ("operator", "contract_manager", "supervisor", "admin")
 # The dashboard's pages by name (dashboards/app.py gives each its title and file).
-OPERATIONS_PAGES = ("today", "trends", "services", "users", "reviews")
+OPERATIONS_PAGES = ("today", "trends", "services", "users", "alerts", "reviews")
 PAGES = (*OPERATIONS_PAGES, "settlement", "scorecard", "access_log")
 ROLE_PAGES = {
     "operator": frozenset(OPERATIONS_PAGES),

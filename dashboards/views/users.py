@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from citycloud.channels import channel_label
-from citycloud.dashboards import data, fmt, gate, ui, user_ops
+from citycloud.dashboards import data, fmt, gate, journeys, journeys_ui, ui, user_ops
 
 
 @st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)
@@ -161,3 +161,19 @@ else:
                            "成功访问": mix["successful_accesses"].map(fmt.fmt_int),
                            "成功访问占比": mix["share"].map(fmt.fmt_pct),
                            "注册数": mix["new_registrations"].map(fmt.fmt_int)}))
+
+# ---- journeys: funnels and next services (user_ops.md, "Funnels", marts.service_paths) --------
+
+
+@st.cache_data(ttl=ui.CACHE_TTL_SECONDS, show_spinner=False, max_entries=64)
+def _load_journeys(warehouse: str, version: tuple, scope, cities: tuple, day) -> dict:
+    return data.run_load(warehouse, scope, journeys.load_journeys, cities, day)
+
+
+st.divider()
+st.subheader("用户旅程 · Journeys")
+j = _load_journeys(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(),
+                   tuple(sel["cities"]), sel["day"])
+ui.missing_tables_note(j["missing"])
+journeys_ui.funnels(j, grain)
+journeys_ui.next_services(j)

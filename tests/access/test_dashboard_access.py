@@ -17,8 +17,9 @@ from citycloud.access.cities import CITY_REFERENCE
 pytestmark = pytest.mark.slow
 
 TITLES = {"today": "今日概览 Today", "trends": "趋势 Trends", "services": "服务 Services",
-          "settlement": "结算 Settlement", "users": "用户运营 Users", "scorecard": "运营评价 Scorecard",
-          "reviews": "好差评 Reviews", "access_log": "访问日志 Access log"}
+          "settlement": "结算 Settlement", "users": "用户运营 Users", "alerts": "告警 Alerts",
+          "scorecard": "运营评价 Scorecard", "reviews": "好差评 Reviews",
+          "access_log": "访问日志 Access log"}
 SHANGHAI_PAYMENT = "1,250,000.00"  # dashboard_fivecities: Shanghai's February statement
 
 
@@ -102,7 +103,7 @@ def test_operator_of_one_city(served, person):
     support.login(b, served.url, support.OPERATOR, [TITLES["today"], "长沙"])
     login = wait_log(served, lambda e: e["action"] == "login" and e["subject"] == support.OPERATOR)
     assert (login["role"], login["cities"], login["surface"]) == ("operator", ["430100"], "dashboard")
-    check_person(b, served, support.OPERATOR, ["430100"], {"today", "trends", "services", "users", "reviews"})
+    check_person(b, served, support.OPERATOR, ["430100"], {"today", "trends", "services", "users", "alerts", "reviews"})
     view = wait_log(served, lambda e: e["action"] == "view" and e["subject"] == support.OPERATOR)
     assert view["cities"] == ["430100"]
 

@@ -5,6 +5,8 @@ import ast
 
 from dashboard_support import ROOT
 
+from citycloud.access.scope import PAGES
+
 
 def app_pages() -> dict[str, tuple]:
     """app.py's PAGES (name -> file, title, icon, URL path), read without running Streamlit."""
@@ -15,7 +17,7 @@ def app_pages() -> dict[str, tuple]:
 
 def test_readme_and_dashboard_doc_name_every_page():
     pages = app_pages()
-    assert len(pages) == 8
+    assert set(pages) == set(PAGES)  # access.md's page names (citycloud/access/scope.py), each with a title
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     doc = (ROOT / "docs" / "dashboard.md").read_text(encoding="utf-8")
     for name, (_, title, _, url_path) in pages.items():
