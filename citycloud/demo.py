@@ -1,6 +1,6 @@
 """`make demo`: generate a landing area (with the public holidays and three injected drops),
-run the whole pipeline, settle the last full month, score it (the operations scorecard) and show
-a few alerts in dry run.
+run the whole pipeline, settle the last full month, score it (the operations scorecard), print one city's
+好差评 report and show a few alerts in dry run.
 
 Uses its own PII key (the demo is the one place allowed to) and keeps everything under
 demo/ so it never touches a real warehouse. Running it again changes nothing. The terminal
@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         scorecard = score_month(settings, PROJECT_ROOT / "contracts" / "evaluation.yml", MONTH,
                                 PROJECT_ROOT / "contracts" / "assessments.yml",
                                 out_dir=settings.output / "scorecard", progress=reporter)
+        reviews = show_demo_reviews(settings, reporter)
         alerts_line = show_demo_alerts(settings, reporter)
     except CitycloudError as exc:
         reporter.log(f"error: {exc}")
         reporter.close()
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
-    summaries = [report.summary_line(), statements.summary_line(), scorecard.summary_line(), alerts_line]
+    summaries = [report.summary_line(), statements.summary_line(), scorecard.summary_line(), reviews.summary_line(),
+                 alerts_line]
     for line in summaries:
         reporter.log(line)
     reporter.close()
@@ -90,6 +92,7 @@ Demo ready.
   readers' snapshot {settings.published}
   statements        {settings.output / 'statements' / MONTH}
   scorecard reports {settings.output / 'scorecard' / MONTH}
+  好差评 report      {reviews.files[0].parent}
   quality page      {quality}
   full log          {reporter.log_path}
 Open the dashboard (local mode: no login, every city visible, this machine only):
@@ -104,6 +107,23 @@ Later verbs on this warehouse that read deliveries (run, rotate-key) need the de
 Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0
+
+
+def show_demo_reviews(settings, reporter):
+    """The month's 好差评 report (reviews.md) of the city with the most bad reviews: one city is
+    enough to show it, and printing five PDFs would double the demo's printing time."""
+    from citycloud.publish import open_snapshot
+    from citycloud.review_report import write_review_report
+
+    con = open_snapshot(settings)
+    try:
+        city = con.execute("SELECT city_code FROM marts.review_monthly WHERE department = 'all' AND month = ? "
+                           "ORDER BY bad_reviews DESC, city_code LIMIT 1", [date.fromisoformat(MONTH + "-01")]).fetchone()
+    finally:
+        con.close()
+    if city is None:
+        raise CitycloudError(f"the demo data has no 好差评 figures for {MONTH}")
+    return write_review_report(settings, city[0], MONTH, progress=reporter)
 
 
 DEMO_ALERTS = """# The demo's alerts.yml (docs/alerts.md): one webhook on this machine, shown in dry run only.
