@@ -69,7 +69,7 @@ class SizeLimit:
                 "CITYCLOUD_MIN_DECOMPRESSED_LIMIT_MB): set aside whole, not read further")
 
 
-def _open(path: Path):
+def open_delivered(path: Path):
     try:
         return open_regular(path)
     except (RefusedPath, OSError) as exc:
@@ -80,35 +80,46 @@ def _open(path: Path):
 def _decompressed_blocks(path: Path, limit: SizeLimit | None, block: int) -> Iterator[bytes]:
     """The file's text (BOM dropped) in blocks of at most `block` bytes; UnreadableFile as soon as
     more than its `limit` comes out of it."""
-    with _open(path) as fh:
-        size = os.fstat(fh.fileno()).st_size  # of what is read (not a link swapped in since)
-        max_bytes = limit.of(size) if limit else None
-        gzipped = fh.read(2) == GZIP_MAGIC
-        fh.seek(0)
-        if not gzipped and path.name.endswith(".gz"):
-            raise UnreadableFile("named .gz but is not gzip-compressed")
-        stream = _gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
-        total, head = 0, b""
-        while True:
-            try:
-                data = stream.read(block)
-            except GZIP_ERRORS as exc:
-                if not gzipped:  # the disk, not the content
-                    raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
-                raise UnreadableFile(f"gzip stream cannot be decompressed (truncated or corrupt): {exc}") from None
-            total += len(data)
-            if max_bytes is not None and total > max_bytes:
-                raise UnreadableFile(limit.exceeded(size))
-            end = not data
-            if head is not None:  # the first bytes: a byte-order mark goes (a read may be short)
-                head += data
-                if len(head) < len(BOM) and not end:
-                    continue
-                data, head = (head[len(BOM):] if head.startswith(BOM) else head), None
-            if data:
-                yield data
-            if end:
-                return
+    with open_delivered(path) as fh:
+        yield from decompressed(fh, path.name, limit, block)
+
+
+def is_gzipped(fh) -> bool:
+    """Whether an open file is gzip-compressed (by its magic bytes, whatever its name)."""
+    gzipped = fh.read(2) == GZIP_MAGIC
+    fh.seek(0)
+    return gzipped
+
+
+def decompressed(fh, name: str, limit: SizeLimit | None, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The text of an open file (`name` as delivered), as `_decompressed_blocks` gives it."""
+    size = os.fstat(fh.fileno()).st_size  # of what is read (not a link swapped in since)
+    max_bytes = limit.of(size) if limit else None
+    gzipped = is_gzipped(fh)
+    if not gzipped and name.endswith(".gz"):
+        raise UnreadableFile("named .gz but is not gzip-compressed")
+    stream = _gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
+    total, head = 0, b""
+    while True:
+        try:
+            data = stream.read(block)
+        except GZIP_ERRORS as exc:
+            if not gzipped:  # the disk, not the content
+                raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
+            raise UnreadableFile(f"gzip stream cannot be decompressed (truncated or corrupt): {exc}") from None
+        total += len(data)
+        if max_bytes is not None and total > max_bytes:
+            raise UnreadableFile(limit.exceeded(size))
+        end = not data
+        if head is not None:  # the first bytes: a byte-order mark goes (a read may be short)
+            head += data
+            if len(head) < len(BOM) and not end:
+                continue
+            data, head = (head[len(BOM):] if head.startswith(BOM) else head), None
+        if data:
+            yield data
+        if end:
+            return
 
 
 def _whole_lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
