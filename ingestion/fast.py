@@ -7,8 +7,8 @@ ingestion's cost. Most files have no malformed line, so first:
    per-line path) counts the file's lines and checks that every line starts with `{`, and the
    file holds none of the bytes on which DuckDB's reader and `json_valid` could disagree;
 2. DuckDB's `read_json` reads the very same open file (`/proc/self/fd/N`: no path to swap),
-   numbers the rows in file order (line = row number: no line is blank), validates and hashes
-   them in one INSERT of the valid rows;
+   numbers the rows in file order (line = row number: no line is blank) and validates them into
+   a temp table, whose valid rows go to raw.* with their user ids hashed (each distinct id once);
 3. if every line is a valid row, that is all. Otherwise the file is read again (only then) and
    the lines the bulk statement did not store go through the per-line path (their reason, their
    masked text): per line, the per-line path gives the same result as for the whole file.
@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 import duckdb
 
 from citycloud.ingestion.readers import SizeLimit, decompressed, is_gzipped, open_delivered
-from citycloud.ingestion.rules import RULES, bulk_checked_sql
+from citycloud.ingestion.rules import RULES, bulk_checked_sql, with_user_keys
 
 # Bytes on which DuckDB's reader and json_valid may disagree (vertical tab and form feed are
 # whitespace to one, not to the other); a file holding one takes the per-line path.
@@ -73,20 +73,15 @@ class BulkResult:
 
 
 class NotBulkSafe(Exception):
-    """The file takes the per-line path; `stored` says whether the bulk statement stored rows
-    the caller must remove first."""
-
-    def __init__(self, reason: str, stored: bool = False):
-        super().__init__(reason)
-        self.stored = stored
+    """The file takes the per-line path; nothing of it is stored."""
 
 
 def ingest_bulk(con: duckdb.DuckDBPyConnection, source: str, path: Path, limit: SizeLimit | None,
                 insert_sql: str, render: Callable[[str], str]) -> BulkResult:
     """Store the valid rows of a JSON-lines file read by DuckDB in bulk (`insert_sql` formats
-    `{query}`, the checked rows; `render` inlines the delivery's literals); NotBulkSafe when the
-    file must be read line by line. Raises UnreadableFile as the per-line path would (limits,
-    truncated gzip): the caller sets it aside."""
+    `{query}`, the checked rows with their user_key; `render` inlines the delivery's literals);
+    NotBulkSafe when the file must be read line by line. Raises UnreadableFile as the per-line
+    path would (limits, truncated gzip): the caller sets it aside."""
     if RULES[source].format != "jsonl" or not PROC_FD.is_dir():
         raise NotBulkSafe("not JSON lines")
     unsafe = UNSAFE_BYTES + ((b"\\",) if source in TEXT_RULE_SOURCES else ())
@@ -96,17 +91,18 @@ def ingest_bulk(con: duckdb.DuckDBPyConnection, source: str, path: Path, limit: 
             raise NotBulkSafe("a line DuckDB's reader and the per-line rules could read differently")
         fh.seek(0)
         file_sql = "'" + str(PROC_FD / str(fh.fileno())).replace("'", "''") + "'"
-        query = bulk_checked_sql(source, file_sql, "gzip" if is_gzipped(fh) else "none")
         # Inside the delivery's transaction: a DuckDB error here would abort it, hence
         # ignore_errors (a line the reader cannot take is a row of NULLs, rejected, checked per line).
-        stored = _count(con.execute(render(insert_sql.format(query=query))))
-        if stored == found.lines:
-            return BulkResult(found.lines, stored, [])
-        total, pending = con.execute(render(
-            f"SELECT count(*), list(line ORDER BY line) FILTER (WHERE reason IS NOT NULL) FROM ({query})"
-        )).fetchall()[0]
-    if total != found.lines:
-        raise NotBulkSafe(f"DuckDB read {total} rows from {found.lines} lines", stored=bool(stored))
+        con.execute(render(f"CREATE OR REPLACE TEMP TABLE _bulk AS "
+                           f"{bulk_checked_sql(source, file_sql, 'gzip' if is_gzipped(fh) else 'none')}"))
+    try:
+        total, pending = con.execute(
+            "SELECT count(*), list(line ORDER BY line) FILTER (WHERE reason IS NOT NULL) FROM _bulk").fetchall()[0]
+        if total != found.lines:
+            raise NotBulkSafe(f"DuckDB read {total} rows from {found.lines} lines")
+        stored = _count(con.execute(render(insert_sql.format(query=with_user_keys(source, "_bulk")))))
+    finally:
+        con.execute("DROP TABLE IF EXISTS _bulk")
     return BulkResult(found.lines, stored, pending or [])
 
 

@@ -160,18 +160,16 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: s
     whole (ingestion/fast.py), else line by line; the rows and line numbers are the same."""
     if limits.two_pass and RULES[d.source].format == "jsonl":
         raw_cols = _raw_columns(d.source)
-        insert = (f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} "
-                  "FROM ({query}) WHERE reason IS NULL")
+        insert = f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} FROM ({{query}})"
         try:
             bulk = ingest_bulk(con, d.source, d.read_path(path), limits.size, insert,
                                lambda sql: _sql(sql, file=rel, **ctx))
-        except NotBulkSafe as exc:
-            if exc.stored:
-                _forget_file(con, d.source, rel, ctx)
+        except NotBulkSafe:
+            pass  # nothing stored: the per-line path below
         else:
-            res.rows_read += bulk.lines
             if bulk.pending:  # rows the bulk rules rejected: their reasons and text, line by line
                 _ingest_lines(con, d, path, rel, masker, res, ctx, limits, only=bulk.pending)
+            res.rows_read += bulk.lines  # (not for a file set aside: UnreadableFile leaves above)
             return
     _ingest_lines(con, d, path, rel, masker, res, ctx, limits)
 

@@ -246,7 +246,8 @@ def _hashed(rule: SourceRule, checked: str, rows: int) -> str:
 
 def bulk_checked_sql(source: str, file_sql: str, compression: str) -> str:
     """The rows `checked_sql` gives for a JSON-lines file DuckDB's reader parses whole (the fast
-    path, ingestion/fast.py): read in bulk by `read_json`, numbered in file order, `raw` NULL.
+    path, ingestion/fast.py), the user id not yet hashed (`with_user_keys`): read in bulk by
+    `read_json`, numbered in file order, `raw` NULL.
 
     Exact only for a file whose every line is one JSON object (fast.py checks it): then a row
     valid here is valid with the same values per line; a row rejected here is checked again
@@ -267,7 +268,21 @@ def bulk_checked_sql(source: str, file_sql: str, compression: str) -> str:
                              compression = '{compression}', ignore_errors = true))
     """
     typed = rule.typed.replace(TEXT_IS_INTEGER, "event_time_is_integer")
-    return _hashed(rule, _checked(rule, fields, "NULL::VARCHAR", typed), DISTINCT_HASH_FROM_ROWS)
+    return _checked(rule, fields, "NULL::VARCHAR", typed)
+
+
+def with_user_keys(source: str, table: str) -> str:
+    """The valid rows of `table` (rows of `bulk_checked_sql`) with the user id replaced by its
+    keyed hash, each distinct id hashed once."""
+    if "_uid" not in RULES[source].select:
+        return f"SELECT * FROM {table} WHERE reason IS NULL"
+    return f"""
+        SELECT t.* EXCLUDE (_uid), k.user_key
+        FROM {table} t LEFT JOIN (
+            SELECT _uid, pii_hash($city || ':' || _uid) AS user_key
+            FROM (SELECT DISTINCT _uid FROM {table} WHERE _uid IS NOT NULL AND reason IS NULL)) k USING (_uid)
+        WHERE t.reason IS NULL
+    """
 
 
 def header_problem(source: str, header: list[str] | None) -> str | None:
