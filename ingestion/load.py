@@ -15,14 +15,13 @@ from typing import Callable
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from citycloud.config import CitycloudError, Settings
 from citycloud.ingestion.discover import Delivery, LandingProblem, discover
 from citycloud.ingestion.fast import NotBulkSafe, ingest_bulk
 from citycloud.ingestion.masking import Masker, mask_reason
 from citycloud.ingestion.pii import key_fingerprint, register_hmac
-from citycloud.ingestion.readers import SizeLimit, UnreadableFile, line_chunks
+from citycloud.ingestion.readers import SizeLimit, UnreadableFile, line_chunks, picked_lines
 from citycloud.ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
 from citycloud.ingestion.schema import RAW_TABLES, ensure_schema
 
@@ -189,14 +188,11 @@ def _ingest_lines(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: 
     header = None
     lines = rejected_lines = 0
     stored = only is not None
-    wanted = pa.array(only, pa.int64()) if only is not None else None
     try:
-        for chunk in line_chunks(d.read_path(path), limits.size):
+        chunks = line_chunks(d.read_path(path), limits.size) if only is None else [
+            picked_lines(d.read_path(path), only, limits.size)]
+        for chunk in chunks:
             lines += chunk.num_rows
-            if wanted is not None:
-                chunk = chunk.filter(pc.is_in(chunk.column("line"), value_set=wanted))
-                if not chunk.num_rows:
-                    continue
             con.register("_lines", chunk)
             query, header = checked_sql(d.source, con, chunk, header)
             if problem := header_problem(d.source, header):

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from citycloud.ingestion.discover import RefusedPath, open_regular
 
@@ -219,3 +220,25 @@ def line_chunks(path: Path, limit: SizeLimit | None = None) -> Iterator[pa.Table
 def read_lines(path: Path, limit: SizeLimit | None = None) -> pa.Table:
     """A whole file's numbered lines in one table (small files, tests)."""
     return pa.concat_tables(list(line_chunks(path, limit)))
+
+
+def picked_lines(path: Path, wanted: list[int], limit: SizeLimit | None = None) -> pa.Table:
+    """The numbered lines `wanted` (sorted line numbers of non-blank lines) of a file, as
+    `line_chunks` gives them, without numbering every line: only the blocks that hold one are
+    split (the bulk path's rejected lines, ingestion/fast.py). UnreadableFile as `line_chunks`
+    for a file that cannot be read whole, or for a picked line that is not UTF-8."""
+    pieces, at, next_line = [], 0, 1
+    for data in _whole_lines(_decompressed_blocks(path, limit, BLOCK_BYTES)):
+        n = data.nbytes and (bytes(data[-1:]) != b"\n") + _count_newlines(data)
+        if at < len(wanted) and wanted[at] < next_line + n:
+            piece, _ = _numbered(data, next_line)
+            keep = pc.is_in(piece.column("line"), value_set=pa.array(wanted[at:], pa.int64()))
+            pieces.append(piece.filter(keep))
+            at += pieces[-1].num_rows
+        next_line += n
+    return pa.concat_tables(pieces) if pieces else EMPTY
+
+
+def _count_newlines(data: memoryview) -> int:
+    return data.obj.count(b"\n", 0, data.nbytes) if isinstance(data.obj, bytes) and data.nbytes else \
+        bytes(data).count(b"\n")

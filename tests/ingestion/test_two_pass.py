@@ -162,3 +162,14 @@ def generated_landing(tmp_path_factory) -> Path:
 def test_the_generated_landing_with_its_dirt_gives_the_same_tables_on_both_paths(generated_landing):
     tables = assert_both_paths_agree(generated_landing)
     assert tables["audit.rejected_rows"] and tables["audit.rejected_files"] and tables["raw.service_access"]
+
+
+def test_picked_lines_are_the_per_line_readers_lines_across_block_boundaries(tmp_path, monkeypatch):
+    from citycloud.ingestion import readers
+    text = "".join(f'{{"n": {i}}}\r\n' if i % 7 else "\n" for i in range(1, 60)) + '{"last": 1}'
+    path = tmp_path / "f.jsonl.gz"
+    path.write_bytes(gzip.compress(("\ufeff" + text).encode(), mtime=0))
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 7)
+    wanted = [1, 2, 13, 15, 48, 60]
+    every = readers.read_lines(path)
+    assert readers.picked_lines(path, wanted).to_pylist() == [r for r in every.to_pylist() if r["line"] in wanted]
