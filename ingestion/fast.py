@@ -85,6 +85,8 @@ def ingest_bulk(con: duckdb.DuckDBPyConnection, source: str, path: Path, limit: 
     path would (limits, truncated gzip): the caller sets it aside."""
     if RULES[source].format != "jsonl" or not PROC_FD.is_dir():
         raise NotBulkSafe("not JSON lines")
+    if not con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]:
+        raise NotBulkSafe("row numbers follow the file's order only while DuckDB preserves insertion order")
     unsafe = UNSAFE_BYTES + ((b"\\",) if source in TEXT_RULE_SOURCES else ())
     with open_delivered(path) as fh:
         found = scan(decompressed(fh, path.name, limit), unsafe)

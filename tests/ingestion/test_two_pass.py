@@ -173,3 +173,12 @@ def test_picked_lines_are_the_per_line_readers_lines_across_block_boundaries(tmp
     wanted = [1, 2, 13, 15, 48, 60]
     every = readers.read_lines(path)
     assert readers.picked_lines(path, wanted).to_pylist() == [r for r in every.to_pylist() if r["line"] in wanted]
+
+
+def test_the_bulk_path_refuses_when_duckdb_may_reorder_rows(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(line(access("o1")) + "\n")
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    with pytest.raises(fast.NotBulkSafe, match="insertion order"):
+        fast.ingest_bulk(con, "service_access", path, None, "{query}", lambda sql: sql)
