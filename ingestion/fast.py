@@ -85,7 +85,7 @@ def ingest_bulk(con: duckdb.DuckDBPyConnection, source: str, path: Path, limit: 
     path would (limits, truncated gzip): the caller sets it aside."""
     if RULES[source].format != "jsonl" or not PROC_FD.is_dir():
         raise NotBulkSafe("not JSON lines")
-    if not con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]:
+    if not con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
         raise NotBulkSafe("row numbers follow the file's order only while DuckDB preserves insertion order")
     unsafe = UNSAFE_BYTES + ((b"\\",) if source in TEXT_RULE_SOURCES else ())
     with open_delivered(path) as fh:
@@ -110,5 +110,5 @@ def ingest_bulk(con: duckdb.DuckDBPyConnection, source: str, path: Path, limit: 
 
 
 def _count(cursor) -> int:
-    row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    rows = cursor.fetchall()
+    return int(rows[0][0]) if rows else 0
