@@ -95,6 +95,8 @@ def _statement_kind(sql: str) -> str:
     s = " ".join(sql.split())
     for prefix, label in (
         ("CREATE OR REPLACE TEMP TABLE _checked", "parse+validate+hmac → _checked (temp table)"),
+        ("CREATE OR REPLACE TEMP TABLE _bulk", "bulk: read_json + validate → _bulk (temp table)"),
+        ("SELECT count(*), list(line", "bulk: row count and rejected lines"),
         ("INSERT INTO raw.", "insert valid rows → raw.*"),
         ("INSERT INTO audit.rejected_rows", "insert rejects → audit.rejected_rows"),
         ("SELECT count(*) FROM _checked", "count rejects"),
@@ -106,6 +108,20 @@ def _statement_kind(sql: str) -> str:
         if s.startswith(prefix):
             return label
     return "other statements"
+
+
+def _timed(fn, label: str, totals: dict, current):
+    """`fn` with its time added to `totals[label]` (a step of ingestion that is not a statement)."""
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        current.kind = label
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            current.kind = "other"
+            totals[label]["seconds"] += time.perf_counter() - t0
+            totals[label]["calls"] += 1
+    return timed
 
 
 def step_generate(args: dict, phases: Phases) -> dict:
@@ -161,6 +177,7 @@ def step_floor(args: dict, phases: Phases) -> dict:
 
 def step_ingest(args: dict, phases: Phases) -> dict:
     """`pipeline.ingest` as it is (its connection + ingest_landing), with statement and reader timings."""
+    import citycloud.ingestion.fast as fast
     import citycloud.ingestion.load as load
     from citycloud.config import Settings, pii_key
     from citycloud import pipeline
@@ -188,6 +205,7 @@ def step_ingest(args: dict, phases: Phases) -> dict:
             yield chunk
 
     load.line_chunks = timed_line_chunks
+    fast.scan = _timed(fast.scan, "bulk: scan lines (Python, streamed)", totals, current)
     t0 = time.perf_counter()
 
     def ingest():

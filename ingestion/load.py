@@ -18,23 +18,26 @@ import pyarrow as pa
 
 from citycloud.config import CitycloudError, Settings
 from citycloud.ingestion.discover import Delivery, LandingProblem, discover
+from citycloud.ingestion.fast import NotBulkSafe, ingest_bulk
 from citycloud.ingestion.masking import Masker, mask_reason
 from citycloud.ingestion.pii import key_fingerprint, register_hmac
-from citycloud.ingestion.readers import SizeLimit, UnreadableFile, line_chunks
+from citycloud.ingestion.readers import SizeLimit, UnreadableFile, line_chunks, picked_lines
 from citycloud.ingestion.rules import RULES, TS_PARSE_MACROS, checked_sql, header_problem
 from citycloud.ingestion.schema import RAW_TABLES, ensure_schema
 
 
 @dataclass(frozen=True)
 class FileLimits:
-    """When a whole file is set aside (config.Settings: max_decompression_ratio, ...)."""
+    """When a whole file is set aside (config.Settings: max_decompression_ratio, ...), and whether
+    a JSON-lines file DuckDB's reader takes whole is read in bulk (two_pass_ingestion)."""
     size: SizeLimit
     max_bad_lines: int
+    two_pass: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> FileLimits:
         return cls(SizeLimit(settings.max_decompression_ratio, int(settings.min_decompressed_limit_mb * 2**20)),
-                   settings.max_bad_lines)
+                   settings.max_bad_lines, settings.two_pass_ingestion)
 
 
 @dataclass
@@ -152,16 +155,44 @@ def _forget_file(con: duckdb.DuckDBPyConnection, source: str, rel: str, ctx: dic
 
 def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: str, masker: Masker,
                  res: DeliveryResult, ctx: dict, limits: FileLimits) -> None:
+    """Validate one file into raw.<source> and its rejects: in bulk when DuckDB's reader takes it
+    whole (ingestion/fast.py), else line by line; the rows and line numbers are the same."""
+    if limits.two_pass and RULES[d.source].format == "jsonl":
+        raw_cols = _raw_columns(d.source)
+        insert = f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} FROM ({{query}})"
+        try:
+            bulk = ingest_bulk(con, d.source, d.read_path(path), limits.size, insert,
+                               lambda sql: _sql(sql, file=rel, **ctx))
+        except NotBulkSafe:
+            pass  # nothing stored: the per-line path below
+        else:
+            if bulk.pending:  # rows the bulk rules rejected: their reasons and text, line by line
+                _ingest_lines(con, d, path, rel, masker, res, ctx, limits, only=bulk.pending)
+            res.rows_read += bulk.lines  # (not for a file set aside: UnreadableFile leaves above)
+            return
+    _ingest_lines(con, d, path, rel, masker, res, ctx, limits)
+
+
+def _raw_columns(source: str) -> str:
+    return ", ".join(c.split()[0] for c in RAW_TABLES[source].replace("\n", " ").split(", "))
+
+
+def _ingest_lines(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: str, masker: Masker,
+                  res: DeliveryResult, ctx: dict, limits: FileLimits, only: list[int] | None = None) -> None:
     """Validate one file's lines chunk by chunk (streamed: readers.line_chunks) into raw.<source>
-    and its rejects. A file found unreadable, too large or too bad part way is set aside whole:
-    what its earlier chunks stored goes (inside the delivery's transaction)."""
-    raw_cols = ", ".join(c.split()[0] for c in RAW_TABLES[d.source].replace("\n", " ").split(", "))
+    and its rejects (with `only`: those lines, the rest stored in bulk already). A file found
+    unreadable, too large or too bad part way is set aside whole: what its earlier chunks (or
+    the bulk statement) stored goes (inside the delivery's transaction)."""
+    raw_cols = _raw_columns(d.source)
     fmt = RULES[d.source].format
     header = None
     lines = rejected_lines = 0
-    stored = False
+    stored = only is not None
     try:
-        for chunk in line_chunks(d.read_path(path), limits.size):
+        chunks = line_chunks(d.read_path(path), limits.size) if only is None else [
+            picked_lines(d.read_path(path), only, limits.size)]
+        for chunk in chunks:
+            lines += chunk.num_rows
             con.register("_lines", chunk)
             query, header = checked_sql(d.source, con, chunk, header)
             if problem := header_problem(d.source, header):
@@ -178,13 +209,13 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: s
                 f"FROM _checked WHERE reason IS NULL", file=rel, **ctx))
             _keep_rejected(con, masker, fmt, header, rel, ctx, rejected)
             con.unregister("_lines")
-            lines += chunk.num_rows
             del chunk, rejected  # this chunk's bytes are freed before the next is read
     except UnreadableFile:
         if stored:
             _forget_file(con, d.source, rel, ctx)
         raise
-    res.rows_read += lines - (1 if header is not None else 0)
+    if only is None:
+        res.rows_read += lines - (1 if header is not None else 0)
     res.rows_rejected += rejected_lines
 
 

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from citycloud.ingestion.discover import RefusedPath, open_regular
 
@@ -69,7 +70,7 @@ class SizeLimit:
                 "CITYCLOUD_MIN_DECOMPRESSED_LIMIT_MB): set aside whole, not read further")
 
 
-def _open(path: Path):
+def open_delivered(path: Path):
     try:
         return open_regular(path)
     except (RefusedPath, OSError) as exc:
@@ -80,35 +81,46 @@ def _open(path: Path):
 def _decompressed_blocks(path: Path, limit: SizeLimit | None, block: int) -> Iterator[bytes]:
     """The file's text (BOM dropped) in blocks of at most `block` bytes; UnreadableFile as soon as
     more than its `limit` comes out of it."""
-    with _open(path) as fh:
-        size = os.fstat(fh.fileno()).st_size  # of what is read (not a link swapped in since)
-        max_bytes = limit.of(size) if limit else None
-        gzipped = fh.read(2) == GZIP_MAGIC
-        fh.seek(0)
-        if not gzipped and path.name.endswith(".gz"):
-            raise UnreadableFile("named .gz but is not gzip-compressed")
-        stream = _gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
-        total, head = 0, b""
-        while True:
-            try:
-                data = stream.read(block)
-            except GZIP_ERRORS as exc:
-                if not gzipped:  # the disk, not the content
-                    raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
-                raise UnreadableFile(f"gzip stream cannot be decompressed (truncated or corrupt): {exc}") from None
-            total += len(data)
-            if max_bytes is not None and total > max_bytes:
-                raise UnreadableFile(limit.exceeded(size))
-            end = not data
-            if head is not None:  # the first bytes: a byte-order mark goes (a read may be short)
-                head += data
-                if len(head) < len(BOM) and not end:
-                    continue
-                data, head = (head[len(BOM):] if head.startswith(BOM) else head), None
-            if data:
-                yield data
-            if end:
-                return
+    with open_delivered(path) as fh:
+        yield from decompressed(fh, path.name, limit, block)
+
+
+def is_gzipped(fh) -> bool:
+    """Whether an open file is gzip-compressed (by its magic bytes, whatever its name)."""
+    gzipped = fh.read(2) == GZIP_MAGIC
+    fh.seek(0)
+    return gzipped
+
+
+def decompressed(fh, name: str, limit: SizeLimit | None, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The text of an open file (`name` as delivered), as `_decompressed_blocks` gives it."""
+    size = os.fstat(fh.fileno()).st_size  # of what is read (not a link swapped in since)
+    max_bytes = limit.of(size) if limit else None
+    gzipped = is_gzipped(fh)
+    if not gzipped and name.endswith(".gz"):
+        raise UnreadableFile("named .gz but is not gzip-compressed")
+    stream = _gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
+    total, head = 0, b""
+    while True:
+        try:
+            data = stream.read(block)
+        except GZIP_ERRORS as exc:
+            if not gzipped:  # the disk, not the content
+                raise UnreadableFile(f"refused: {getattr(exc, 'strerror', None) or exc}") from None
+            raise UnreadableFile(f"gzip stream cannot be decompressed (truncated or corrupt): {exc}") from None
+        total += len(data)
+        if max_bytes is not None and total > max_bytes:
+            raise UnreadableFile(limit.exceeded(size))
+        end = not data
+        if head is not None:  # the first bytes: a byte-order mark goes (a read may be short)
+            head += data
+            if len(head) < len(BOM) and not end:
+                continue
+            data, head = (head[len(BOM):] if head.startswith(BOM) else head), None
+        if data:
+            yield data
+        if end:
+            return
 
 
 def _whole_lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
@@ -208,3 +220,25 @@ def line_chunks(path: Path, limit: SizeLimit | None = None) -> Iterator[pa.Table
 def read_lines(path: Path, limit: SizeLimit | None = None) -> pa.Table:
     """A whole file's numbered lines in one table (small files, tests)."""
     return pa.concat_tables(list(line_chunks(path, limit)))
+
+
+def picked_lines(path: Path, wanted: list[int], limit: SizeLimit | None = None) -> pa.Table:
+    """The numbered lines `wanted` (sorted line numbers of non-blank lines) of a file, as
+    `line_chunks` gives them, without numbering every line: only the blocks that hold one are
+    split (the bulk path's rejected lines, ingestion/fast.py). UnreadableFile as `line_chunks`
+    for a file that cannot be read whole, or for a picked line that is not UTF-8."""
+    pieces, at, next_line = [], 0, 1
+    for data in _whole_lines(_decompressed_blocks(path, limit, BLOCK_BYTES)):
+        n = data.nbytes and (bytes(data[-1:]) != b"\n") + _count_newlines(data)
+        if at < len(wanted) and wanted[at] < next_line + n:
+            piece, _ = _numbered(data, next_line)
+            keep = pc.is_in(piece.column("line"), value_set=pa.array(wanted[at:], pa.int64()))
+            pieces.append(piece.filter(keep))
+            at += pieces[-1].num_rows
+        next_line += n
+    return pa.concat_tables(pieces) if pieces else EMPTY
+
+
+def _count_newlines(data: memoryview) -> int:
+    return data.obj.count(b"\n", 0, data.nbytes) if isinstance(data.obj, bytes) and data.nbytes else \
+        bytes(data).count(b"\n")

@@ -52,6 +52,10 @@ END;
 """.replace("{UTC_OFFSET_HOURS}", str(BUSINESS_UTC_OFFSET_HOURS))  # the business time zone (config)
 
 
+# The line's text says event_time is a JSON integer (the fast path asks the JSON type instead).
+TEXT_IS_INTEGER = "regexp_matches(text, '\"event_time\"\\s*:\\s*\\d')"
+
+
 @dataclass(frozen=True)
 class SourceRule:
     format: str                      # 'csv' | 'jsonl'
@@ -93,7 +97,7 @@ RULES: dict[str, SourceRule] = {
         # epoch milliseconds: a JSON integer, not a string of digits (json_transform gives both
         # as text, so look at the line itself, only for all-digit values)
         typed="cc_parse_ts(f_event_time, regexp_full_match(f_event_time, '\\d{1,16}') "
-              "AND regexp_matches(text, '\"event_time\"\\s*:\\s*\\d')) AS ts",
+              f"AND {TEXT_IS_INTEGER}) AS ts",
         checks="""
             WHEN f_outcome NOT IN ('success', 'failure', 'timeout')
                 THEN 'unknown outcome ''' || f_outcome || ''''
@@ -250,19 +254,27 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
         if header is None:
             header = parse_header(lines.column("text")[0].as_py()) if lines.num_rows else []
         raw_expr, fields = _csv_fields_sql(rule, header, con, lines)
+    return _hashed(rule, _checked(rule, fields, raw_expr, rule.typed), lines.num_rows), header
+
+
+def _checked(rule: SourceRule, fields: str, raw_expr: str, typed: str) -> str:
     required = "\n".join(f"WHEN f_{f} IS NULL THEN 'missing required field {f}'" for f in rule.required)
-    typed = f", {rule.typed}" if rule.typed else ""
-    checked = f"""
+    typed = f", {typed}" if typed else ""
+    return f"""
         SELECT line, reason, CASE WHEN reason IS NOT NULL THEN {raw_expr} END AS raw, {rule.select}
         FROM (SELECT *, coalesce(parse_error, CASE {required} {rule.checks} END) AS reason
               FROM (SELECT *{typed} FROM ({fields})))
     """
+
+
+def _hashed(rule: SourceRule, checked: str, rows: int) -> str:
+    """`checked` with its user id replaced by the keyed hash `user_key`."""
     if "_uid" not in rule.select:
-        return checked, header
-    if lines.num_rows < DISTINCT_HASH_FROM_ROWS:
+        return checked
+    if rows < DISTINCT_HASH_FROM_ROWS:
         return f"""
         SELECT checked.* EXCLUDE (_uid), pii_hash($city || ':' || _uid) AS user_key FROM ({checked}) checked
-    """, header
+    """
     # Users are far fewer than events: hash each distinct user id once, then join.
     return f"""
         WITH checked AS MATERIALIZED ({checked}),
@@ -271,7 +283,48 @@ def checked_sql(source: str, con: duckdb.DuckDBPyConnection, lines: pa.Table,
             FROM (SELECT DISTINCT _uid FROM checked WHERE _uid IS NOT NULL))
         SELECT checked.* EXCLUDE (_uid), user_keys.user_key
         FROM checked LEFT JOIN user_keys USING (_uid)
-    """, header
+    """
+
+
+def bulk_checked_sql(source: str, file_sql: str, compression: str) -> str:
+    """The rows `checked_sql` gives for a JSON-lines file DuckDB's reader parses whole (the fast
+    path, ingestion/fast.py), the user id not yet hashed (`with_user_keys`): read in bulk by
+    `read_json`, numbered in file order, `raw` NULL.
+
+    Exact only for a file whose every line is one JSON object (fast.py checks it): then a row
+    valid here is valid with the same values per line; a row rejected here is checked again
+    line by line. `read_json` and `json_transform` share DuckDB's transform, so the fields are
+    the same VARCHARs. The one rule that looks at the line's text (epoch milliseconds only when
+    `event_time` is a JSON integer) asks the JSON type of the value instead.
+    """
+    rule = RULES[source]
+    columns = ", ".join(f"'{f}': '{'JSON' if f == 'event_time' else 'VARCHAR'}'" for f in rule.fields)
+    cols = ", ".join("json_transform(f_event_time, '\"VARCHAR\"') AS f_event_time, "
+                     "json_type(f_event_time) IN ('UBIGINT', 'BIGINT') AS event_time_is_integer"
+                     if f == "event_time" else f"f_{f}" for f in rule.fields)
+    renamed = ", ".join(f'"{f}" AS f_{f}' for f in rule.fields)
+    fields = f"""
+        SELECT line, NULL::VARCHAR AS parse_error, {cols}
+        FROM (SELECT row_number() OVER () AS line, {renamed}
+              FROM read_json({file_sql}, format = 'newline_delimited', records = true, columns = {{{columns}}},
+                             compression = '{compression}', ignore_errors = true))
+    """
+    typed = rule.typed.replace(TEXT_IS_INTEGER, "event_time_is_integer")
+    return _checked(rule, fields, "NULL::VARCHAR", typed)
+
+
+def with_user_keys(source: str, table: str) -> str:
+    """The valid rows of `table` (rows of `bulk_checked_sql`) with the user id replaced by its
+    keyed hash, each distinct id hashed once."""
+    if "_uid" not in RULES[source].select:
+        return f"SELECT * FROM {table} WHERE reason IS NULL"
+    return f"""
+        SELECT t.* EXCLUDE (_uid), k.user_key
+        FROM {table} t LEFT JOIN (
+            SELECT _uid, pii_hash($city || ':' || _uid) AS user_key
+            FROM (SELECT DISTINCT _uid FROM {table} WHERE _uid IS NOT NULL AND reason IS NULL)) k USING (_uid)
+        WHERE t.reason IS NULL
+    """
 
 
 def header_problem(source: str, header: list[str] | None) -> str | None:
