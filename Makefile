@@ -29,15 +29,15 @@ java:
 	@bash scripts/install_java.sh
 
 # The end-to-end tier (`make test-e2e`: the fault tests that run the pipeline, the docs' Airflow
-# walkthrough) runs after `make test` in CI; the fault suite's quick tests stay in `make test`. The Spark tests do not fit the suite's budget (two Spark builds of
+# and Add-a-KPI walkthroughs) runs after `make test` in CI; the fault suite's quick tests stay in `make test`. The Spark tests do not fit the suite's budget (two Spark builds of
 # the worked example took 35 min on the busy 2-core machine): `make test-spark-quick` is their
 # reduced form for CI.
 test: setup browser
 	$(BIN)/python -m pytest -q -m "not (faults and slow) and not e2e and not spark"
 
 # Kills at every phase, two writers, full disks (tmpfs, as root), hostile input through whole
-# runs (the fault tests marked slow), and docs/airflow.md's "Run it locally, end to end"
-# followed literally: whole runs of the CLI and of Airflow in subprocesses, 10-15 min.
+# runs (the fault tests marked slow), and docs/airflow.md's "Run it locally, end to end" and
+# docs/extending.md's "Add a KPI" followed literally: whole runs of the CLI and of Airflow in subprocesses, 10-15 min.
 .PHONY: test-e2e
 test-e2e: setup
 	$(BIN)/python -m pytest -q -m "(faults and slow) or e2e" --durations=0

@@ -99,23 +99,13 @@ def person():
 
 
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory, written):
-    """A real 3-city warehouse (310000, 510100, 430100) through `citycloud generate` and `citycloud
-    run`: the semantic layer (`citycloud query`) answers from its snapshot."""
-    import os
-    import subprocess
-
-    from dashboard_support import CITYCLOUD
-
-    folder = tmp_path_factory.mktemp("access-generated")
-    written.append(folder)
-    env = dict(os.environ, CITYCLOUD_PII_KEY="access-test-key-not-secret-0123456789abcdef")
-    for cmd in (["generate", "--out", str(folder / "landing"), "--cities", "3", "--days", "35", "--users", "200",
-                 "--clean"],
-                ["run", "--landing", str(folder / "landing"), "--warehouse", str(folder / "wh.duckdb")]):
-        run = subprocess.run([str(CITYCLOUD), *cmd], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-2000:]
-    return folder / "wh.duckdb"
+def generated(generated_built, written):
+    """The session's real 3-city warehouse (310000, 430100, 510100; tests/conftest.py, built
+    through the whole pipeline from a generated landing area): the semantic layer (`citycloud
+    query`) answers from its snapshot. The api only reads it; its folder is searched for secrets
+    with the others the access tests write to."""
+    written.append(generated_built.warehouse.parent.parent)
+    return generated_built.warehouse
 
 
 @pytest.fixture(scope="session")

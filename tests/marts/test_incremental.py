@@ -21,13 +21,16 @@ def _build(settings, end=None, full_refresh=False):
 
 
 def test_day_by_day_incremental_build_equals_full_refresh(tmp_path):
+    """Every mart, the funnels and service paths of the worked example's funnels.yml included."""
     landing = tmp_path / "landing"
     shutil.copytree(TINY / "landing", landing)
     settings = make_settings(tmp_path, landing)
+    settings.funnels = TINY / "funnels.yml"
     for end in (date(2026, 2, 3), date(2026, 2, 12), date(2026, 2, 20), None):
         report = _build(settings, end=end)
         assert not report.skipped
     incremental = table_fingerprints(settings.warehouse, MARTS)
+    assert {"marts_build.funnel_conversion", "marts_build.service_paths"} <= incremental.keys()
     assert _build(settings).skipped  # nothing new → dbt does not run
     _build(settings, full_refresh=True)
     assert table_fingerprints(settings.warehouse, MARTS) == incremental

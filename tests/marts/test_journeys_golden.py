@@ -1,7 +1,8 @@
 """Funnels and service paths (user_ops.md) on the worked example, run with tests/data/tiny/funnels.yml:
 the published marts equal expected/{funnel_conversion,service_paths}.csv and an independent
 recomputation in Python (journeys_reference.py) cell for cell; a rerun with nothing new changes no
-table; a late event changes the periods it can touch and no earlier one."""
+table; a late event changes the periods it can touch and no earlier one. (Day-by-day incremental
+builds of both marts equal a full rebuild: tests/marts/test_incremental.py, with the same funnels.yml.)"""
 from __future__ import annotations
 
 import csv
@@ -147,21 +148,3 @@ def test_the_docs_example_adds_a_funnel_and_rebuilds_only_it(built, tmp_path):
     assert answered == {(str(k[3]), f"{k[1]}:{k[5]}"): v["users"] for k, v in after.items()
                         if k[2] == "month" and k[4] == "all"}
     assert answered  # the month of February is covered
-
-
-def test_day_by_day_incremental_funnels_and_paths_equal_a_full_rebuild(tmp_path):
-    from datetime import date
-
-    settings = make_settings(tmp_path, tmp_path / "landing")
-    shutil.copytree(TINY / "landing", settings.landing)
-    settings.funnels = FUNNELS
-    for end in (date(2026, 2, 10), date(2026, 2, 20), None):
-        pipeline.ingest(settings, end=end)
-        assert not pipeline.build(settings).skipped
-    tables = ("marts_build",)
-    incremental = {k: v for k, v in table_fingerprints(settings.warehouse, tables).items()
-                   if k.endswith(("funnel_conversion", "service_paths"))}
-    assert len(incremental) == 2
-    pipeline.build(settings, full_refresh=True)
-    full = table_fingerprints(settings.warehouse, tables)
-    assert {k: full[k] for k in incremental} == incremental

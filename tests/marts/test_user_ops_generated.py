@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -18,14 +19,12 @@ import pytest
 
 from citycloud import pipeline
 from citycloud.config import pii_key
-from citycloud.generate import generate
 from citycloud.ingestion.pii import hmac_hex
 from tests.conftest import make_settings, table_fingerprints, write_delivery
+from tests.marts.conftest import HISTORY_DAYS as DAYS, HISTORY_KEY as KEY, HISTORY_START as START
 
 pytestmark = pytest.mark.slow
-START, DAYS = date(2026, 1, 1), 45  # January covered, February partly: covered and open periods
 LAST = START + timedelta(days=DAYS - 1)
-KEY = "ab" * 32
 MARTS = ("user_lifecycle", "retention_monthly", "activation_daily", "stickiness_monthly", "channel_daily")
 KEYS = {
     "user_lifecycle": ("city_code", "grain", "period_start"),
@@ -40,18 +39,15 @@ USER_OPS_TABLES = [f"marts_build.{m}" for m in MARTS] + [
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    """45 generated days for 2 cities, built in three incremental steps, the last one published."""
+def history(two_city_history, tmp_path_factory):
+    """A copy (landing area and warehouse folder) of tests/marts/conftest.py's 45 generated days
+    for 2 cities, built in three incremental steps, the last one published: the late-events
+    test writes to it."""
     tmp = tmp_path_factory.mktemp("user_ops_gen")
-    landing = tmp / "landing"
-    generate(landing, cities=2, start=START, days=DAYS, users=300, seed=11)
-    settings = make_settings(tmp, landing)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYCLOUD_PII_KEY", KEY)
-        for end in (START + timedelta(days=9), START + timedelta(days=30)):
-            pipeline.ingest(settings, end=end)
-            assert not pipeline.build(settings).skipped
-        assert pipeline.run(settings).published
+    settings = make_settings(tmp, tmp / "landing")
+    settings.funnels, settings.pii_key = two_city_history.funnels, two_city_history.pii_key
+    shutil.copytree(two_city_history.landing, settings.landing)
+    shutil.copytree(two_city_history.warehouse.parent, settings.warehouse.parent)
     return settings
 
 

@@ -43,6 +43,10 @@ def clone_with_demo_warehouse(root: Path, built) -> Path:
     return clone
 
 
+# A documented walkthrough run for real (`make test-e2e`); `make test` asserts the same behaviour,
+# a KPI added by YAML alone in the registry, on the dashboard's table and in `citycloud query`, in
+# tests/semantic/test_toy_metric.py.
+@pytest.mark.e2e
 def test_the_walkthrough_runs_as_written(tiny_built, tmp_path):
     block = documented_block(DOC, MARKER)
     clone = clone_with_demo_warehouse(tmp_path, tiny_built)
