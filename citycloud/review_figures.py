@@ -44,51 +44,32 @@ class Label:
     format: str | None = None  # "percent": a share 0..1 shown as 87.5%
 
 
+# The report's own columns (not columns of a mart); every mart column's label lives in its YAML.
 COLUMN_LABELS = {
-    "city_code": Label("城市", "City"),
-    "department": Label("部门", "Department"),
-    "channel": Label("渠道", "Channel"),
-    "category": Label("差评标签", "Tag"),
-    "ratings": Label("评价数", "Ratings"),
-    **{f"grade_{g}": Label(f"{zh}（{g}分）", en.capitalize()) for g, (zh, en) in GRADES.items()},
-    "average_score": Label("平均分", "Average score"),
-    "bad_reviews": Label("差评", "Bad reviews"),
     "share": Label("占比", "Share", "percent"),
-    "unfounded": Label("不实差评", "Unfounded"),
-    "rectified_on_time": Label("按时整改", "Rectified on time"),
-    "rectified_late": Label("逾期整改", "Rectified late"),
-    "overdue_open": Label("逾期未整改", "Overdue, not rectified"),
-    "on_time_rate": Label("按时整改率", "On-time rate", "percent"),
-    "real_name_bad": Label("实名差评", "Real-name bad reviews"),
-    "called_back": Label("已回访", "Called back"),
-    "callback_rate": Label("回访率", "Call-back rate", "percent"),
-    "replied": Label("已答复", "Replied"),
-    "settled": Label("已定稿", "Settled"),
-    "as_of_day": Label("截至", "As of"),
-    "ticket_id": Label("工单号", "Ticket id"),
-    "rating_day": Label("评价日", "Rating day"),
-    "due_day": Label("整改期限", "Due day"),
-    "status": Label("工单状态", "Ticket status"),
     "overdue": Label("逾期条数", "Overdue"),
 }
 
 
 @functools.lru_cache(maxsize=1)
 def column_labels() -> dict[str, Label]:
-    """Column -> label: the defaults above, overridden by the labels the review marts' YAML gives
-    (read once per process: a changed YAML takes a new build and a restart anyway)."""
+    """Column -> label, from the review marts' YAML (`config.meta`, one home; the monthly mart's
+    own labels win), plus the report's own columns; read once per process (a changed YAML takes
+    a new build and a restart anyway)."""
     labels = dict(COLUMN_LABELS)
-    for mart in (ITEMS, CHANNELS, TAGS, MONTHLY):  # the monthly mart's own labels win
-        try:
-            found = registry.mart_column_labels(mart.split(".", 1)[1])
-        except CitycloudError:  # a dbt project without that mart (yet): the defaults
-            continue
+    for mart in (ITEMS, CHANNELS, TAGS, MONTHLY):
+        found = registry.mart_column_labels(mart.split(".", 1)[1])
         labels.update({column: Label(x.label, x.label_en, x.format) for column, x in found.items()})
     return labels
 
 
-DEPARTMENT_COLUMNS = ("department", "bad_reviews", "unfounded", "rectified_on_time", "rectified_late", "overdue_open",
-                      "on_time_rate", "real_name_bad", "called_back", "callback_rate", "replied")
+@functools.lru_cache(maxsize=1)
+def department_columns() -> tuple[str, ...]:
+    """review_monthly's columns a department row fills, in the YAML's order: the department and
+    `bad_reviews` … `replied` (the ratings and grades before them are the city's only)."""
+    columns = list(registry.mart_column_labels(MONTHLY.split(".", 1)[1]))
+    return ("department", *columns[columns.index("bad_reviews"):columns.index("replied") + 1])
+
 
 
 def department_name(department: str) -> str:
@@ -161,7 +142,7 @@ def load_month(con: duckdb.DuckDBPyConnection, cities: Sequence[str], month: dt.
     where = "city_code IN (SELECT unnest(?::VARCHAR[])) AND month = ?"
     overview = _frame(con, f"SELECT * FROM {MONTHLY} WHERE {where} AND department = 'all' ORDER BY city_code",
                       cities, month)
-    departments = _frame(con, f"SELECT city_code, {', '.join(DEPARTMENT_COLUMNS)} FROM {MONTHLY} WHERE {where} "
+    departments = _frame(con, f"SELECT city_code, {', '.join(department_columns())} FROM {MONTHLY} WHERE {where} "
                               "AND department <> 'all' ORDER BY city_code, bad_reviews DESC, department = 'unassigned', department",
                          cities, month)
     tags = _frame(con, f"SELECT city_code, category, bad_reviews FROM {TAGS} WHERE {where} "

@@ -69,7 +69,7 @@ def department_table(figures: rf.MonthFigures, several: bool) -> pd.DataFrame:
     return pd.DataFrame({
         **_city(d, several),
         **{rf.zh(c): d[c].map(shown.get(c) or (rf.rate_text if c.endswith("_rate") else fmt.fmt_int))
-           for c in rf.DEPARTMENT_COLUMNS},
+           for c in rf.department_columns()},
     })
 
 

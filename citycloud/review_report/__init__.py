@@ -80,7 +80,7 @@ def render_html(figures: rf.MonthFigures, city: str, name: str) -> str:
         all=whole, as_of=whole["as_of_day"], channels=channel_rows(figures).to_dict("records"),
         channel_columns=["channel", "ratings", *rf.GRADE_COLUMNS, "bad_reviews"],
         tags=tag_rows(figures).to_dict("records"), departments=departments.to_dict("records"),
-        department_columns=list(rf.DEPARTMENT_COLUMNS), overdue=_overdue_by_department(figures))
+        department_columns=list(rf.department_columns()), overdue=_overdue_by_department(figures))
 
 
 def _month(text: str) -> dt.date:

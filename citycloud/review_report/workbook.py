@@ -8,11 +8,16 @@ import datetime as dt
 import pandas as pd
 from openpyxl import Workbook
 
-from citycloud import outputs
+from citycloud import outputs, registry
 from citycloud import review_figures as rf
 from citycloud.user_ops_export import write_sheet
 
-SUMMARY_COLUMNS = ("ratings", *rf.GRADE_COLUMNS, "average_score", *rf.DEPARTMENT_COLUMNS[1:], "settled", "as_of_day")
+
+
+def summary_columns() -> list[str]:
+    """The city's row of review_monthly as its YAML orders it, from `ratings` to `as_of_day`."""
+    columns = list(registry.mart_column_labels(rf.MONTHLY.split(".", 1)[1]))
+    return columns[columns.index("ratings"):]
 
 
 def _named(df: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +58,7 @@ def channel_rows(figures: rf.MonthFigures) -> pd.DataFrame:
 def workbook_bytes(figures: rf.MonthFigures, title: str) -> bytes:
     book = Workbook()
     book.remove(book.active)
-    summary = figures.overview.reindex(columns=SUMMARY_COLUMNS)
+    summary = figures.overview.reindex(columns=summary_columns())
     sheets = [
         ("概览 Summary", "本月全市合计 The city's month · marts.review_monthly (department all)", summary),
         ("渠道 Channels", "各渠道评价等级分布 Grades by channel · marts.review_channel_monthly", channel_rows(figures)),

@@ -53,7 +53,7 @@ wanted = st.session_state.get("rv_month") or rd.parse_month(st.query_params.get(
 d = load(cities, wanted)
 ui.missing_tables_note(d["missing"])
 if not d["months"]:
-    st.info("快照中还没有好差评数据 (no 好差评 figures for these cities yet): the review marts come with "
+    st.info("快照中还没有好差评的数据 (no 好差评 figures for these cities yet): the review marts come with "
             "`citycloud run` once ratings (and review_tickets) are delivered.")
     st.stop()
 if st.session_state.get("rv_month") not in d["months"]:

@@ -51,7 +51,7 @@ def test_scopes_of_the_people(tmp_path):
     assert config.oidc.identity_claim == "email" and config.oidc.client_secret_env == "CITYCLOUD_OIDC_CLIENT_SECRET"
     ops = config.scope_for("  ops.changsha@example.ORG ")  # case-insensitive, spaces trimmed
     assert ops == Scope("Ops.Changsha@Example.org", "operator", ("430100",))
-    assert ops.pages == {"today", "trends", "services", "users"}
+    assert ops.pages == {"today", "trends", "services", "users", "alerts", "reviews"}
     assert not ops.allows("310000") and ops.allows("430100") and not ops.entitled_to(["430100", "510100"])
     admin = config.scope_for("office@example.org")
     assert admin.every_city and admin.cities == ("310000", "411700", "430100", "460100", "510100")

@@ -56,7 +56,8 @@ def _warehouse(days: dict[date, tuple[int, int]], covered_days: int | None = Non
                    ? AS days_covered, 28 AS days_in_month, 38.0::DOUBLE AS service_coverage,
                    0.9::DOUBLE AS availability, NULL::DOUBLE AS timeliness, 1.0::DOUBLE AS continuity,
                    0.5::DOUBLE AS utilisation, NULL::DOUBLE AS user_coverage, 0.3::DOUBLE AS activity,
-                   0.9::DOUBLE AS satisfaction""", [n])
+                   0.9::DOUBLE AS satisfaction, NULL::DOUBLE AS rectification_on_time,
+                   NULL::DOUBLE AS callback_rate""", [n])
     return con
 
 
