@@ -64,12 +64,19 @@ def missing_snapshot(path: Path) -> None:
     st.stop()
 
 
-def load(loader: str, *args):
-    """Run a `citycloud.dashboards.data.load_*` loader on the current snapshot (cached)."""
+def current_snapshot() -> tuple[Path, data.SnapshotVersion]:
+    """The warehouse and the version of its published snapshot; the page stops with a note when
+    there is none yet."""
     wh = warehouse()
     version = data.snapshot_version(wh)
     if version is None:
         missing_snapshot(data.snapshot_path(wh))
+    return wh, version
+
+
+def load(loader: str, *args):
+    """Run a `citycloud.dashboards.data.load_*` loader on the current snapshot (cached)."""
+    wh, version = current_snapshot()
     scope = gate.current_scope()
     key = (str(wh), scope, loader, args)
     try:

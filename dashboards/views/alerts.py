@@ -67,10 +67,7 @@ def _histories(opened: pd.DataFrame, histories: dict) -> None:
 
 st.title("告警 Alerts")
 sel = ui.selection()
-wh = ui.warehouse()
-version = data.snapshot_version(wh)
-if version is None:
-    ui.missing_snapshot(data.snapshot_path(wh))
+wh, version = ui.current_snapshot()
 moment = alerts_data.as_of(sel["day"], version.published_at)
 days = st.segmented_control("范围 Range", alerts_data.WINDOW_DAYS, default=14, key="al_days", required=True,
                             format_func=lambda n: f"近 {n} 天") or 14

@@ -18,10 +18,7 @@ def _load(warehouse: str, version: tuple, scope, cities: tuple, month) -> dict:
 
 
 def load(cities: tuple, month) -> dict:
-    wh = ui.warehouse()
-    version = data.snapshot_version(wh)
-    if version is None:
-        ui.missing_snapshot(data.snapshot_path(wh))
+    wh, version = ui.current_snapshot()
     try:
         return _load(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(), cities, month)
     except data.SnapshotMissing as exc:

@@ -16,10 +16,7 @@ def _load(warehouse: str, version: tuple, scope, month) -> dict:
 
 
 st.title("运营评价 Scorecard")
-wh = ui.warehouse()
-version = data.snapshot_version(wh)
-if version is None:
-    ui.missing_snapshot(data.snapshot_path(wh))
+wh, version = ui.current_snapshot()
 # the month is mirrored in the URL (?month=2026-01) so a view can be shared; unscored → the latest
 wanted = st.session_state.get("sc_month") or sc.parse_month(st.query_params.get("month"))
 try:

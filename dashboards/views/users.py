@@ -17,10 +17,7 @@ def _load(warehouse: str, version: tuple, scope, cities: tuple, day) -> dict:
 
 st.title("用户运营 Users")
 sel = ui.selection()
-wh = ui.warehouse()
-version = data.snapshot_version(wh)
-if version is None:
-    ui.missing_snapshot(data.snapshot_path(wh))
+wh, version = ui.current_snapshot()
 try:
     d = _load(str(wh), (version.inode, version.mtime_ns, version.size), gate.current_scope(), tuple(sel["cities"]),
               sel["day"])

@@ -18,7 +18,9 @@ from citycloud.generate import generate
 from tests.conftest import TEST_KEY, make_settings
 from tests.reviews import reviews_reference as ref
 
-pytestmark = pytest.mark.slow
+# A whole generated pipeline run (2 cities, 60 days): the e2e tier, which CI runs after `make test`;
+# the recomputation itself is checked by hand in test_reviews_reference.py in `make test`.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 START, DAYS = date(2026, 1, 1), 60  # through 03-01: January and February covered
 KEYS = {"review_monthly": ("city_code", "month", "department"), "review_tags_monthly": ("city_code", "month", "category")}
 COLUMNS = {"review_monthly": ref.MONTHLY, "review_tags_monthly": ("bad_reviews",)}
