@@ -10,9 +10,18 @@ from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
+from citycloud.config import CitycloudError
+
 # [0-9], not \d: \d (and str.isdigit, int()) also take other scripts' digits, e.g. Arabic-Indic ٣١٠٠٠٠.
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 CITY_CODE = re.compile(r"[0-9]{6}")
+
+
+def month_start(text: str | None) -> date:
+    """The first day of a `--month YYYY-MM`; CitycloudError (one line) for anything else."""
+    if not _MONTH.fullmatch(text or ""):
+        raise CitycloudError(f"--month must be YYYY-MM, e.g. 2026-02, got {text!r}")
+    return date.fromisoformat(f"{text}-01")
 
 
 def is_city_code(value: Any) -> bool:

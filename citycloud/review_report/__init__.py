@@ -7,8 +7,6 @@ openpyxl workbook with fixed timestamps, all staged and moved into place togethe
 `outputs.FileSet` behind the one output guard."""
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,13 +22,12 @@ from citycloud.publish import check_city, open_snapshot
 from citycloud.review_report.workbook import channel_rows, tag_rows, workbook_bytes
 from citycloud.scorecard import reports as scorecard_reports
 from citycloud.scorecard.pdf import chromium, print_pdf
-from citycloud.validation import is_city_code
+from citycloud.validation import is_city_code, month_start
 
 TEMPLATES = Path(__file__).with_name("templates")
 # A section of at most this many rows moves to the next page whole rather than split; a longer
 # one starts where it is (its heading kept with its first rows) instead of leaving a blank page.
 KEEP_ROWS = 20
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass
@@ -83,16 +80,10 @@ def render_html(figures: rf.MonthFigures, city: str, name: str) -> str:
         department_columns=list(rf.department_columns()), overdue=_overdue_by_department(figures))
 
 
-def _month(text: str) -> dt.date:
-    if not _MONTH.fullmatch(text or ""):
-        raise CitycloudError(f"--month must be YYYY-MM, e.g. 2026-02, got {text!r}")
-    return dt.date.fromisoformat(f"{text}-01")
-
-
 def read_figures(settings: Settings, city: str, month: str) -> tuple[rf.MonthFigures, str]:
     """The city's figures of the month and its name; one line for an unknown city, a snapshot
     without the review marts, or a month without figures."""
-    start = _month(month)
+    start = month_start(month)
     if not settings.published.exists():
         raise CitycloudError(f"no published snapshot at {settings.published}: run `citycloud run` first")
     con = open_snapshot(settings)
@@ -123,7 +114,7 @@ def write_review_report(settings: Settings, city: str, month: str, out_dir: Path
     <output>/reviews/<month>/), all or none; CitycloudError (nothing written) for bad input."""
     if not is_city_code(city):
         raise CitycloudError(f"--city {city!r}: must be a 6-digit city code (ASCII digits 0-9)")
-    _month(month)
+    month_start(month)
     folder = Path(out_dir) if out_dir is not None else Path(settings.output) / "reviews" / month
     outputs.output_folder("--out", folder, settings)  # refused before anything is read or printed
     chromium()

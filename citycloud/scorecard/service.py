@@ -1,7 +1,6 @@
 """`citycloud scorecard`: validate, score every city of every scheme in force, write, report."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -17,8 +16,8 @@ from citycloud.scorecard.reports import write_reports
 from citycloud.scorecard.evaluate import TREND_MONTHS, CityResult, evaluate, months_back, scheme_cities
 from citycloud.scorecard.rules import (latest_assessments, load_assessments, load_schemes,
                                        unknown_city_problems)
+from citycloud.validation import month_start
 
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 REQUIRED = ("scorecard_measures", "city_reference", "kpi_daily")
 
 
@@ -46,8 +45,7 @@ def score_month(settings: Settings, scheme_path: Path | str, month: str, assessm
                 progress: Callable[[str], None] | None = None) -> ScorecardReport:
     """Score `month` (YYYY-MM). Raises CitycloudError, writing nothing, when a file breaks a rule,
     no scheme is in force, the warehouse lacks the marts, or no city at all can be scored."""
-    if not _MONTH.fullmatch(month or ""):
-        raise CitycloudError(f"--month must be YYYY-MM, e.g. 2026-02, got {month!r}")
+    month_start(month)
     schemes = load_schemes(scheme_path)
     entries = load_assessments(assessments_path)
     in_force = [s for s in schemes if s.in_force(month)]
