@@ -22,7 +22,7 @@ browser:
 	@bash scripts/install_chromium.sh
 
 demo: setup browser
-	$(BIN)/python -m citycloud.demo
+	$(BIN)/python -m citycloud.pipeline.demo
 
 # Java (Debian's OpenJDK 17) for the Spark engine and its tests.
 java:

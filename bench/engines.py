@@ -51,7 +51,7 @@ def run_once(engine: str, master: str | None, landing: Path, warehouse: Path, en
     env = {**os.environ, "CITYCLOUD_PII_KEY": PII_KEY, "PYTHONPATH": str(ROOT)}
     if master:
         env["CITYCLOUD_SPARK_MASTER"] = master
-    cmd = [sys.executable, "-m", "citycloud.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse),
+    cmd = [sys.executable, "-m", "citycloud.pipeline.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse),
            "--engine", engine, "--verbose"] + (["--end", end.isoformat()] if end else [])  # every dbt node, stamped
     load_before = os.getloadavg()[0]
     t0 = time.time()

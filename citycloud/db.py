@@ -17,8 +17,9 @@ import os
 import re
 import threading
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -136,3 +137,13 @@ def disk_full_as_error(fallback: Path, consequence: str) -> Iterator[None]:
         if error is None:
             raise
         raise error from exc
+
+
+def writer_step(step: Callable) -> Callable:
+    """Run a step holding the writer lock, with a full disk reported as one clear error."""
+    @wraps(step)
+    def guarded(settings: Settings, *args, **kwargs):
+        with writer_lock(settings), disk_full_as_error(
+                settings.warehouse, "the previously published marts and snapshot are unchanged"):
+            return step(settings, *args, **kwargs)
+    return guarded

@@ -1,14 +1,14 @@
 """citycloud_daily: wait for day D's deliveries, ingest, dbt build, check, publish.
 
-Thin DAG file: the logic is in citycloud/orchestration.py (tested without a scheduler) and the
-work in citycloud/pipeline.py, the same code the `citycloud run` CLI uses.
+Thin DAG file: the logic is in pipeline/orchestration.py (tested without a scheduler) and the
+work in pipeline/steps.py, the same code the `citycloud run` CLI uses.
 """
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
-from citycloud import orchestration as orch
+import citycloud.pipeline.orchestration as orch
 
 DOC_MD = """
 # citycloud_daily — the daily KPI pipeline

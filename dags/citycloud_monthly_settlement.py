@@ -1,6 +1,6 @@
 """citycloud_monthly_settlement: settle every contract for a month that has ended.
 
-Thin DAG file: the logic is in citycloud/orchestration.py, the work in citycloud/settlement/
+Thin DAG file: the logic is in pipeline/orchestration.py, the work in citycloud/settlement/
 (the same code as `citycloud settle`).
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from citycloud import orchestration as orch
+import citycloud.pipeline.orchestration as orch
 
 DOC_MD = """
 # citycloud_monthly_settlement — contract settlement statements

@@ -179,7 +179,7 @@ def alerts_journeys_built(tmp_path_factory) -> Settings:
             writer.writeheader()
             writer.writerows(rows)
     settings = make_settings(tmp, tmp / "landing")
-    settings.funnels = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"
+    settings.funnels = PROJECT_ROOT / "pipeline" / "demo_funnels.yml"
     settings.pii_key = SecretStr(TEST_KEY)  # a session fixture runs before the autouse key fixture
     settings.memory_limit = "2GB"
     assert pipeline.run(settings).published

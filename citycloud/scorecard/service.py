@@ -8,7 +8,7 @@ from typing import Callable
 
 from citycloud import db, outputs
 from citycloud.config import BUSINESS_TZ, CitycloudError, Settings
-from citycloud.pipeline import writer_step
+from citycloud.db import writer_step
 from citycloud.publish import export_snapshot
 from citycloud.scorecard import measures, store
 from citycloud.scorecard.pdf import chromium

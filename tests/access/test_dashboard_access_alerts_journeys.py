@@ -29,7 +29,7 @@ def served(alerts_journeys_built, provider, secret_env, tmp_path_factory, writte
     access = support.write_access(folder / "access.yml", provider, PEOPLE)
     d = Dashboard(alerts_journeys_built.warehouse, folder / "streamlit.log",
                   extra=["--access", str(access), "--access-log", str(folder / "access_log.jsonl")],
-                  env={**secret_env, "CITYCLOUD_FUNNELS": str(PROJECT_ROOT / "citycloud" / "demo_funnels.yml")})
+                  env={**secret_env, "CITYCLOUD_FUNNELS": str(PROJECT_ROOT / "pipeline" / "demo_funnels.yml")})
     d.access_log = folder / "access_log.jsonl"
     d.warehouse = alerts_journeys_built.warehouse
     yield d

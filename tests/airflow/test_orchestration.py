@@ -1,4 +1,4 @@
-"""citycloud.orchestration without a scheduler: expected deliveries, the sensors' decisions,
+"""citycloud.pipeline.orchestration without a scheduler: expected deliveries, the sensors' decisions,
 the day/month a run is for, the PII key, alerts."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from citycloud import orchestration as orch
+from citycloud.pipeline import orchestration as orch
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONTRACTS = REPO / "tests" / "data" / "tiny" / "contracts.yml"

@@ -13,7 +13,7 @@ from email import policy
 import duckdb
 
 from citycloud.alerts import send_alerts
-from citycloud.cli import main
+from citycloud.pipeline.cli import main
 from citycloud.config import BUSINESS_TZ
 from tests.alerts.conftest import make_warehouse, write_config
 

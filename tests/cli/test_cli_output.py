@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from citycloud.cli import parser
+from citycloud.pipeline.cli import parser
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "data" / "tiny"
@@ -20,7 +20,7 @@ INCOMPLETE = "430100/service_catalog/dt=2026-03-02"  # its _SUCCESS removed belo
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "citycloud.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=900)
 
 

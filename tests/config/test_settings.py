@@ -50,7 +50,7 @@ def test_every_historical_variable_is_read(monkeypatch, tmp_path):
 
 
 def test_one_delivery_deadline_for_the_dag_and_the_dashboard(monkeypatch):
-    from citycloud import orchestration
+    from citycloud.pipeline import orchestration
 
     monkeypatch.setenv("CITYCLOUD_DELIVERY_TIMEOUT_HOURS", "2")
     assert orchestration.delivery_deadline(dt.date(2026, 3, 3)).isoformat() == "2026-03-04T02:00:00+08:00"

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 SHOTS = Path(os.environ.get("CITYCLOUD_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="citycloud-shots-"))
 DAY = dt.date(2026, 3, 11)  # the data's last day; the page lists the 14 days up to it
-FUNNELS = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"
+FUNNELS = PROJECT_ROOT / "pipeline" / "demo_funnels.yml"
 WEEKDAYS = "一二三四五六日"
 
 

@@ -47,7 +47,7 @@ def settle_args(warehouse: Path, final: bool = True) -> list[str]:
 
 def citycloud(args: list[str], check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the CLI to the end; with check, fail the test (showing stderr) unless it exits 0."""
-    done = subprocess.run([sys.executable, "-m", "citycloud.cli", *args], env=cli_env(), capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", *args], env=cli_env(), capture_output=True,
                           text=True, timeout=timeout)
     if check and done.returncode != 0:
         pytest.fail(f"citycloud {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
@@ -62,7 +62,7 @@ class Paused:
         self.marker.unlink(missing_ok=True)
         self.log = open(workdir / f"pause-{phase}.log", "w+")
         # Its own session: a kill aimed at it never reaches pytest; dbt is its child only.
-        self.proc = subprocess.Popen([sys.executable, "-m", "citycloud.cli", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "citycloud.pipeline.cli", *args],
                                      env=cli_env(phase, self.marker), stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + PAUSE_TIMEOUT

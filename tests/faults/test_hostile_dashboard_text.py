@@ -64,7 +64,7 @@ def hostile_dashboard(tmp_path_factory):
     _hostile_landing(tmp / "landing")
     warehouse = tmp / "wh" / "citycloud.duckdb"
     env = {**cli_env(), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "citycloud.cli", "run", "--landing", str(tmp / "landing"),
+    done = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", "run", "--landing", str(tmp / "landing"),
                            "--warehouse", str(warehouse)], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     d = Dashboard(warehouse, tmp / "streamlit.log")

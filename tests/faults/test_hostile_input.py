@@ -179,7 +179,7 @@ def test_run_on_a_hostile_landing_keeps_the_series_and_names_what_it_set_aside(t
     warehouse = tmp_path / "wh" / "citycloud.duckdb"
     env = {**cli_env(), "CITYCLOUD_MIN_DECOMPRESSED_LIMIT_MB": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    args = [sys.executable, "-m", "citycloud.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    args = [sys.executable, "-m", "citycloud.pipeline.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse)]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"{BASE}/dt=2026-03-03/zz_bomb.jsonl.gz: decompresses to more than" in done.stdout + done.stderr

@@ -147,7 +147,7 @@ def test_an_empty_reexport_keeps_the_earlier_copy(tmp_path):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "citycloud.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
 
 

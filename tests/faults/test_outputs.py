@@ -35,7 +35,7 @@ def sha256(path: Path) -> str:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "citycloud.cli", *args], env=cli_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", *args], env=cli_env(), capture_output=True,
                           text=True, timeout=300)
 
 

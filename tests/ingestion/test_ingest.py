@@ -8,6 +8,7 @@ from datetime import date, datetime
 import pytest
 
 from citycloud import pipeline
+from citycloud.pipeline import steps
 from citycloud.config import CitycloudError
 from citycloud.ingestion.pii import hmac_hex
 from tests.conftest import TEST_KEY, make_settings, query, table_fingerprints, write_delivery
@@ -178,7 +179,7 @@ def test_unreadable_files_are_set_aside_and_the_rest_loads(tmp_path):
 
 
 def test_missing_pii_key_is_refused_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    from citycloud.cli import main
+    from citycloud.pipeline.cli import main
 
     monkeypatch.delenv("CITYCLOUD_PII_KEY")
     write_delivery(tmp_path / "landing", CITY, "service_access", "2026-03-02", {"p.jsonl": access("a", 1)})
@@ -248,13 +249,13 @@ def test_ingestion_runs_under_its_own_memory_limit(tmp_path, monkeypatch):
     settings = make_settings(tmp_path)
     assert (settings.memory_limit, settings.ingest_memory_limit) == ("2GB", "300MB")
     seen = []
-    real = pipeline.ingest_landing
+    real = steps.ingest_landing
 
     def spy(con, *args, **kwargs):
         seen.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
         return real(con, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "ingest_landing", spy)
+    monkeypatch.setattr(steps, "ingest_landing", spy)
     assert pipeline.ingest(settings).rows_loaded == 1
     reference = duckdb.connect()
     reference.execute("SET memory_limit = '300MB'")

@@ -122,7 +122,7 @@ def test_a_second_key_is_refused_and_nothing_changes(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypatch):
-    from citycloud.rotation import rotate
+    from citycloud.pipeline.rotation import rotate
 
     _access_day(tmp_path, "2026-03-01", ["U1", "U2"])
     _access_day(tmp_path, "2026-03-02", ["U1", "U3"])
@@ -174,7 +174,7 @@ def test_rotate_key_refuses_when_a_delivery_is_gone(tmp_path, monkeypatch):
 
 
 def test_cli_rotate_key_without_new_key_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", "rotate-key", "--landing", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", "rotate-key", "--landing", str(tmp_path),
                            "--warehouse", str(tmp_path / "wh.duckdb")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "CITYCLOUD_NEW_PII_KEY is not set" in proc.stderr and "Traceback" not in proc.stderr

@@ -12,7 +12,7 @@ from tests.conftest import make_settings
 
 HISTORY_START, HISTORY_DAYS = date(2026, 1, 1), 45  # January covered, February partly: covered and open periods
 HISTORY_KEY = "ab" * 32
-DEMO_FUNNELS = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"
+DEMO_FUNNELS = PROJECT_ROOT / "pipeline" / "demo_funnels.yml"
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from citycloud.cli import main
+from citycloud.pipeline.cli import main
 from citycloud.config import CitycloudError
 from citycloud.funnels import check_against_catalog, definitions_json, load_funnels
 from tests.conftest import TINY

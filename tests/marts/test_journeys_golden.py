@@ -121,7 +121,7 @@ def test_the_docs_example_adds_a_funnel_and_rebuilds_only_it(built, tmp_path):
     """docs/user_ops.md, "How to add a funnel", replayed on a copy of the worked example."""
     import re
 
-    from citycloud.cli import main
+    from citycloud.pipeline.cli import main
 
     text = (TINY.parents[2] / "docs" / "user_ops.md").read_text(encoding="utf-8")
     section = text.split("### How to add a funnel", 1)[1]

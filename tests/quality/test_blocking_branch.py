@@ -8,7 +8,7 @@ import pytest
 import quality_warehouse as warehouse
 from airflow.sdk.exceptions import AirflowFailException
 
-from citycloud import orchestration
+from citycloud.pipeline import orchestration
 from citycloud.db import connect
 from tests.conftest import TEST_KEY
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from citycloud import cli
+from citycloud.pipeline import cli
 from citycloud.config import CitycloudError
 from citycloud.scorecard.service import score_month
 from tests.conftest import TINY, query, table_fingerprints

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from citycloud import demo
+from citycloud.pipeline import demo
 from tests.doc_blocks import documented_block
 
 pytestmark = pytest.mark.slow
@@ -76,8 +76,8 @@ def test_the_walkthrough_runs_as_written(tiny_built, tmp_path):
 
 def test_the_documented_key_command_prints_the_demos_key():
     text = DOC.read_text(encoding="utf-8")
-    assert "export CITYCLOUD_PII_KEY=$(.venv/bin/python -m citycloud.demo --print-key)" in text
-    out = subprocess.run([sys.executable, "-m", "citycloud.demo", "--print-key"], capture_output=True, text=True,
+    assert "export CITYCLOUD_PII_KEY=$(.venv/bin/python -m citycloud.pipeline.demo --print-key)" in text
+    out = subprocess.run([sys.executable, "-m", "citycloud.pipeline.demo", "--print-key"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
     assert out == demo.DEMO_PII_KEY + "\n"
 

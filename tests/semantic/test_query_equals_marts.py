@@ -80,7 +80,7 @@ def test_cli_query_csv_matches_worked_example_february(tiny_settings, tmp_path):
     out = tmp_path / "feb.csv"
     metrics = "connected_services,registered_users,mau,activity_rate,satisfaction_rate,new_registrations,total_accesses"
     proc = subprocess.run(
-        [sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+        [sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse", str(tiny_settings.warehouse),
          "--metrics", metrics, "--grain", "month", "--city", "430100", "--csv", str(out)],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -129,7 +129,7 @@ def test_distinct_counts_answer_only_their_period(tiny_registry, metrics, grain,
     (["--metrics", "dau", "--grain", "day", "--city", "43"], "--city '43'"),
 ])
 def test_cli_query_bad_input_one_line_error(tiny_settings, args, message):
-    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", "query", "--warehouse",
+    proc = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse",
                            str(tiny_settings.warehouse), *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -141,7 +141,7 @@ def test_cli_query_day_grain_is_the_worked_example_kpi_daily(tiny_settings, tmp_
     metrics = [c for c in expected[0] if c not in ("city_code", "kpi_date")]
     out = tmp_path / "day.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+        [sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse", str(tiny_settings.warehouse),
          "--metrics", ",".join(metrics), "--grain", "day", "--csv", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     got = list(csv.DictReader(out.open()))

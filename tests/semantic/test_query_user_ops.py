@@ -163,7 +163,7 @@ def test_query_by_bad_dimension_one_line_error(tiny_settings):
 def test_unknown_city_is_one_line_naming_the_known_ones(tiny_settings, verb):
     """--city 999999 is not an empty success: one line, exit 2, the cities there are."""
     extra = ["--metrics", "total_accesses", "--grain", "day"] if verb == "query" else ["--month", "2026-02"]
-    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", verb, "--warehouse", str(tiny_settings.warehouse),
+    proc = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", verb, "--warehouse", str(tiny_settings.warehouse),
                            "--city", "999999", *extra], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""
     known = ", ".join(sorted(city_names()))  # the seed's cities (the worked example's are among them)
@@ -173,7 +173,7 @@ def test_unknown_city_is_one_line_naming_the_known_ones(tiny_settings, verb):
 
 def test_cli_lifecycle_week_csv_and_refusal(tiny_settings, tmp_path):
     out = tmp_path / "weeks.csv"
-    cli = [sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse)]
+    cli = [sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse", str(tiny_settings.warehouse)]
     proc = subprocess.run([*cli, "--metrics", ",".join(LIFECYCLE), "--grain", "week", "--csv", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -195,7 +195,7 @@ def test_metricflow_itself_refuses_the_month_figure_below_a_month(tiny_registry,
 
 def test_cli_query_by_channel_csv(tiny_settings, tmp_path):
     out = tmp_path / "channels.csv"
-    proc = subprocess.run([sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+    proc = subprocess.run([sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse", str(tiny_settings.warehouse),
                            "--metrics", ",".join(CHANNEL), "--grain", "day", "--by", "channel", "--csv", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

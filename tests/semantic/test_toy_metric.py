@@ -80,7 +80,7 @@ def test_toy_metric_in_citycloud_query(toy_home, tiny_settings, tmp_path):
     out = tmp_path / "toy.csv"
     env = {**os.environ, "CITYCLOUD_HOME": str(toy_home)}
     proc = subprocess.run(
-        [sys.executable, "-m", "citycloud.cli", "query", "--warehouse", str(tiny_settings.warehouse),
+        [sys.executable, "-m", "citycloud.pipeline.cli", "query", "--warehouse", str(tiny_settings.warehouse),
          "--metrics", "failed_accesses", "--grain", "day", "--csv", str(out)],
         capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr

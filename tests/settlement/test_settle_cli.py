@@ -11,7 +11,7 @@ from pathlib import Path
 
 import openpyxl
 
-from citycloud.cli import main
+from citycloud.pipeline.cli import main
 
 from .conftest import simple_contract
 

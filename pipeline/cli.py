@@ -92,7 +92,7 @@ def cmd_generate(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> str:
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
 
     settings = _settings(args)
     reporter = args.reporter
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> str:
         from citycloud.alerts.config import load as load_alerts
 
         load_alerts(alerts)
-    report = pipeline.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
+    report = steps.run(settings, start=args.start, end=args.end, progress=reporter, full_refresh=args.full_refresh)
     if args.contracts:
         # The terms settlement will use: a broken file is worth knowing before month end.
         from citycloud.settlement import load_contracts
@@ -162,7 +162,7 @@ def cmd_settle(args: argparse.Namespace) -> str:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> str:
-    from citycloud.rotation import rotate
+    from citycloud.pipeline.rotation import rotate
 
     return rotate(_settings(args), progress=args.reporter)
 
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary, flush=True)
         return 0
     except CitycloudError as exc:
-        from citycloud.pipeline import BlockingFailure
+        from citycloud.pipeline.steps import BlockingFailure
 
         message = str(exc)
         if len(message) > 4000:  # never flood the terminal with an echoed input (e.g. a YAML expansion)

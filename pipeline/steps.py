@@ -13,14 +13,13 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from functools import wraps
 from typing import Any, Callable, Iterator
 
 from citycloud import definitions, fault_hook
 from citycloud import funnels as funnels_file
 from citycloud import publish as publishing
 from citycloud.config import CitycloudError, Settings, pii_key
-from citycloud.db import connect, disk_full_as_error, writer_lock
+from citycloud.db import connect, writer_lock, writer_step
 from citycloud.dbt_runner import build_args, run_dbt
 from citycloud.spark import engine as engines
 from citycloud.ingestion import IngestReport, ingest_landing
@@ -37,16 +36,6 @@ KILLED = "killed"
 
 class BlockingFailure(CitycloudError):
     """Blocking data-quality failures: the candidate marts were not published (CLI exit 1)."""
-
-
-def writer_step(step: Callable) -> Callable:
-    """Run a step holding the writer lock, with a full disk reported as one clear error."""
-    @wraps(step)
-    def guarded(settings: Settings, *args, **kwargs):
-        with writer_lock(settings), disk_full_as_error(
-                settings.warehouse, "the previously published marts and snapshot are unchanged"):
-            return step(settings, *args, **kwargs)
-    return guarded
 
 
 @contextmanager

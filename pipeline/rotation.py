@@ -6,16 +6,16 @@ everywhere (CLI, Airflow Variable or Connection): the old key is refused from th
 """
 from __future__ import annotations
 
-from citycloud import pipeline
+from citycloud.pipeline import steps
 from citycloud.config import NEW_PII_KEY_ENV as NEW_KEY_ENV
 from citycloud.config import CitycloudError, Settings, check_key_strength, pii_key
-from citycloud.db import connect
+from citycloud.db import connect, writer_step
 from citycloud.ingestion.load import FileLimits
 from citycloud.ingestion.rekey import rotate_key
 
 
-@pipeline.writer_step
-def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
+@writer_step
+def rotate(settings: Settings, progress: steps.Progress = None) -> str:
     # The keys `settings` were given, else the environment's when the step runs (config.pii_key).
     old_key = pii_key(settings=settings)
     new_secret = settings.new_pii_key or Settings().new_pii_key
@@ -33,10 +33,10 @@ def rotate(settings: Settings, progress: pipeline.Progress = None) -> str:
     finally:
         con.close()
     # Every model holding a user key is rebuilt from the re-keyed raw tables.
-    pipeline.build(settings, full_refresh=True, progress=progress)
-    quality = pipeline.check(settings, progress)
+    steps.build(settings, full_refresh=True, progress=progress)
+    quality = steps.check(settings, progress)
     if quality.blocking_failures:
-        raise pipeline.BlockingFailure("re-keyed, but the rebuilt marts failed blocking checks and were NOT published:\n  "
+        raise steps.BlockingFailure("re-keyed, but the rebuilt marts failed blocking checks and were NOT published:\n  "
                              + "\n  ".join(str(f) for f in quality.blocking_failures))
-    pipeline.publish(settings, progress)
+    steps.publish(settings, progress)
     return report.summary_line() + f"; set CITYCLOUD_PII_KEY to the new key now"

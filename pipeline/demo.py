@@ -5,7 +5,7 @@ run the whole pipeline, settle the last full month, score it (the operations sco
 Uses its own PII key (the demo is the one place allowed to) and keeps everything under
 demo/ so it never touches a real warehouse. Running it again changes nothing. The terminal
 gets stage lines, progress bars and a short summary; every detail goes to
-demo/output/logs/demo.log (`python -m citycloud.demo --verbose` prints them too).
+demo/output/logs/demo.log (`python -m citycloud.pipeline.demo --verbose` prints them too).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from citycloud.cli import show_run_report
+from citycloud.pipeline.cli import show_run_report
 from citycloud.config import PROJECT_ROOT, CitycloudError, Settings
 from citycloud.console import Reporter, log_file
 
@@ -23,12 +23,12 @@ DEMO = PROJECT_ROOT / "demo"
 START, DAYS, MONTH = date(2026, 1, 1), 90, "2026-03"
 # The demo's PII key, its one home: later verbs on the demo's warehouse (`citycloud run` after a
 # model change, `citycloud rotate-key`) need it: `export CITYCLOUD_PII_KEY=$(.venv/bin/python -m
-# citycloud.demo --print-key)` (docs/extending.md). Never a production key.
+# citycloud.pipeline.demo --print-key)` (docs/extending.md). Never a production key.
 DEMO_PII_KEY = "citycloud-demo-key-not-for-production"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argparse.ArgumentParser(prog="python -m citycloud.demo", description=__doc__,
+    args = argparse.ArgumentParser(prog="python -m citycloud.pipeline.demo", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     args.add_argument("-v", "--verbose", action="store_true", help="print every step (always in the log file)")
     args.add_argument("--print-key", action="store_true",
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verbose = parsed.verbose
     os.environ.setdefault("CITYCLOUD_PII_KEY", DEMO_PII_KEY)
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
     from citycloud.generate import generate
     from citycloud.settlement import settle
 
@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     settings.warehouse = DEMO / "warehouse" / "citycloud.duckdb"
     settings.output = DEMO / "output"
     settings.contracts = PROJECT_ROOT / "contracts" / "contracts.yml"
-    settings.funnels = PROJECT_ROOT / "citycloud" / "demo_funnels.yml"  # three funnels (docs/user_ops.md)
+    settings.funnels = PROJECT_ROOT / "pipeline" / "demo_funnels.yml"  # three funnels (docs/user_ops.md)
     reporter = Reporter(log_file(settings.output, "demo"), verbose=verbose, command="make demo")
     try:
         if not settings.landing.exists():
             reporter(f"generating a synthetic landing area in {settings.landing}")
             generate(settings.landing, cities=5, start=START, days=DAYS, users=3000, seed=42, progress=reporter,
                      holidays=True, inject_drops=3)
-        report = pipeline.run(settings, progress=reporter)
+        report = steps.run(settings, progress=reporter)
         show_run_report(reporter, report)
         from citycloud.funnels import funnel_summary
 
@@ -103,7 +103,7 @@ Try the login (docs/access.md) with the test identity provider on this machine:
   {venv}/citycloud dashboard --warehouse {settings.warehouse} --port 8501 --access {ACCESS_EXAMPLE}
   (log in as ops.changsha@example.org: Changsha only; office@example.org: every city and the access log)
 Later verbs on this warehouse that read deliveries (run, rotate-key) need the demo's PII key:
-  export CITYCLOUD_PII_KEY=$({venv}/python -m citycloud.demo --print-key)
+  export CITYCLOUD_PII_KEY=$({venv}/python -m citycloud.pipeline.demo --print-key)
 Browse the dbt docs (tables as readers name them: docs/dbt.md):
   make docs""")
     return 0

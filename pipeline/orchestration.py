@@ -513,20 +513,20 @@ def _progress(message: str) -> None:
 
 def ingest_step(context: dict) -> Any:
     """Ingest every complete delivery with dt <= D not ingested yet (catches up missed days)."""
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
 
     day = business_day(context)
-    out = summary(pipeline.ingest(settings(), end=day, progress=_progress))
+    out = summary(steps.ingest(settings(), end=day, progress=_progress))
     log.info("ingest up to dt=%s: %s", day, out.get("summary"))
     return out
 
 
 def build_step(context: dict) -> Any:
     """One `dbt build` of all models into the candidate marts (see docs/airflow.md: why not cosmos)."""
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
 
     full_refresh = bool((context.get("params") or {}).get("full_refresh", False))
-    out = summary(pipeline.build(settings(), full_refresh=full_refresh, progress=_progress))
+    out = summary(steps.build(settings(), full_refresh=full_refresh, progress=_progress))
     log.info("dbt build (full_refresh=%s): %s", full_refresh, out.get("summary"))
     return out
 
@@ -534,25 +534,25 @@ def build_step(context: dict) -> Any:
 def check_step(context: dict) -> Any:
     """Run the data-quality checks; a blocking failure blocks the build and fails the task
     without retrying (like `citycloud run`): nothing is published, readers keep the last marts."""
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
 
     s = settings()
-    report = pipeline.check(s, progress=_progress)
+    report = steps.check(s, progress=_progress)
     out = summary(report)
     log.info("quality checks: %s", out)
     try:
-        pipeline.stop_if_blocked(s, report)
-    except pipeline.BlockingFailure as exc:
+        steps.stop_if_blocked(s, report)
+    except steps.BlockingFailure as exc:
         raise AirflowFailException(str(exc)) from None
     return out
 
 
 def publish_step(context: dict) -> Any:
     """Publish the checked marts and record the Asset events (extra: the day published)."""
-    from citycloud import pipeline
+    from citycloud.pipeline import steps
 
     day = business_day(context)
-    pipeline.publish(settings(), progress=_progress)
+    steps.publish(settings(), progress=_progress)
     outlet_events = context.get("outlet_events")
     if outlet_events is not None:
         for asset in MARTS_ASSETS:
