@@ -231,6 +231,8 @@ REG_FILES = {
     # quoted fields: a comma and a newline inside quotes (the per-line path splits the lines)
     "quoted.csv": csv_text(reg("q1"), reg("q2", district_code='"a,b"'), reg("q3", district_code='"x\ny"'),
                            reg("q4")),
+    # quoted fields without a comma or newline in them (which DuckDB would read alike): still line by line
+    "quoted_plain.csv": csv_text(reg("qp1", district_code='"310101"'), reg('"qp2"')),
     # a row with a field too many and one with too few
     "fields.csv": csv_text(reg("f1"), reg("f2") + ",extra", "f3,register,U1", reg("f4")),
     # blank and whitespace-only lines (counted, carry no row)
