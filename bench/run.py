@@ -89,7 +89,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.spill_dir, self.interval = pid, spill_dir, interval
         self.samples: list[tuple[float, int]] = []
-        self.max_spill = 0
+        self.spills: list[tuple[float, int]] = []  # (time, bytes in the spill folder), every 10th sample
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -112,15 +112,18 @@ class TreeSampler(threading.Thread):
             self.samples.append((time.time(), total))
             tick += 1
             if self.spill_dir is not None and tick % 10 == 0:
-                self.max_spill = max(self.max_spill, _dir_size(self.spill_dir))
+                self.spills.append((time.time(), _dir_size(self.spill_dir)))
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
 
-    def peak(self, start: float | None = None, end: float | None = None) -> int:
-        vals = [r for t, r in self.samples if (start is None or t >= start - 0.05) and (end is None or t <= end + 0.05)]
+    def peak(self, start: float | None = None, end: float | None = None, spill: bool = False) -> int:
+        """The largest RSS (or spill folder size) sampled between start and end."""
+        slack = 0.5 if spill else 0.05  # spill is sampled every 0.5 s
+        vals = [r for t, r in (self.spills if spill else self.samples)
+                if (start is None or t >= start - slack) and (end is None or t <= end + slack)]
         return max(vals, default=0)
 
 
@@ -161,7 +164,7 @@ def measure(step: str, args: dict, env: dict[str, str], workdir: Path) -> dict:
     result_path.unlink()
     result["process_wall_s"] = round(wall, 2)
     result["peak_rss_bytes"] = sampler.peak()
-    result["max_spill_bytes"] = sampler.max_spill
+    result["max_spill_bytes"] = sampler.peak(spill=True)
     # Contention: CPU seconds the rest of the machine used meanwhile (other developers' jobs).
     busy = sum(getattr(cpu1, f) - getattr(cpu0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal")
                if hasattr(cpu1, f))
@@ -173,6 +176,7 @@ def measure(step: str, args: dict, env: dict[str, str], workdir: Path) -> dict:
     for ph in result.get("phases", []):
         ph["seconds"] = round(ph["end"] - ph["start"], 3)
         ph["peak_rss_bytes"] = sampler.peak(ph["start"], ph["end"]) if not ph.get("skipped") else None
+        ph["max_spill_bytes"] = sampler.peak(ph["start"], ph["end"], spill=True) if not ph.get("skipped") else None
     return result
 
 
@@ -316,6 +320,7 @@ def time_floors(files: list[Path], env: dict[str, str], data: Path) -> dict:
 
 def run_summary(r: dict) -> dict:
     phases = {p["name"]: {"seconds": p["seconds"], "peak_rss_bytes": p["peak_rss_bytes"], "cpu_s": p.get("cpu_s"),
+                          "max_spill_bytes": p.get("max_spill_bytes"),
                           **({"skipped": True} if p.get("skipped") else {})} for p in r["phases"]}
     return {
         "seconds": round(r["seconds"], 2),
@@ -445,12 +450,14 @@ def bench_big_day(data: Path, size: int, regen: bool) -> dict:
 def big_day_markdown(res: dict) -> str:
     """bench/results/big_day.md: the 30M-event day alone."""
     r, m = res["big_day"], res["machine"]
+    spills = [f"{k} {v['max_spill_bytes'] / 1e6:.0f}" for k, v in r["phases"].items() if v.get("max_spill_bytes") is not None]
     lines = [f"# citycloud benchmark: a {r['label']}-event city-day end to end — {res['finished_at']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / GIB:.1f} GiB RAM; git {m['git']}. "
              f"DuckDB memory_limit {m['duckdb_memory_limit']} (ingestion {m.get('duckdb_ingest_memory_limit')}), "
              f"threads {m['duckdb_threads']}. Generation is cached (not timed here).",
              *run_rows("`citycloud run` of one new city-day, empty warehouse, every source", [(f"{r['label']} day", r)]),
              "", *e2e_notes(r),
+             *(["", "Largest spill folder per step (MB): " + ", ".join(spills) + "."] if spills else []),
              "", f"Peak RSS {gib(r['peak_rss_bytes'])} GiB against the target ≤ {r['peak_target_gib']} GiB: "
              + ("met." if r["meets_peak_target"] else "**not met**.")]
     return "\n".join(lines) + "\n"
