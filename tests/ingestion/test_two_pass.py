@@ -326,13 +326,17 @@ def test_a_catalog_snapshot_with_chinese_text_and_rejects_agrees(tmp_path, monke
         ("S1", "社保卡办理"), ("S1", "社保卡办理"), ("S5", "户籍证明"), ("S6", "办理,查询")]
 
 
-def test_a_csv_file_over_the_bad_lines_limit_is_set_aside_on_both_paths(tmp_path):
+def test_the_file_limits_hold_for_csv_files_on_both_paths(tmp_path):
+    """More bad lines than the limit (rows stored in bulk removed); past the decompression limit."""
+    rows = [reg(f"k{i}") for i in range(5)]
     write_delivery(tmp_path / "landing", CITY, "registrations", "2026-03-01", {
-        "bad.csv": csv_text(*(reg(f"k{i}") for i in range(5)), *(reg(f"x{i}", "nope") for i in range(4))),
-        "ok.csv": csv_text(reg("o1"), reg("o2", "nope"))})
-    tables = assert_both_paths_agree(tmp_path / "landing", max_bad_lines=3)
-    assert [(f.rsplit("/", 1)[1], "CITYCLOUD_MAX_BAD_LINES" in r) for *_, f, r in tables["audit.rejected_files"]] == [
-        ("bad.csv", True)]
+        "bad.csv": csv_text(*rows, *(reg(f"x{i}", "nope") for i in range(4))),
+        "ok.csv": csv_text(reg("o1"), reg("o2", "nope")),
+        "bomb.csv": gzip.compress(csv_text(*rows).encode() * (1 << 14), mtime=0)})
+    tables = assert_both_paths_agree(tmp_path / "landing", max_bad_lines=3, max_decompression_ratio=2,
+                                     min_decompressed_limit_mb=1)
+    assert [(f.rsplit("/", 1)[1], r.split(" ")[0]) for *_, f, r in tables["audit.rejected_files"]] == [
+        ("bad.csv", "more"), ("bomb.csv", "decompresses")]
     assert [(r[2].rsplit("/", 1)[1], r[3]) for r in tables["raw.registrations"]] == [("ok.csv", 2)]
 
 
