@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import duckdb
-
 import numpy as np
 
 from citycloud.ingestion.readers import SizeLimit, decompressed, is_gzipped, open_delivered, whole_lines

@@ -2,7 +2,9 @@
 
 Every landing here is ingested twice, with CITYCLOUD_TWO_PASS_INGESTION on and off, and every
 raw table and audit table is compared row for row (file and line included: the dedup's
-tie-break and the rejected rows' identity)."""
+tie-break and the rejected rows' identity): JSON-lines files (read_json) and CSV files (read_csv);
+the CSV cases also check which path each file took, so a scan rule that lets a doubtful file
+into the bulk path fails even where DuckDB happens to read it alike."""
 from __future__ import annotations
 
 import gzip
