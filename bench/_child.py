@@ -95,7 +95,7 @@ def _statement_kind(sql: str) -> str:
     s = " ".join(sql.split())
     for prefix, label in (
         ("CREATE OR REPLACE TEMP TABLE _checked", "parse+validate+hmac → _checked (temp table)"),
-        ("CREATE OR REPLACE TEMP TABLE _bulk", "bulk: read_json + validate → _bulk (temp table)"),
+        ("CREATE OR REPLACE TEMP TABLE _bulk", "bulk: read_json/read_csv + validate → _bulk (temp table)"),
         ("SELECT count(*), list(line", "bulk: row count and rejected lines"),
         ("INSERT INTO raw.", "insert valid rows → raw.*"),
         ("INSERT INTO audit.rejected_rows", "insert rejects → audit.rejected_rows"),
@@ -206,6 +206,7 @@ def step_ingest(args: dict, phases: Phases) -> dict:
 
     load.line_chunks = timed_line_chunks
     fast.scan = _timed(fast.scan, "bulk: scan lines (Python, streamed)", totals, current)
+    fast.scan_csv = _timed(fast.scan_csv, "bulk: scan CSV lines (Python, streamed)", totals, current)
     t0 = time.perf_counter()
 
     def ingest():

@@ -7,7 +7,8 @@ Measures (see docs/performance.md):
    one new day on top of 30 and of 180 days of history, at a fixed daily volume;
 3. peak memory (RSS summed over the process tree, dbt included) of every step;
 4. full only: a 90-day backfill of a mid-size city (1M access events a day);
-plus (full) one new 10M-event day end to end. Every step runs in a child process (bench._child)
+plus (full) one new 10M-event day end to end, and a Shanghai-sized 30M-event day end to end
+(`--only big-day`: issue #28; its own bench/results/big_day.{json,md}). Every step runs in a child process (bench._child)
 whose process tree is sampled with psutil. Data is generated with `citycloud generate` into
 --data (default /tmp/citycloud-bench) and reused when its parameters have not changed.
 
@@ -49,7 +50,10 @@ TARGETS = {
     "new_day_on_180_s": 5.0,             # one new day on 180 days of history (50k events/day in full)
     "peak_rss_10m_gib": 4.0,             # peak memory of the 10M-event day
     "backfill_minutes": 10.0,            # 90 days at 1M access events/day, one run
+    "big_day_peak_rss_gib": 4.0,         # issue #28: a 30M-event day runs end to end within this
 }
+# Every part of a run (`--only`); big-day runs in --full, or when --only names it.
+PARTS = ("ingest", "e2e", "incremental", "backfill", "big-day")
 
 MODES = {
     "quick": {
@@ -58,6 +62,7 @@ MODES = {
         "incremental_volume": 5_000,
         "histories": [30, 180],
         "backfill": None,
+        "big_day": None,
     },
     "full": {
         "ingest_sizes": [1_000_000, 10_000_000],
@@ -65,8 +70,10 @@ MODES = {
         "incremental_volume": 50_000,
         "histories": [30, 180],
         "backfill": {"days": 90, "accesses_per_day": 1_000_000},
+        "big_day": 30_000_000,
     },
 }
+BIG_DAY_EVENTS = 30_000_000  # a Shanghai-sized city delivers 10–50M access events a day
 
 
 def log(msg: str) -> None:
@@ -82,7 +89,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.spill_dir, self.interval = pid, spill_dir, interval
         self.samples: list[tuple[float, int]] = []
-        self.max_spill = 0
+        self.spills: list[tuple[float, int]] = []  # (time, bytes in the spill folder), every 10th sample
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -105,15 +112,18 @@ class TreeSampler(threading.Thread):
             self.samples.append((time.time(), total))
             tick += 1
             if self.spill_dir is not None and tick % 10 == 0:
-                self.max_spill = max(self.max_spill, _dir_size(self.spill_dir))
+                self.spills.append((time.time(), _dir_size(self.spill_dir)))
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
 
-    def peak(self, start: float | None = None, end: float | None = None) -> int:
-        vals = [r for t, r in self.samples if (start is None or t >= start - 0.05) and (end is None or t <= end + 0.05)]
+    def peak(self, start: float | None = None, end: float | None = None, spill: bool = False) -> int:
+        """The largest RSS (or spill folder size) sampled between start and end."""
+        slack = 0.5 if spill else 0.05  # spill is sampled every 0.5 s
+        vals = [r for t, r in (self.spills if spill else self.samples)
+                if (start is None or t >= start - slack) and (end is None or t <= end + slack)]
         return max(vals, default=0)
 
 
@@ -154,7 +164,7 @@ def measure(step: str, args: dict, env: dict[str, str], workdir: Path) -> dict:
     result_path.unlink()
     result["process_wall_s"] = round(wall, 2)
     result["peak_rss_bytes"] = sampler.peak()
-    result["max_spill_bytes"] = sampler.max_spill
+    result["max_spill_bytes"] = sampler.peak(spill=True)
     # Contention: CPU seconds the rest of the machine used meanwhile (other developers' jobs).
     busy = sum(getattr(cpu1, f) - getattr(cpu0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal")
                if hasattr(cpu1, f))
@@ -166,6 +176,7 @@ def measure(step: str, args: dict, env: dict[str, str], workdir: Path) -> dict:
     for ph in result.get("phases", []):
         ph["seconds"] = round(ph["end"] - ph["start"], 3)
         ph["peak_rss_bytes"] = sampler.peak(ph["start"], ph["end"]) if not ph.get("skipped") else None
+        ph["max_spill_bytes"] = sampler.peak(ph["start"], ph["end"], spill=True) if not ph.get("skipped") else None
     return result
 
 
@@ -309,6 +320,7 @@ def time_floors(files: list[Path], env: dict[str, str], data: Path) -> dict:
 
 def run_summary(r: dict) -> dict:
     phases = {p["name"]: {"seconds": p["seconds"], "peak_rss_bytes": p["peak_rss_bytes"], "cpu_s": p.get("cpu_s"),
+                          "max_spill_bytes": p.get("max_spill_bytes"),
                           **({"skipped": True} if p.get("skipped") else {})} for p in r["phases"]}
     return {
         "seconds": round(r["seconds"], 2),
@@ -331,7 +343,7 @@ def run_summary(r: dict) -> dict:
 def bench_e2e(data: Path, size: int, regen: bool) -> dict:
     """One new city-day (every source) through the whole `citycloud run` on an empty
     warehouse, against the floor over its access files timed just before."""
-    label = f"{size // 1_000_000}M"
+    label = f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
     landing = generate(data, f"day_{label}", {
         "cities": 1, "start": START.isoformat(), "days": 1, "users": users_for(size), "seed": 7,
         "accesses_per_day": size, "dirt": True}, regen)
@@ -424,6 +436,33 @@ def bench_backfill(data: Path, days: int, volume: int, regen: bool) -> dict:
     return r
 
 
+def bench_big_day(data: Path, size: int, regen: bool) -> dict:
+    """Issue #28: one Shanghai-sized city-day (30M access events, every source) through the whole
+    `citycloud run` on an empty warehouse, as `bench_e2e` runs the 1M and 10M days: its data is
+    generated once into the bench's cache (reused while the parameters are the same), the floor
+    is timed in the same run. Reports the peak RSS and CPU of every step and the largest spill."""
+    r = bench_e2e(data, size, regen)
+    r["peak_target_gib"] = TARGETS["big_day_peak_rss_gib"]
+    r["meets_peak_target"] = r["peak_rss_bytes"] / GIB <= TARGETS["big_day_peak_rss_gib"]
+    return r
+
+
+def big_day_markdown(res: dict) -> str:
+    """bench/results/big_day.md: the 30M-event day alone."""
+    r, m = res["big_day"], res["machine"]
+    spills = [f"{k} {v['max_spill_bytes'] / 1e6:.0f}" for k, v in r["phases"].items() if v.get("max_spill_bytes") is not None]
+    lines = [f"# citycloud benchmark: a {r['label']}-event city-day end to end — {res['finished_at']}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / GIB:.1f} GiB RAM; git {m['git']}. "
+             f"DuckDB memory_limit {m['duckdb_memory_limit']} (ingestion {m.get('duckdb_ingest_memory_limit')}), "
+             f"threads {m['duckdb_threads']}. Generation is cached (not timed here).",
+             *run_rows("`citycloud run` of one new city-day, empty warehouse, every source", [(f"{r['label']} day", r)]),
+             "", *e2e_notes(r),
+             *(["", "Largest spill folder per step (MB): " + ", ".join(spills) + "."] if spills else []),
+             "", f"Peak RSS {gib(r['peak_rss_bytes'])} GiB against the target ≤ {r['peak_target_gib']} GiB: "
+             + ("met." if r["meets_peak_target"] else "**not met**.")]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- machine and report
 
 def machine() -> dict:
@@ -504,6 +543,11 @@ def targets(res: dict) -> list[dict]:
         label, peak = max(peaks, key=lambda lp: lp[1])
         add(f"peak memory, {label}-event day", f"≤ {TARGETS['peak_rss_10m_gib']} GiB", f"{peak / GIB:.2f} GiB",
             peak / GIB <= TARGETS["peak_rss_10m_gib"])
+    big = res.get("big_day")
+    if big:
+        add(f"a {big['label']}-event day end to end (issue #28)", f"runs end to end, ≤ {big['peak_target_gib']} GiB",
+            f"{big['seconds']:.0f} s, {big['ratio_to_floor']}× the floor; peak {gib(big['peak_rss_bytes'])} GiB, "
+            f"max spill {big['max_spill_bytes'] / GIB:.2f} GiB", big["meets_peak_target"])
     bf = res.get("backfill")
     if bf:
         add(f"{bf['days']}-day backfill at {bf['accesses_per_day']:,} events a day",
@@ -524,6 +568,48 @@ def floors(r: dict) -> str:
     if "floor_project_s" not in r:
         return f"{r['floor_s']:.2f}"
     return f"{r['floor_project_s']:.2f} / {r['floor_defaults_s']:.2f}"
+
+
+def run_rows(title: str, runs: list[tuple[str, dict]]) -> list[str]:
+    rows = ["", f"## {title}", "",
+            "| run | access events | total s | ingest s (CPU s) | build s (CPU s) | checks s (CPU s) | publish s (CPU s) | peak RSS GiB "
+            "(ingest / build / checks / publish) | max spill MB | CPU s own / others | load (1 min) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    for name, r in runs:
+        ph = r["phases"]
+
+        def s(k):
+            p = ph.get(k)
+            if not p:
+                return "–"
+            if p.get("skipped"):
+                return "n/a"
+            return f"{p['seconds']:.1f}" + (f" ({p['cpu_s']:.1f})" if p.get("cpu_s") is not None else "")
+
+        def mem(k):
+            p = ph.get(k)
+            return gib(p["peak_rss_bytes"]) if p and not p.get("skipped") else "–"
+
+        rows.append(f"| {name} | {r['access_events'] or 0:,} | {r['seconds']:.1f} | {s('ingest')} | {s('build')} | "
+                    f"{s('check')} | {s('publish')} | {gib(r['peak_rss_bytes'])} ({mem('ingest')} / {mem('build')} / "
+                    f"{mem('check')} / {mem('publish')}) | {r['max_spill_bytes'] / 1e6:.0f} | "
+                    f"{r.get('cpu_own_s', '')} / {r.get('cpu_others_s', '')} | {r.get('loadavg', '')} |")
+    return rows
+
+
+def e2e_notes(e: dict) -> list[str]:
+    """The floor, the ratios and the slowest dbt nodes of one city-day run end to end."""
+    lines = []
+    if e.get("ratio_to_floor") is not None:
+        lines += ["", f"{e['label']} day: floor over its {e.get('floor_files', '?')} access file(s) "
+                  f"({(e.get('floor_bytes') or 0) / 1e6:.0f} MB; whole landing "
+                  f"{(e.get('landing_bytes') or 0) / 1e6:.0f} MB): {floors(e)} s; ratio "
+                  f"**{e['ratio_to_floor']}×** wall, {e.get('ratio_to_floor_cpu', '–')}× CPU."]
+    if e.get("dbt_models"):
+        lines += ["", f"dbt nodes of the {e['label']} day (s): "
+                  + ", ".join(f"{k} {v}" for k, v in list(e["dbt_models"].items())[:10])]
+        lines += watched_models(f"the {e['label']} day", e["dbt_models"])
+    return lines
 
 
 def markdown(res: dict) -> str:
@@ -553,46 +639,16 @@ def markdown(res: dict) -> str:
                   + "; ".join(f"{k} {v['seconds']}" + (f" ({gib(v['peak_rss_bytes'])} GiB)" if v.get("peak_rss_bytes") else "")
                               for k, v in r["ingest_breakdown"].items() if v["seconds"] >= 0.01)]
 
-    def run_rows(title: str, runs: list[tuple[str, dict]]) -> list[str]:
-        rows = ["", f"## {title}", "",
-                "| run | access events | total s | ingest s (CPU s) | build s (CPU s) | checks s (CPU s) | publish s (CPU s) | peak RSS GiB "
-                "(ingest / build / checks / publish) | max spill MB | CPU s own / others | load (1 min) |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
-        for name, r in runs:
-            ph = r["phases"]
-
-            def s(k):
-                p = ph.get(k)
-                if not p:
-                    return "–"
-                if p.get("skipped"):
-                    return "n/a"
-                return f"{p['seconds']:.1f}" + (f" ({p['cpu_s']:.1f})" if p.get("cpu_s") is not None else "")
-
-            def mem(k):
-                p = ph.get(k)
-                return gib(p["peak_rss_bytes"]) if p and not p.get("skipped") else "–"
-
-            rows.append(f"| {name} | {r['access_events'] or 0:,} | {r['seconds']:.1f} | {s('ingest')} | {s('build')} | "
-                        f"{s('check')} | {s('publish')} | {gib(r['peak_rss_bytes'])} ({mem('ingest')} / {mem('build')} / "
-                        f"{mem('check')} / {mem('publish')}) | {r['max_spill_bytes'] / 1e6:.0f} | "
-                        f"{r.get('cpu_own_s', '')} / {r.get('cpu_others_s', '')} | {r.get('loadavg', '')} |")
-        return rows
-
     runs = e2e_runs(res)
     if runs:
         lines += run_rows("One new city-day end to end (`citycloud run`, empty warehouse, every source)",
                           [(f"{e['label']} day", e) for e in runs])
         for e in runs:
-            if e.get("ratio_to_floor") is not None:
-                lines += ["", f"{e['label']} day: floor over its {e.get('floor_files', '?')} access file(s) "
-                          f"({(e.get('floor_bytes') or 0) / 1e6:.0f} MB; whole landing "
-                          f"{(e.get('landing_bytes') or 0) / 1e6:.0f} MB): {floors(e)} s; ratio "
-                          f"**{e['ratio_to_floor']}×** wall, {e.get('ratio_to_floor_cpu', '–')}× CPU."]
-            if e.get("dbt_models"):
-                lines += ["", f"dbt nodes of the {e['label']} day (s): "
-                          + ", ".join(f"{k} {v}" for k, v in list(e["dbt_models"].items())[:10])]
-                lines += watched_models(f"the {e['label']} day", e["dbt_models"])
+            lines += e2e_notes(e)
+    if res.get("big_day"):
+        lines += run_rows("A Shanghai-sized city-day end to end (issue #28)", [(f"{res['big_day']['label']} day",
+                                                                                res["big_day"])])
+        lines += e2e_notes(res["big_day"])
     inc = res.get("incremental")
     if inc:
         runs = [(f"new day on {h} days", r) for h, r in inc["runs"].items()]
@@ -650,6 +706,24 @@ def write_results(res: dict) -> None:
             tmp.replace(RESULTS / name)
 
 
+def write_big_day(res: dict) -> None:
+    """bench/results/big_day.{json,md}: the last run of the big day, whichever mode ran it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {k: res[k] for k in ("started_at", "finished_at", "machine", "big_day") if k in res}
+    (RESULTS / "big_day.json").write_text(json.dumps(out, indent=2, default=str))
+    (RESULTS / "big_day.md").write_text(big_day_markdown(out))
+
+
+def run_big_day_alone(data: Path, size: int, regen: bool) -> int:
+    data.mkdir(parents=True, exist_ok=True)
+    res = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    res["big_day"] = bench_big_day(data, size, regen)
+    res["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_big_day(res)
+    print((RESULTS / "big_day.md").read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     mode = p.add_mutually_exclusive_group()
@@ -657,12 +731,13 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_const", const="full", dest="mode")
     p.add_argument("--data", default=os.environ.get("CITYCLOUD_BENCH_DATA", "/tmp/citycloud-bench"),
                    help="where generated data and scratch warehouses go (default /tmp/citycloud-bench)")
-    p.add_argument("--only", default="ingest,e2e,incremental,backfill",
-                   help="comma-separated parts to run (ingest, e2e, incremental, backfill)")
+    p.add_argument("--only", help=f"comma-separated parts to run ({', '.join(PARTS)}); default every part of the "
+                   "mode (big-day: --full only)")
     p.add_argument("--regen", action="store_true", help="generate the data again even if present")
     p.add_argument("--sizes", help="override ingestion sizes, e.g. 1000000,10000000")
     p.add_argument("--volume", type=int, help="override the incremental daily volume")
     p.add_argument("--backfill-volume", type=int, help="override the backfill's access events per day")
+    p.add_argument("--big-day-events", type=int, help=f"override the big day's access events (default {BIG_DAY_EVENTS:,})")
     p.add_argument("--render", metavar="JSON", help="only re-render the markdown of a results JSON file")
     args = p.parse_args(argv)
     if args.render:
@@ -678,18 +753,26 @@ def main(argv: list[str] | None = None) -> int:
         cfg["incremental_volume"] = args.volume
     if args.backfill_volume and cfg["backfill"]:
         cfg["backfill"] = {**cfg["backfill"], "accesses_per_day": args.backfill_volume}
-    only = set(args.only.split(","))
+    if args.only and (unknown := set(args.only.split(",")) - set(PARTS)):
+        p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}")
+    only = set(args.only.split(",")) if args.only else set(PARTS)
+    if args.only and "big-day" in only or args.big_day_events:
+        cfg["big_day"] = args.big_day_events or BIG_DAY_EVENTS  # named: run in either mode
+    if not cfg["big_day"]:
+        only.discard("big-day")
+    if only == {"big-day"}:  # alone: its own results file, the mode's results untouched
+        return run_big_day_alone(Path(args.data), cfg["big_day"], args.regen)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     res: dict = {"mode": args.mode, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "machine": machine(), "config": cfg, "notes": []}
     previous = RESULTS / f"{args.mode}.json"
-    if only != {"ingest", "e2e", "incremental", "backfill"} and previous.exists():
+    if only != set(PARTS) - ({"big-day"} if not cfg["big_day"] else set()) and previous.exists():
         # A partial run keeps the other parts of the last run of the same mode.
         old = json.loads(previous.read_text())
-        for part in ("ingestion", "e2e", "incremental", "backfill"):
-            if part in old and {"ingestion": "ingest"}.get(part, part) not in only:
+        for part in ("ingestion", "e2e", "incremental", "backfill", "big_day"):
+            if part in old and {"ingestion": "ingest", "big_day": "big-day"}.get(part, part) not in only:
                 res[part] = old[part]
                 res["notes"].append(f"{part}: from the run started {old.get('started_at')}")
 
@@ -720,6 +803,11 @@ def main(argv: list[str] | None = None) -> int:
     if "backfill" in only and cfg["backfill"]:
         res["backfill"] = bench_backfill(data, cfg["backfill"]["days"], cfg["backfill"]["accesses_per_day"],
                                          args.regen)
+        checkpoint()
+    if "big-day" in only:
+        res["big_day"] = bench_big_day(data, cfg["big_day"], args.regen)
+        checkpoint()
+        write_big_day(res)
     checkpoint()
     print((RESULTS / "latest.md").read_text())
     return 0

@@ -187,7 +187,7 @@ class Settings(_Home):
     max_decompression_ratio: float = Field(200.0, gt=0)
     min_decompressed_limit_mb: float = Field(100.0, ge=0)
     max_bad_lines: int = Field(1000, ge=0)
-    # A JSON-lines file DuckDB's reader takes whole is read in bulk; off: every file line by line
+    # A JSON-lines or CSV file DuckDB's reader takes whole is read in bulk; off: every file line by line
     # (the same rows and line numbers, slower: docs/performance.md, "Two-pass ingestion").
     two_pass_ingestion: bool = True
     # The day ingestion takes as today (Asia/Shanghai): delivery folders dated after it are refused.

@@ -29,7 +29,7 @@ from citycloud.ingestion.schema import RAW_TABLES, ensure_schema
 @dataclass(frozen=True)
 class FileLimits:
     """When a whole file is set aside (config.Settings: max_decompression_ratio, ...), and whether
-    a JSON-lines file DuckDB's reader takes whole is read in bulk (two_pass_ingestion)."""
+    a file DuckDB's reader takes whole is read in bulk (two_pass_ingestion)."""
     size: SizeLimit
     max_bad_lines: int
     two_pass: bool = True
@@ -156,8 +156,9 @@ def _forget_file(con: duckdb.DuckDBPyConnection, source: str, rel: str, ctx: dic
 def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: str, masker: Masker,
                  res: DeliveryResult, ctx: dict, limits: FileLimits) -> None:
     """Validate one file into raw.<source> and its rejects: in bulk when DuckDB's reader takes it
-    whole (ingestion/fast.py), else line by line; the rows and line numbers are the same."""
-    if limits.two_pass and RULES[d.source].format == "jsonl":
+    whole (ingestion/fast.py), else line by line; the rows and line numbers are the same. A CSV
+    file's pending lines start with its header (line 1), which the per-line rules need."""
+    if limits.two_pass:
         raw_cols = _raw_columns(d.source)
         insert = f"INSERT INTO raw.{d.source} SELECT $city, $dt, $file, line, $batch, {raw_cols} FROM ({{query}})"
         try:
@@ -168,7 +169,7 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, d: Delivery, path: Path, rel: s
         else:
             if bulk.pending:  # rows the bulk rules rejected: their reasons and text, line by line
                 _ingest_lines(con, d, path, rel, masker, res, ctx, limits, only=bulk.pending)
-            res.rows_read += bulk.lines  # (not for a file set aside: UnreadableFile leaves above)
+            res.rows_read += bulk.rows  # (not for a file set aside: UnreadableFile leaves above)
             return
     _ingest_lines(con, d, path, rel, masker, res, ctx, limits)
 

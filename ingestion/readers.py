@@ -123,7 +123,7 @@ def decompressed(fh, name: str, limit: SizeLimit | None, block: int = BLOCK_BYTE
             return
 
 
-def _whole_lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
+def whole_lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
     """Buffers of whole lines (each ends with a newline, but the file's last line may not)."""
     parts: list[bytes] = []
     for data in blocks:
@@ -203,7 +203,7 @@ def line_chunks(path: Path, limit: SizeLimit | None = None) -> Iterator[pa.Table
     pieces: list[pa.Table] = []
     held_rows = held_bytes = 0
     next_line, yielded = 1, False
-    for data in _whole_lines(_decompressed_blocks(path, limit, block)):
+    for data in whole_lines(_decompressed_blocks(path, limit, block)):
         piece, n = _numbered(data, next_line)
         next_line += n
         if piece.num_rows:
@@ -228,7 +228,7 @@ def picked_lines(path: Path, wanted: list[int], limit: SizeLimit | None = None) 
     split (the bulk path's rejected lines, ingestion/fast.py). UnreadableFile as `line_chunks`
     for a file that cannot be read whole, or for a picked line that is not UTF-8."""
     pieces, at, next_line = [], 0, 1
-    for data in _whole_lines(_decompressed_blocks(path, limit, BLOCK_BYTES)):
+    for data in whole_lines(_decompressed_blocks(path, limit, BLOCK_BYTES)):
         n = data.nbytes and (bytes(data[-1:]) != b"\n") + _count_newlines(data)
         if at < len(wanted) and wanted[at] < next_line + n:
             piece, _ = _numbered(data, next_line)

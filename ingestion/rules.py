@@ -286,31 +286,58 @@ def _hashed(rule: SourceRule, checked: str, rows: int) -> str:
     """
 
 
-def bulk_checked_sql(source: str, file_sql: str, compression: str) -> str:
-    """The rows `checked_sql` gives for a JSON-lines file DuckDB's reader parses whole (the fast
-    path, ingestion/fast.py), the user id not yet hashed (`with_user_keys`): read in bulk by
-    `read_json`, numbered in file order, `raw` NULL.
+def bulk_checked_sql(source: str, file_sql: str, compression: str, header: list[str] | None = None) -> str:
+    """The rows `checked_sql` gives for a file DuckDB's reader parses whole (the fast path,
+    ingestion/fast.py), the user id not yet hashed (`with_user_keys`): read in bulk by `read_json`
+    or `read_csv`, numbered in file order, `raw` NULL. `header`: a CSV file's (parse_header).
 
-    Exact only for a file whose every line is one JSON object (fast.py checks it): then a row
-    valid here is valid with the same values per line; a row rejected here is checked again
-    line by line. `read_json` and `json_transform` share DuckDB's transform, so the fields are
-    the same VARCHARs. The one rule that looks at the line's text (epoch milliseconds only when
-    `event_time` is a JSON integer) asks the JSON type of the value instead.
-    """
+    Exact only for a file fast.py has checked: then a row valid here is valid with the same values
+    per line; a row rejected here is checked again line by line."""
     rule = RULES[source]
+    if rule.format == "csv":
+        return _checked(rule, _bulk_csv_fields(rule, file_sql, compression, header), "NULL::VARCHAR", rule.typed)
+    return _checked(rule, _bulk_json_fields(rule, file_sql, compression), "NULL::VARCHAR",
+                    rule.typed.replace(TEXT_IS_INTEGER, "event_time_is_integer"))
+
+
+def _bulk_json_fields(rule: SourceRule, file_sql: str, compression: str) -> str:
+    """Every line one JSON object (fast.py checks it). `read_json` and `json_transform` share
+    DuckDB's transform, so the fields are the same VARCHARs. The one rule that looks at the line's
+    text (epoch milliseconds only when `event_time` is a JSON integer) asks the value's JSON type."""
     columns = ", ".join(f"'{f}': '{'JSON' if f == 'event_time' else 'VARCHAR'}'" for f in rule.fields)
     cols = ", ".join("json_transform(f_event_time, '\"VARCHAR\"') AS f_event_time, "
                      "json_type(f_event_time) IN ('UBIGINT', 'BIGINT') AS event_time_is_integer"
                      if f == "event_time" else f"f_{f}" for f in rule.fields)
     renamed = ", ".join(f'"{f}" AS f_{f}' for f in rule.fields)
-    fields = f"""
+    return f"""
         SELECT line, NULL::VARCHAR AS parse_error, {cols}
         FROM (SELECT row_number() OVER () AS line, {renamed}
               FROM read_json({file_sql}, format = 'newline_delimited', records = true, columns = {{{columns}}},
                              compression = '{compression}', ignore_errors = true))
     """
-    typed = rule.typed.replace(TEXT_IS_INTEGER, "event_time_is_integer")
-    return _checked(rule, fields, "NULL::VARCHAR", typed)
+
+
+# DuckDB's CSV reader refuses longer lines; fast.py sends a file with one to the per-line path.
+CSV_MAX_LINE_BYTES = 1 << 20
+
+
+def _bulk_csv_fields(rule: SourceRule, file_sql: str, compression: str, header: list[str]) -> str:
+    """A file of plain lines (fast.py checks it: no quote, no blank line, every line as many
+    fields as its header, one kind of line end): DuckDB's `read_csv` splits each line at its
+    commas as the per-line path's string_split does; the header (line 1) is skipped, fields are
+    taken by their position in it and trimmed as `_csv_fields_sql` trims them. ignore_errors: a
+    row DuckDB cannot take is missing, and the row count then sends the file to the per-line
+    path (an error would abort the delivery's transaction)."""
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, len(header) + 1))
+    cols = ", ".join(f"nullif(trim(c{header.index(f) + 1}), '') AS f_{f}" if f in header
+                     else f"NULL::VARCHAR AS f_{f}" for f in rule.fields)
+    return f"""
+        SELECT row_number() OVER () + 1 AS line, NULL::VARCHAR AS parse_error, {cols}
+        FROM read_csv({file_sql}, columns = {{{columns}}}, header = false, skip = 1, auto_detect = false,
+                      delim = ',', quote = '"', escape = '"', comment = '', null_padding = false,
+                      strict_mode = true, max_line_size = {2 * CSV_MAX_LINE_BYTES}, compression = '{compression}',
+                      ignore_errors = true)
+    """
 
 
 def with_user_keys(source: str, table: str) -> str:
