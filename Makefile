@@ -89,6 +89,13 @@ bench-engines: setup java
 bench-late-window: setup
 	$(BIN)/python -m bench.late_window
 
+# Where a small run's time goes: interpreter, imports, dbt's parse, artifacts and nodes, GX's
+# context, validations and Data Docs, the snapshot's copy; and the next day in the same process.
+# Results in bench/results/fixed_cost.{json,md}, docs/performance.md.
+.PHONY: bench-fixed-cost
+bench-fixed-cost: setup
+	$(BIN)/python -m bench.fixed_cost
+
 # dbt docs of the demo warehouse (run `make demo` first); browse at http://localhost:8081
 docs: setup
 	cd dbt_project && CITYCLOUD_WAREHOUSE=$(CURDIR)/demo/warehouse/citycloud.duckdb ../$(BIN)/dbt docs generate --profiles-dir . \

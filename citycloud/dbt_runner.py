@@ -7,6 +7,7 @@ dbt keeps process-wide state (flags, event manager, the adapter's DuckDB environ
 invocations are serialised by a lock, and the environment dbt reads (profile, target and log
 paths) is set for the duration of one invocation only. Partial parsing stays on: its state
 lives in the persistent target folder beside the warehouse (`<warehouse dir>/.dbt/target`).
+The production build writes no manifest.json there (NO_MANIFEST), only run_results.json.
 Results come from dbt's result objects, never from its text output.
 """
 from __future__ import annotations
@@ -31,6 +32,11 @@ _FAILED = frozenset({"error", "fail", "runtime error"})
 # variable, not a --vars value: dbt re-parses the whole project whenever --vars change.
 SINCE_BATCH_ENV = "CITYCLOUD_SINCE_BATCH"
 FUNNELS_ENV = "CITYCLOUD_FUNNEL_DEFINITIONS"  # the run's funnels as JSON (citycloud/funnels.py)
+# dbt writes manifest.json (and semantic_manifest.json) twice per build, after parsing and at the
+# end: 1-2 CPU s of JSON for files nothing of ours reads (citycloud.registry parses the project
+# itself; partial parsing keeps its own partial_parse.msgpack). With this flag dbt writes no JSON
+# artifact, so run_dbt writes run_results.json from the results (docs/performance.md, issue #28).
+NO_MANIFEST = "--no-write-json"
 _invocation = threading.Lock()  # dbt's global state allows one invocation at a time
 _interrupted = threading.Event()  # a Ctrl-C arrived while dbt ran
 
@@ -118,6 +124,9 @@ def run_dbt(settings: Settings, command: list[str] | DbtCommand,
             _close_warehouse(opened)
     if isinstance(outcome.exception, (KeyboardInterrupt, SystemExit)):
         raise outcome.exception  # Ctrl-C inside dbt stops the run as it would anywhere else
+    if NO_MANIFEST in args and hasattr(outcome.result, "write"):
+        # run_results.json stays where operators (docs/airflow.md) and the benchmark read it
+        outcome.result.write(os.path.join(env["DBT_TARGET_PATH"], "run_results.json"))
     node_results = [(r, str(getattr(r.status, "value", r.status))) for r in
                     getattr(outcome.result, "results", None) or []]
     if outcome.success:
@@ -198,7 +207,7 @@ def build_args(since_batch: int, full_refresh: bool = False, extra_vars: dict | 
     tests/marts/test_dbt_build_command.py). `extra_vars` (the Spark target's lake) stay the same between builds, so
     partial parsing still applies. `funnels` is the run's funnel definitions as JSON
     (citycloud/funnels.py), read by the models when they compile, as the batch is."""
-    args = ["build", "--exclude-resource-type", "unit_test"]
+    args = ["build", "--exclude-resource-type", "unit_test", NO_MANIFEST]
     if extra_vars:
         args += ["--vars", json.dumps(extra_vars, sort_keys=True)]
     if full_refresh:

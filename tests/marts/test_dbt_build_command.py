@@ -42,6 +42,17 @@ def test_production_build_runs_data_tests_but_no_unit_tests(tiny_built):
     assert build_args(4).args[:3] == ["build", "--exclude-resource-type", "unit_test"]
 
 
+def test_production_build_writes_run_results_but_not_the_manifest(tiny_built):
+    """dbt's manifest.json is written twice a build and read by nothing of ours (issue #28);
+    run_results.json, which operators read, is still written, with every node's result."""
+    target = tiny_built.warehouse.parent / ".dbt" / "target"
+    results = json.loads((target / "run_results.json").read_text())
+    assert not (target / "manifest.json").exists() and not (target / "semantic_manifest.json").exists()
+    assert (target / "partial_parse.msgpack").exists()  # the next build's parse starts from it
+    assert {r["status"] for r in results["results"]} <= {"success", "pass", "warn"}
+    assert any(r["unique_id"] == "model.citycloud.kpi_daily" for r in results["results"])
+
+
 def test_every_dbt_unit_test_passes(warehouse_copy):
     declared = _declared_unit_tests()
     assert len(declared) >= 10  # the models' YAML declares them; none may go missing silently
