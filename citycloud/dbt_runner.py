@@ -112,10 +112,11 @@ def run_dbt(settings: Settings, command: list[str] | DbtCommand,
             _pause_in_dbt_thread("dbt-middle", dbt_pid=os.getpid())
 
     env = {**dbt_env(settings), **command.env}
-    # No console output: progress comes through on_event, failures from the results; the full
-    # log still goes to DBT_LOG_PATH.
+    # No console output: progress comes through on_event, failures from the results. The file
+    # log is asked for apart: `--log-level none` alone silences DBT_LOG_PATH/dbt.log too, which
+    # every failure message and docs/airflow.md send the reader to.
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--no-use-colors", "--log-level", "none"]
+                "--no-use-colors", "--log-level", "none", "--log-level-file", "info"]
     with _invocation, _environment(env), _watch_interrupts():
         fault_hook.pause_at("dbt-start", dbt_pid=os.getpid())
         try:
