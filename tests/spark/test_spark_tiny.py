@@ -67,8 +67,9 @@ def test_a_new_day_leaves_the_other_day_partitions_files_untouched(spark_tiny):
 
 def test_a_new_day_reads_only_the_access_lake_partitions_it_touched(spark_tiny):
     """The affected days reach Spark as literal partition filters (affected_partitions_filter):
-    the second build reads the access lake's files of the days the new batch touched, no others
-    (before, the semi-join with the change log read every partition)."""
+    the second build, staging and the lake source's data test alike, reads the access lake's
+    files of the days the new batch touched and no others. Before, the source's test
+    (`where batch_id > …`) read every file of the lake on every build."""
     settings, before = spark_tiny
     if before["access lake read"] is None:
         pytest.skip("this filesystem does not record file reads (noatime)")
