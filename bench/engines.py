@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +36,9 @@ PII_KEY = "citycloud-bench-key-not-a-secret"
 CLUSTER = "spark://127.0.0.1:7077"
 START = date(2026, 1, 1)
 _STAMP = re.compile(r"^\s+(\d\d):(\d\d):(\d\d) (.*)$")
+# dbt's line for a finished node, as `citycloud run --verbose` passes it on
+_NODE = re.compile(r"^dbt \d+ of \d+ (?:OK|PASS|WARN|ERROR|FAIL) (?:created sql \S+ model |loaded seed file )?(\S+)"
+                   r".*\bin ([\d.]+)s\]$")
 
 
 def log(msg: str) -> None:
@@ -55,21 +59,66 @@ def run_once(engine: str, master: str | None, landing: Path, warehouse: Path, en
            "--engine", engine, "--verbose"] + (["--end", end.isoformat()] if end else [])  # every dbt node, stamped
     load_before = os.getloadavg()[0]
     t0 = time.time()
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = CpuMeter(proc.pid)
+    stdout, stderr = proc.communicate()
     wall = time.time() - t0
+    cpu_s = cpu.stop()
     # The machine is shared: the 1- and 5-minute load averages as the run ends, beside its times.
     load = [round(load_before, 1), *(round(x, 1) for x in os.getloadavg()[:2])]
+    (warehouse.parent / f"run-{'initial' if end else 'new-day'}.log").write_text(stderr)  # every node's time
     if proc.returncode != 0:
-        raise RuntimeError(f"{engine} run failed:\n" + "\n".join(proc.stderr.splitlines()[-30:]))
-    stamped = [s for s in map(_seconds, proc.stderr.splitlines()) if s]
+        raise RuntimeError(f"{engine} run failed:\n" + "\n".join(stderr.splitlines()[-30:]))
+    stamped = [s for s in map(_seconds, stderr.splitlines()) if s]
     dbt = [t for t, msg in stamped if msg.startswith("dbt ")]
     ingested = next((t for t, msg in stamped if msg.startswith("ingest:")), stamped[0][0] if stamped else 0)
     exported = [t for t, msg in stamped if msg.startswith("lake:")]
     return {"wall_s": round(wall, 1), "dbt_models_s": (dbt[-1] - dbt[0]) if dbt else None,
             "before_first_model_s": (dbt[0] - ingested) if dbt else None,
             "lake_export_s": (exported[-1] - ingested) if exported else None,
-            "load_start_end1_end5": load,
-            "summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""}
+            "load_start_end1_end5": load, "cpu_s": cpu_s,
+            "nodes_s": {m[1]: float(m[2]) for m in (_NODE.match(msg) for _, msg in stamped) if m},
+            "summary": stdout.strip().splitlines()[-1] if stdout.strip() else ""}
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of a process and every process under it (the CLI, Spark's JVM,
+    which pyspark does not wait for, so the kernel's RUSAGE_CHILDREN misses it): each process's
+    own times, sampled every half second, the last sample of each kept. The machine is shared:
+    CPU seconds are what the load average does not change much. None without psutil."""
+
+    def __init__(self, pid: int):
+        self.seen: dict[tuple[int, float], float] = {}
+        self.done = threading.Event()
+        try:
+            import psutil
+        except ImportError:
+            self.thread = None
+            return
+        self.thread = threading.Thread(target=self._sample, args=(psutil, pid), daemon=True)
+        self.thread.start()
+
+    def _sample(self, psutil, pid: int) -> None:
+        while not self.done.is_set():
+            try:
+                root = psutil.Process(pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                processes = []
+            for p in processes:
+                try:
+                    t = p.cpu_times()
+                    self.seen[(p.pid, p.create_time())] = t.user + t.system
+                except psutil.Error:
+                    pass
+            self.done.wait(0.5)
+
+    def stop(self) -> float | None:
+        self.done.set()
+        if self.thread is None:
+            return None
+        self.thread.join()
+        return round(sum(self.seen.values()), 1)
 
 
 def partitions_built(warehouse: Path, batch_id: int) -> int:
@@ -107,11 +156,11 @@ def markdown(res: dict) -> str:
     lines = [f"# Engines: the same month on DuckDB, Spark local[2] and a 2-worker cluster ({res['when']})", "",
              f"{p['cities']} cities x {p['days']} days, {p['accesses_per_day']:,} access events per city-day; "
              f"machine: {res['machine']}; marts identical across engines: **{res['identical']}**", "",
-             "| engine | run | wall | dbt nodes | before 1st node (lake export) | partitions | dbt s/partition | load (start/end 1 min/5 min) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| engine | run | wall | CPU | dbt nodes | before 1st node (lake export) | partitions | dbt s/partition | load (start/end 1 min/5 min) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, r in res["engines"].items():
         for label, run in (("initial load", r["initial"]), ("new day", r["new_day"])):
-            lines.append(f"| {name} | {label} | {run['wall_s']} s | {run['dbt_models_s']} s | "
+            lines.append(f"| {name} | {label} | {run['wall_s']} s | {run.get('cpu_s')} s | {run['dbt_models_s']} s | "
                          f"{run['before_first_model_s']} s ({run['lake_export_s']} s) | {run['partitions']} | {run['dbt_s_per_partition']} | "
                          f"{' / '.join(map(str, run['load_start_end1_end5']))} |")
     return "\n".join(lines) + "\n"

@@ -53,6 +53,7 @@ def build(settings: Settings, since_batch: int, full_refresh: bool,
     finally:
         con.close()
     run_dbt(settings, dbt_args(since_batch, full_refresh, tables, funnels), progress)
+    lake.declared(settings)
     con = connect(settings.warehouse, settings=settings)
     try:
         import_candidate_marts(con, settings)

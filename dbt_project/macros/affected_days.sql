@@ -7,6 +7,38 @@
     where source in ('{{ names | join("', '") }}')
 {%- endmacro %}
 
+{#- Spark prunes a table's partitions while it plans a query only for filters on its partition
+    columns with literal values; joined with the change log (affected_days above), a read of the
+    access lake listed and read every partition, so a new day cost more than the initial load
+    (docs/performance.md, "Spark"). So on Spark the (city, day) pairs the new batches touched are
+    fetched first (one small query) and written into the query as a filter on `alias`'s
+    partition columns: `(a.city_code = 'c' and a.event_day in (date'…', …)) or …`, `false` when
+    there are none. `changed_day`: the change log's column the pairs' days come from (event_day;
+    dt for a lake partitioned by delivery). Elsewhere `true`: DuckDB's SQL is as it was. -#}
+{% macro affected_partitions_filter(source_name, alias='', day_column='event_day', changed_day='event_day') -%}
+    {%- if target.type != 'spark' or not execute -%}
+        {{- return('true') -}}
+    {%- endif -%}
+    {%- set names = [source_name] if source_name is string else source_name -%}
+    {%- set prefix = alias ~ '.' if alias else '' -%}
+    {%- set pairs -%}
+        select distinct city_code, cast({{ changed_day }} as string) as day
+        from {{ source('audit', 'delivery_changes') }}
+        where batch_id > {{ since_batch() }} and source in ('{{ names | join("', '") }}')
+        order by city_code, day
+    {%- endset -%}
+    {%- set days = {} -%}
+    {%- for row in run_query(pairs).rows -%}
+        {%- do days.setdefault(row[0], []).append("date'" ~ row[1] ~ "'") -%}
+    {%- endfor -%}
+    {%- set terms = [] -%}
+    {%- for city, city_days in days.items() -%}
+        {%- do terms.append("(" ~ prefix ~ "city_code = '" ~ city ~ "' and " ~ prefix ~ day_column
+                            ~ " in (" ~ (city_days | join(', ')) ~ "))") -%}
+    {%- endfor -%}
+    {{- return('(' ~ (terms | join(' or ')) ~ ')' if terms else 'false') -}}
+{%- endmacro %}
+
 {#- Per city, the days a day-keyed model must rebuild: from the earliest day the new batches
     touched (for the given sources), or the first day not built yet, or the series' first day
     when the series now starts earlier than what was built; to the series' last day. Every
@@ -58,6 +90,7 @@
     {% if is_incremental() %}
     semi join ({{ affected_days(source_name) }}) affected
         on affected.city_code = {{ alias }}.city_code and affected.event_day = {{ alias }}.{{ day_column }}
+        {%- if target.type == 'spark' %} and {{ affected_partitions_filter(source_name, alias, day_column) }}{% endif %}
     {% endif %}
 {%- endmacro %}
 
@@ -104,7 +137,9 @@
     from {{ source('landing', source_name) }} {{ alias }}
     semi join ({{ days_rebuilt_whole(source_name) }}) whole
         on whole.city_code = {{ alias }}.city_code and whole.event_day = {{ alias }}.event_day
-    {% if target.type != 'spark' %}
+    {% if target.type == 'spark' %}
+        and {{ affected_partitions_filter(source_name, alias) }}
+    {% else %}
     union all
     select {{ columns }}
     from {{ source('landing', source_name) }} {{ alias }}

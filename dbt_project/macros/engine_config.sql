@@ -42,6 +42,7 @@
         from {{ this }} t
         semi join ({{ affected_days(source_name) }}) a
             on a.city_code = t.city_code and a.event_day = t.{{ day_column }}
+            and {{ affected_partitions_filter(source_name, 't', day_column) }}
     {% endset %}
     {% set rows = run_query(existing).rows %}
     {% set values = [] %}
@@ -58,14 +59,19 @@
     {% if target.type == 'spark' and is_incremental() and config.get('partition_by') %}
     {% set before = files_before_insert_view(this) %}
     {% set day_column = config.get('partition_by')[1] %}
+    {#- the noted partitions as literals, so that only their files are listed (affected_partitions_filter) -#}
+    {% set noted = [] %}
+    {% for row in run_query("select distinct city_code, day from " ~ before).rows %}
+        {% do noted.append("(t.city_code = '" ~ row[0] ~ "' and t." ~ day_column ~ " = date'" ~ row[1] ~ "')") %}
+    {% endfor %}
     {% set kept %}
         select distinct b.city_code, b.day
         from {{ before }} b
         join (select t._metadata.file_path as file_path from {{ this }} t
-              semi join {{ before }} p on p.city_code = t.city_code and p.day = cast(t.{{ day_column }} as string)) now
+              where {{ noted | join(' or ') }}) now
             on now.file_path = b.file_path
     {% endset %}
-    {% set stale = run_query(kept).rows %}
+    {% set stale = run_query(kept).rows if noted else [] %}
     {% if stale %}
         {% set data_columns = [] %}
         {% for column in adapter.get_columns_in_relation(this) if column.name not in config.get('partition_by') %}

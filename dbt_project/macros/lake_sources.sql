@@ -3,7 +3,9 @@
     and locations in var('lake'), taken from the DuckDB tables themselves, so the raw schema has
     one home (ingestion/schema.py). Spark finds their partitions by listing the
     folders (profiles.yml: spark.sql.hive.manageFilesourcePartitions=false): nothing to repair
-    in the metastore; REFRESH forgets the listing a session kept from an earlier build. -#}
+    in the metastore; REFRESH forgets the listing a session kept from an earlier build. A table
+    marked `redeclare` (its lake was written again in another layout: lake.py) is dropped and
+    declared again: an external table, so its files stay. -#}
 {% macro register_lake_sources() -%}
     {{ return(adapter.dispatch('register_lake_sources', 'citycloud')()) }}
 {%- endmacro %}
@@ -17,7 +19,7 @@
     {% endif %}
     {% for name, table in lake.items() %}
         {% do run_query("create database if not exists " ~ name.split('.')[0]) %}
-        {% if flags.FULL_REFRESH %}
+        {% if flags.FULL_REFRESH or table.get('redeclare') %}
             {% do run_query("drop table if exists " ~ name) %}
         {% endif %}
         {% set ddl %}

@@ -2,6 +2,7 @@
 tables (tests/spark)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import date
@@ -20,6 +21,26 @@ def partition_files(settings: Settings, schema: str, table: str) -> dict[str, di
     root = table_folder(settings, schema, table)
     return {str(folder.relative_to(root)): {f.name: f.stat().st_mtime_ns for f in folder.glob("*.parquet")}
             for folder in sorted(root.glob("city_code=*/*=*"))}
+
+
+def forget_reads(folder: Path) -> set[Path]:
+    """Set the access time of every parquet file under `folder` to 0, mtimes kept: on a relatime
+    mount (Linux's default) the next read of a file sets it again, so partitions_read() tells
+    which of them a build read. Returns the files; None when this filesystem does not record reads."""
+    files = set(folder.rglob("*.parquet"))
+    for path in files:
+        os.utime(path, ns=(0, path.stat().st_mtime_ns))
+    probe = next(iter(sorted(files)))
+    probe.read_bytes()
+    if probe.stat().st_atime_ns == 0:
+        return None
+    os.utime(probe, ns=(0, probe.stat().st_mtime_ns))
+    return files
+
+
+def partitions_read(files: set[Path], folder: Path) -> set[str]:
+    """The partition folders (`city_code=…/event_day=…`) of the files read since forget_reads()."""
+    return {str(path.parent.relative_to(folder)) for path in files if path.exists() and path.stat().st_atime_ns > 0}
 
 
 def affected_partitions(settings: Settings, batch_id: int) -> set[str]:

@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 
 from tests.conftest import TEST_KEY, TINY, make_settings
-from tests.spark.helpers import affected_partitions, differences, partition_files, published_marts, run_spark
+from tests.spark.helpers import (affected_partitions, differences, forget_reads, partition_files, partitions_read,
+                                 published_marts, run_spark)
 
 # A Spark session and ~125 dbt nodes per run: minutes each on a busy 2-core machine.
 if shutil.which("java") is None:
@@ -32,7 +33,11 @@ def spark_tiny(tmp_path_factory):
         mp.setenv("CITYCLOUD_SPARK_SHUFFLE_PARTITIONS", "2")
         assert run_spark(settings, end=date.fromordinal(LAST_DAY.toordinal() - 1))
         before = {t: partition_files(settings, *t) for t in WATCHED}
+        access_lake = settings.spark_dir / "lake" / "service_access"
+        lake_files = forget_reads(access_lake)
         assert run_spark(settings)
+    before["access lake read"] = partitions_read(lake_files, access_lake) if lake_files is not None else None
+    before["access lake"] = {str(path.parent.relative_to(access_lake)) for path in lake_files or ()}
     return settings, before
 
 
@@ -58,3 +63,16 @@ def test_a_new_day_leaves_the_other_day_partitions_files_untouched(spark_tiny):
             assert after[partition] == before[table][partition], f"{table} {partition} was rewritten"
         for partition in touched & set(after):
             assert after[partition] != before[table].get(partition), f"{table} {partition} was not rebuilt"
+
+
+def test_a_new_day_reads_only_the_access_lake_partitions_it_touched(spark_tiny):
+    """The affected days reach Spark as literal partition filters (affected_partitions_filter):
+    the second build, staging and the lake source's data test alike, reads the access lake's
+    files of the days the new batch touched and no others. Before, the source's test
+    (`where batch_id > …`) read every file of the lake on every build."""
+    settings, before = spark_tiny
+    if before["access lake read"] is None:
+        pytest.skip("this filesystem does not record file reads (noatime)")
+    touched = affected_partitions(settings, batch_id=2)
+    assert before["access lake"] - touched and touched & before["access lake"]
+    assert before["access lake read"] == touched & before["access lake"]

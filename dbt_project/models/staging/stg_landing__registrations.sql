@@ -1,4 +1,8 @@
-{{ config(partition_by=day_partitions(), pre_hook="{{ delete_changed_events('registrations', 'event_id') }}") }}
+{#- On Spark a table built whole from the lake (partitioned by delivery, lake.py): account
+    events are few but spread over every day since a platform opened, and partitions by event
+    day were thousands of tiny folders written, listed and read on every build. -#}
+{{ config(materialized=incremental_unless_spark(),
+          pre_hook="{{ delete_changed_events('registrations', 'event_id') }}") }}
 -- depends_on: {{ ref('stg_audit__delivery_changes') }}
 
 -- One row per account event: the copy from the latest delivery wins (macros/latest_copy.sql).
