@@ -108,7 +108,12 @@ def tiny_run(tmp_path_factory):
     return tmp, proc
 
 
-@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
+# A whole `citycloud run` in a subprocess (its own landing area: one delivery incomplete), so the
+# end-to-end tier (`make test-e2e`, which CI runs after `make test`): what a run builds is checked by
+# the golden tests on the session's build (tests/marts/test_golden_tiny.py, in `make test`); here only
+# the terminal output and the log of a whole run.
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     tmp, proc = tiny_run
     err = proc.stderr
@@ -129,7 +134,8 @@ def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     assert proc.stdout.startswith("run: 115 deliveries") and "8 warnings; marts published" in proc.stdout
 
 
-@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
+@pytest.mark.slow  # the same `citycloud run` (above): `make test-e2e`
+@pytest.mark.e2e
 def test_run_log_has_every_detail(tiny_run):
     tmp, proc = tiny_run
     log = (tmp / "wh" / "output" / "logs" / "run.log").read_text(encoding="utf-8")
