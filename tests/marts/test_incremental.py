@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 
 from citycloud import pipeline
-from tests.conftest import TINY, make_settings, query, table_fingerprints, write_delivery
+from tests.conftest import make_settings, query, table_fingerprints, write_delivery
+from tests.marts.conftest import DAY_BY_DAY, copy_tiny_day_by_day
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +21,14 @@ def _build(settings, end=None, full_refresh=False):
     return pipeline.build(settings, full_refresh=full_refresh)
 
 
-def test_day_by_day_incremental_build_equals_full_refresh(tmp_path):
-    """Every mart, the funnels and service paths of the worked example's funnels.yml included."""
-    landing = tmp_path / "landing"
-    shutil.copytree(TINY / "landing", landing)
-    settings = make_settings(tmp_path, landing)
-    settings.funnels = TINY / "funnels.yml"
-    for end in (date(2026, 2, 3), date(2026, 2, 12), date(2026, 2, 20), None):
-        report = _build(settings, end=end)
-        assert not report.skipped
-    incremental = table_fingerprints(settings.warehouse, MARTS)
+def test_day_by_day_incremental_build_equals_full_refresh(tiny_day_by_day, tmp_path):
+    """Every mart, the funnels and service paths of the worked example's funnels.yml included
+    (tests/marts/conftest.py's tiny_day_by_day: built up to 02-03, 02-12, 02-20, then a whole run)."""
+    built, reports = tiny_day_by_day
+    assert [r.skipped for r in reports] == [False] * (len(DAY_BY_DAY) + 1)
+    incremental = table_fingerprints(built.warehouse, MARTS)
     assert {"marts_build.funnel_conversion", "marts_build.service_paths"} <= incremental.keys()
+    settings = copy_tiny_day_by_day(built, tmp_path)
     assert _build(settings).skipped  # nothing new → dbt does not run
     _build(settings, full_refresh=True)
     assert table_fingerprints(settings.warehouse, MARTS) == incremental

@@ -1,20 +1,21 @@
 """Funnels and service paths (user_ops.md) on the worked example, run with tests/data/tiny/funnels.yml:
 the published marts equal expected/{funnel_conversion,service_paths}.csv and an independent
 recomputation in Python (journeys_reference.py) cell for cell; a rerun with nothing new changes no
-table; a late event changes the periods it can touch and no earlier one. (Day-by-day incremental
-builds of both marts equal a full rebuild: tests/marts/test_incremental.py, with the same funnels.yml.)"""
+table; a late event changes the periods it can touch and no earlier one. The marts read are the
+session's day-by-day build of the worked example with this funnels.yml (tests/marts/conftest.py),
+which tests/marts/test_incremental.py finds equal to a full rebuild."""
 from __future__ import annotations
 
 import csv
 import shutil
 
 import pytest
-from pydantic import SecretStr
 
 from citycloud import pipeline
 from citycloud.funnels import load_funnels
-from tests.conftest import TEST_KEY, TINY, make_settings, query, table_fingerprints, write_delivery
+from tests.conftest import TINY, make_settings, query, table_fingerprints, write_delivery
 from tests.marts import journeys_reference as reference
+from tests.marts.conftest import copy_tiny_day_by_day
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +52,10 @@ def _same(a: dict, b: dict) -> list:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("journeys")
-    shutil.copytree(TINY / "landing", tmp / "landing")
-    settings = make_settings(tmp, tmp / "landing")
-    settings.funnels = FUNNELS
-    # a module fixture runs before the autouse key fixture: the key goes with the Settings
-    settings.pii_key = SecretStr(TEST_KEY)
-    assert pipeline.run(settings).published
-    return settings
+def built(tiny_day_by_day):
+    """tests/marts/conftest.py: the worked example with FUNNELS, built day by day, then a whole
+    run (published). Read only: the tests that run the pipeline again work on a copy."""
+    return tiny_day_by_day[0]
 
 
 def _text(value) -> str:
@@ -91,18 +87,15 @@ def test_marts_equal_an_independent_recomputation(built):
     assert _path_rows(built.published) == reference.service_paths(built.warehouse)
 
 
-def test_rerun_with_nothing_new_changes_no_table(built):
-    before = table_fingerprints(built.warehouse)
-    pipeline.run(built)
-    assert table_fingerprints(built.warehouse) == before
+def test_rerun_with_nothing_new_changes_no_table(built, tmp_path):
+    settings = copy_tiny_day_by_day(built, tmp_path)
+    before = table_fingerprints(settings.warehouse)
+    pipeline.run(settings)
+    assert table_fingerprints(settings.warehouse) == before
 
 
 def test_a_late_event_changes_only_the_periods_it_can_touch(built, tmp_path):
-    settings = make_settings(tmp_path, tmp_path / "landing")
-    settings.funnels = FUNNELS
-    shutil.copytree(built.landing, settings.landing)
-    settings.warehouse.parent.mkdir(parents=True)
-    shutil.copy(built.warehouse, settings.warehouse)
+    settings = copy_tiny_day_by_day(built, tmp_path)
     before = _funnel_rows(settings.warehouse)
     # a new day (03-04) whose delivery holds a success of 02-20, two weeks late
     line = ('{"event_id": "A-late-1", "user_id": "U430100000057", "service_id": "S43000", '
