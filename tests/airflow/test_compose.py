@@ -126,7 +126,7 @@ def test_env_names_are_the_ones_the_code_reads(compose):
         if var.startswith("CITYCLOUD_"):
             assert var in read.values(), f"{var} is set in docker-compose.yml but no code reads it"
     # and every tunable the DAGs read can be set in compose
-    orchestration = (REPO / "citycloud" / "orchestration.py").read_text(encoding="utf-8")
+    orchestration = (REPO / "pipeline" / "orchestration.py").read_text(encoding="utf-8")
     used = {read[f] for f in re.findall(r"\b(?:Settings\(\)|s)\.(\w+)", orchestration) if f in read}
     assert {"CITYCLOUD_DELIVERY_TIMEOUT_HOURS", "CITYCLOUD_LANDING", "CITYCLOUD_EVALUATION"} <= used
     for var in used:
