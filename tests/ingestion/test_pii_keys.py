@@ -120,6 +120,9 @@ def test_a_second_key_is_refused_and_nothing_changes(tmp_path, monkeypatch):
     assert TEST_KEY not in fp and len(fp) == 64
 
 
+# A whole `rotate-key` and the full rebuild it starts (~14 s): the e2e tier (#30); the refusals of a
+# wrong or weak key stay in make test.
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_rotate_key_rekeys_everything_and_keeps_every_figure(tmp_path, monkeypatch):
     from citycloud.pipeline.rotation import rotate

@@ -83,6 +83,8 @@ def test_since_batch_must_be_a_number(warehouse_copy):
                                            {SINCE_BATCH_ENV: "1 or true"}))
 
 
+# Two whole runs around an edited model (~13 s): the e2e tier (#30).
+@pytest.mark.e2e
 def test_run_rebuilds_when_a_model_changed_since_the_last_build(tiny_built, tmp_path, monkeypatch):
     """No delivery is new, but a model's definition is: `run` rebuilds the marts (not "marts
     unchanged" over marts built from the old SQL), and says why in one note."""

@@ -82,6 +82,9 @@ def test_latest_delivery_wins_and_late_events_reach_their_own_and_later_days(tmp
                                      "WHERE month = DATE '2026-03-01'") == [(3,)]
 
 
+# Three from-scratch rebuilds besides the increments (~33 s): the e2e tier (#30). make test keeps the
+# day-by-day increment equal to a full refresh and the late-event and latest-delivery cases above.
+@pytest.mark.e2e
 def test_event_level_increment_equals_a_full_rebuild_through_redeliveries_and_a_reexport(tmp_path):
     """Days a batch only added to re-rank just the events it delivered; a re-export that removes
     rows rebuilds its days whole. After every build, staging and everything above it equal a

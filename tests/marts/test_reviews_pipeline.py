@@ -41,6 +41,9 @@ def _items(settings):
                                      "FROM marts_build.review_items ORDER BY 1")
 
 
+# Four pipeline builds over a growing landing (~16 s): the e2e tier (#30); the worked example's
+# 好差评 rows (golden test) and the dbt unit tests stay in make test.
+@pytest.mark.e2e
 def test_orphan_matched_later_reexport_replaces_and_rerun_changes_nothing(tmp_path):
     landing = tmp_path / "landing"
     settings = make_settings(tmp_path, landing)
