@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.run import (RESULTS, START, fresh_env, generate, log, machine, measure, run_summary, users_for)
+from bench.run import RESULTS, history_warehouse, log, machine, measure, tries_on_copies
 
 # (module, attribute, label): what the child times inside `pipeline.run`. Nested pieces are
 # timed on their own too (dbt's parse is part of the build).
@@ -160,25 +160,16 @@ def probe(code: str, env: dict) -> dict:
 def bench_fixed_cost(data: Path, volume: int, history: int, repeat: int, regen: bool) -> dict:
     # Three days past the history: the new day, the warm day after it, and the generator's last
     # day whose delivery of one source is left incomplete.
-    landing = generate(data, f"fixed_cost_{volume // 1000}k_{history}d", {
-        "cities": 1, "start": START.isoformat(), "days": history + 3, "users": users_for(volume), "seed": 11,
-        "accesses_per_day": volume, "dirt": True}, regen)
-    env = fresh_env(data / "work" / "fixed_cost", landing)
+    env, setup_end, setup = history_warehouse(data, "fixed_cost", volume, history, 3, regen)
     state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
-    setup_end = START + timedelta(days=history - 1)
-    log(f"fixed cost: history of {history} days at {volume:,} events a day, up to {setup_end}")
-    setup = run_summary(measure("run", {"end": setup_end.isoformat()}, env, data / ".work"))
-    saved = state.parent / "warehouse.before-new-day"
-    shutil.copytree(state, saved, symlinks=True)
-    tries = []
-    for i in range(repeat):
-        if i:
-            shutil.rmtree(state)
-            shutil.copytree(saved, state, symlinks=True)
+
+    def try_once(i: int) -> dict:
         r = measure("fixed_cost", {"end": (setup_end + timedelta(days=1)).isoformat(),
                                    "warm_end": (setup_end + timedelta(days=2)).isoformat()}, env, data / ".work")
-        tries.append(r)
         log(f"fixed cost: try {i + 1}: {r['process_wall_s']:.1f}s, CPU {r['cpu_own_s']}s, load {r['loadavg_before']}")
+        return r
+
+    tries = tries_on_copies(env, repeat, try_once)
     shutil.rmtree(state.parent, ignore_errors=True)
     best = min(tries, key=lambda t: t["cpu_own_s"])
     import os

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.run import (RESULTS, START, best_new_day, fresh_env, generate, gib, log, machine, measure,
-                       run_summary, users_for)
+from bench.run import RESULTS, best_new_day, gib, history_warehouse, machine
 
 
 def touched_days(warehouse: Path) -> dict:
@@ -43,14 +42,8 @@ def touched_days(warehouse: Path) -> dict:
 
 def bench_late_window(data: Path, volume: int, history: int, repeat: int, regen: bool) -> dict:
     # Two days past the history: the generator leaves the last day of one source incomplete.
-    landing = generate(data, f"late_window_{volume // 1000}k_{history}d", {
-        "cities": 1, "start": START.isoformat(), "days": history + 2, "users": users_for(volume), "seed": 11,
-        "accesses_per_day": volume, "dirt": True}, regen)
-    env = fresh_env(data / "work" / "late_window", landing)
+    env, setup_end, setup = history_warehouse(data, "late_window", volume, history, 2, regen)
     state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
-    setup_end = START + timedelta(days=history - 1)
-    log(f"late window: history of {history} days at {volume:,} events a day, up to {setup_end}")
-    setup = run_summary(measure("run", {"end": setup_end.isoformat()}, env, data / ".work"))
     best = best_new_day(env, setup_end + timedelta(days=1), repeat, data, "late window: new day")
     best["touched"] = touched_days(Path(env["CITYCLOUD_WAREHOUSE"]))
     best["warehouse_bytes"] = Path(env["CITYCLOUD_WAREHOUSE"]).stat().st_size

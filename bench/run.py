@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
 from pathlib import Path
 
 import psutil
@@ -363,10 +364,24 @@ def bench_e2e(data: Path, size: int, regen: bool) -> dict:
     return r
 
 
-def best_new_day(env: dict[str, str], new_day: date, repeat: int, data: Path, label: str) -> dict:
-    """`citycloud run` of `new_day`, `repeat` times on copies of the same warehouse (kept in
+def history_warehouse(data: Path, part: str, volume: int, history: int, extra_days: int,
+                      regen: bool) -> tuple[dict[str, str], date, dict]:
+    """One city's landing of `history` + `extra_days` days at `volume` access events a day
+    (generated once) and a warehouse of its first `history` days in data/work/<part>.
+    Returns (the run's environment, the last day built, the setup run's summary)."""
+    landing = generate(data, f"{part}_{volume // 1000}k_{history}d", {
+        "cities": 1, "start": START.isoformat(), "days": history + extra_days, "users": users_for(volume),
+        "seed": 11, "accesses_per_day": volume, "dirt": True}, regen)
+    env = fresh_env(data / "work" / part, landing)
+    setup_end = START + timedelta(days=history - 1)
+    log(f"{part.replace('_', ' ')}: history of {history} days at {volume:,} events a day, up to {setup_end}")
+    return env, setup_end, run_summary(measure("run", {"end": setup_end.isoformat()}, env, data / ".work"))
+
+
+def tries_on_copies(env: dict[str, str], repeat: int, try_once: Callable[[int], dict]) -> list[dict]:
+    """`try_once(i)` `repeat` times, each on a copy of the warehouse as it is now (kept in
     warehouse.before-new-day meanwhile): the best try is less at the mercy of other jobs on the
-    machine. Returns the best run's summary with every try's seconds."""
+    machine. The warehouse left is the last try's."""
     state = Path(env["CITYCLOUD_WAREHOUSE"]).parent
     saved = state.parent / "warehouse.before-new-day"
     if saved.exists():
@@ -377,10 +392,20 @@ def best_new_day(env: dict[str, str], new_day: date, repeat: int, data: Path, la
         if i:
             shutil.rmtree(state)
             shutil.copytree(saved, state, symlinks=True)
-        tries.append(run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work")))
-        log(f"{label}: try {i + 1}: {tries[-1]['seconds']:.1f}s (CPU own {tries[-1]['cpu_own_s']}s, "
-            f"others {tries[-1]['cpu_others_s']}s)")
-    shutil.rmtree(saved)  # the warehouse left is the last try's
+        tries.append(try_once(i))
+    shutil.rmtree(saved)
+    return tries
+
+
+def best_new_day(env: dict[str, str], new_day: date, repeat: int, data: Path, label: str) -> dict:
+    """`citycloud run` of `new_day`, `repeat` times on copies of the same warehouse. Returns the
+    best run's summary with every try's seconds."""
+    def try_once(i: int) -> dict:
+        r = run_summary(measure("run", {"end": new_day.isoformat()}, env, data / ".work"))
+        log(f"{label}: try {i + 1}: {r['seconds']:.1f}s (CPU own {r['cpu_own_s']}s, others {r['cpu_others_s']}s)")
+        return r
+
+    tries = tries_on_copies(env, repeat, try_once)
     best = min(tries, key=lambda t: t["seconds"])
     best["all_seconds"] = [t["seconds"] for t in tries]
     return best
