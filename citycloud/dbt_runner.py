@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import threading
@@ -117,7 +118,7 @@ def run_dbt(settings: Settings, command: list[str] | DbtCommand,
     # every failure message and docs/airflow.md send the reader to.
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                 "--no-use-colors", "--log-level", "none", "--log-level-file", "info"]
-    with _invocation, _environment(env), _watch_interrupts():
+    with _invocation, _environment(env), _watch_interrupts(), _log_file_failures_silent():
         fault_hook.pause_at("dbt-start", dbt_pid=os.getpid())
         try:
             outcome = dbtRunner(callbacks=[on_event]).invoke(cli_args)
@@ -147,6 +148,18 @@ def _problem(node, status: str, message: str | None) -> str:
     kind = getattr(node.resource_type, "value", node.resource_type)
     what = "Failure" if status == "fail" else "Error"
     return f"{what} in {kind} {node.name} ({node.original_file_path}): {(message or '').strip()}"
+
+
+@contextmanager
+def _log_file_failures_silent() -> Iterator[None]:
+    """dbt's file log (dbt.log) is a help, not a result: when it cannot be written (a full disk),
+    Python's logging would print "--- Logging error ---" and a traceback for every event. The
+    build's own outcome still says what failed and why (a full disk: citycloud.db.no_space_error)."""
+    previous, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = previous
 
 
 @contextmanager
