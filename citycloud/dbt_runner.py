@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import signal
 import threading
@@ -113,12 +112,13 @@ def run_dbt(settings: Settings, command: list[str] | DbtCommand,
             _pause_in_dbt_thread("dbt-middle", dbt_pid=os.getpid())
 
     env = {**dbt_env(settings), **command.env}
-    # No console output: progress comes through on_event, failures from the results. The file
-    # log is asked for apart: `--log-level none` alone silences DBT_LOG_PATH/dbt.log too, which
-    # every failure message and docs/airflow.md send the reader to.
+    # No output: progress comes through on_event, failures from the results. `--log-level none`
+    # silences dbt's file log too, and it stays off: with `--log-level-file info` a full disk
+    # printed a logging traceback per event, and a Ctrl-C during dbt once left the run hanging
+    # (tests/faults). Every node's result is in run_results.json (written below).
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--no-use-colors", "--log-level", "none", "--log-level-file", "info"]
-    with _invocation, _environment(env), _watch_interrupts(), _log_file_failures_silent():
+                "--no-use-colors", "--log-level", "none"]
+    with _invocation, _environment(env), _watch_interrupts():
         fault_hook.pause_at("dbt-start", dbt_pid=os.getpid())
         try:
             outcome = dbtRunner(callbacks=[on_event]).invoke(cli_args)
@@ -137,7 +137,7 @@ def run_dbt(settings: Settings, command: list[str] | DbtCommand,
     if outcome.exception is not None:
         problems.insert(0, f"{type(outcome.exception).__name__}: {str(outcome.exception).strip()}")
     error = CitycloudError(f"dbt {args[0]} failed:\n  " + "\n  ".join(problems[:25] or ["(no result)"])
-                           + f"\nFull log: {env['DBT_LOG_PATH']}/dbt.log")
+                           + f"\nEvery node's result: {env['DBT_TARGET_PATH']}/run_results.json")
     if outcome.exception is not None:
         raise error from outcome.exception  # a full disk stays findable (citycloud.db.no_space_error)
     raise error
@@ -148,18 +148,6 @@ def _problem(node, status: str, message: str | None) -> str:
     kind = getattr(node.resource_type, "value", node.resource_type)
     what = "Failure" if status == "fail" else "Error"
     return f"{what} in {kind} {node.name} ({node.original_file_path}): {(message or '').strip()}"
-
-
-@contextmanager
-def _log_file_failures_silent() -> Iterator[None]:
-    """dbt's file log (dbt.log) is a help, not a result: when it cannot be written (a full disk),
-    Python's logging would print "--- Logging error ---" and a traceback for every event. The
-    build's own outcome still says what failed and why (a full disk: citycloud.db.no_space_error)."""
-    previous, logging.raiseExceptions = logging.raiseExceptions, False
-    try:
-        yield
-    finally:
-        logging.raiseExceptions = previous
 
 
 @contextmanager
