@@ -29,7 +29,8 @@ java:
 	@bash scripts/install_java.sh
 
 # The end-to-end tier (`make test-e2e`: the fault tests that run the pipeline, the docs' Airflow
-# and Add-a-KPI walkthroughs, the longest whole rebuilds) runs after `make test` in CI; the fault suite's quick tests stay in `make test`. The Spark tests do not fit the suite's budget (two Spark builds of
+# and Add-a-KPI walkthroughs, the Airflow DAG runs of tests/airflow/test_e2e.py, a whole `citycloud
+# run`'s terminal output) runs after `make test` in CI; the fault suite's quick tests stay in `make test`. The Spark tests do not fit the suite's budget (two Spark builds of
 # the worked example took 35 min on the busy 2-core machine): `make test-spark-quick` is their
 # reduced form for CI.
 test: setup browser

@@ -24,7 +24,10 @@ from citycloud.config import PUBLISHED_MARTS
 
 from airflow_harness import AIRFLOW_HOME, REPO, run_dags
 
-pytestmark = pytest.mark.slow
+# Seven DAG runs (each ingests, builds, checks, publishes or settles): the end-to-end tier, `make
+# test-e2e`, which CI runs after `make test` (3 of a busy `make test`'s minutes, #30). `make test`
+# keeps the DAGs' structure (test_dag_integrity.py) and their tasks' decisions (test_orchestration.py).
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def _tiny() -> Path:

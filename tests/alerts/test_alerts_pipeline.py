@@ -15,7 +15,11 @@ from citycloud.generate import generate
 from tests.alerts.conftest import write_config
 from tests.conftest import TEST_KEY, make_settings, query
 
-pytestmark = pytest.mark.slow
+# Three generated pipeline runs: the end-to-end tier (`make test-e2e`, which CI runs after `make
+# test`; #30). `make test` keeps the parts: anomalies found through the pipeline on injected drops
+# (tests/dashboard/test_dashboard_alerts_journeys.py, on the session's alerts_journeys_built),
+# sending once and `resolved` once, and missing deliveries (test_alerts.py, on hand-made tables).
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 AS_OF = datetime(2026, 3, 12, 8, 0, tzinfo=BUSINESS_TZ)  # every day due: no missing deliveries
 

@@ -94,7 +94,7 @@ def test_generate_shows_a_line_per_city_and_every_day_only_when_verbose(tmp_path
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def cli_run(tmp_path_factory):
     """`citycloud run` over the worked example with one delivery left incomplete."""
     tmp = tmp_path_factory.mktemp("cli_run")
     shutil.copytree(TINY / "landing", tmp / "landing")
@@ -108,9 +108,14 @@ def tiny_run(tmp_path_factory):
     return tmp, proc
 
 
-@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
-def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
-    tmp, proc = tiny_run
+# A whole `citycloud run` in a subprocess (its own landing area: one delivery incomplete), so the
+# end-to-end tier (`make test-e2e`, which CI runs after `make test`): what a run builds is checked by
+# the golden tests on the session's build (tests/marts/test_golden_tiny.py, in `make test`); here only
+# the terminal output and the log of a whole run.
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_run_output_is_short_and_names_what_to_look_at(cli_run):
+    tmp, proc = cli_run
     err = proc.stderr
     assert len(err.splitlines()) <= 25, err
     assert "[1/115]" not in err and "dbt 1 of" not in err  # per-step lines: log file only
@@ -129,9 +134,10 @@ def test_run_output_is_short_and_names_what_to_look_at(tiny_run):
     assert proc.stdout.startswith("run: 115 deliveries") and "8 warnings; marts published" in proc.stdout
 
 
-@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
-def test_run_log_has_every_detail(tiny_run):
-    tmp, proc = tiny_run
+@pytest.mark.slow  # the same `citycloud run` (above): `make test-e2e`
+@pytest.mark.e2e
+def test_run_log_has_every_detail(cli_run):
+    tmp, proc = cli_run
     log = (tmp / "wh" / "output" / "logs" / "run.log").read_text(encoding="utf-8")
     assert f"full log: {tmp / 'wh' / 'output' / 'logs' / 'run.log'}" in proc.stderr
     assert len(re.findall(r" \[\d+/115\] 430100/", log)) == 115
@@ -140,10 +146,11 @@ def test_run_log_has_every_detail(tiny_run):
     assert proc.stdout.strip() in log
 
 
-@pytest.mark.slow  # a whole `citycloud run` (its own landing area: one delivery incomplete)
-def test_quality_page_is_the_self_contained_entry_point(tiny_run):
-    tmp, _ = tiny_run
-    docs = tmp / "wh" / "output" / "data_docs"
+@pytest.mark.slow
+def test_quality_page_is_the_self_contained_entry_point(tiny_built):
+    """The page every run writes, here the session's build of the worked example (tests/conftest.py;
+    the same 8 warnings as the run above, which `make test` no longer runs)."""
+    docs = tiny_built.output / "data_docs"
     page = (docs / "citycloud-quality.html").read_text(encoding="utf-8")
     assert "<script" not in page and not re.search(r"(src|href)=['\"]https?://", page)  # nothing from a CDN
     assert "<h2>Warnings (8)</h2>" in page

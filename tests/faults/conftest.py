@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import pytest
@@ -54,6 +56,24 @@ def citycloud(args: list[str], check: bool = True, timeout: float = 900) -> subp
     return done
 
 
+@contextmanager
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """Start children with SIGINT at its default, as a terminal starts a foreground command.
+
+    A runner started in the background by a non-interactive shell (`nohup make test &`) ignores
+    SIGINT, and an ignored signal stays ignored across exec: the CLI would then, rightly, ignore
+    the Ctrl-C the test sends (it hung so in CI runs started that way). A handled signal is reset
+    to its default by exec, so a handler here for the duration of the fork gives the child SIG_DFL."""
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Paused:
     """The CLI started with a pause at `phase`, waiting there (see citycloud/fault_hook.py)."""
 
@@ -62,9 +82,10 @@ class Paused:
         self.marker.unlink(missing_ok=True)
         self.log = open(workdir / f"pause-{phase}.log", "w+")
         # Its own session: a kill aimed at it never reaches pytest; dbt is its child only.
-        self.proc = subprocess.Popen([sys.executable, "-m", "citycloud.pipeline.cli", *args],
-                                     env=cli_env(phase, self.marker), stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with sigint_as_in_a_terminal():
+            self.proc = subprocess.Popen([sys.executable, "-m", "citycloud.pipeline.cli", *args],
+                                         env=cli_env(phase, self.marker), stdout=self.log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + PAUSE_TIMEOUT
         while not self.marker.exists():
             if self.proc.poll() is not None:

@@ -186,7 +186,10 @@ def test_dashboard_listens_on_loopback_unless_asked():
     assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
 
 
+# A whole `citycloud run` of the worked example in a subprocess: the end-to-end tier (`make test-e2e`;
+# #30), where the relative paths given reach every step (GX's data docs need an absolute one).
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_relative_warehouse_path_builds_and_writes_data_docs(tmp_path):
     import shutil
 
