@@ -8,8 +8,10 @@ session (fixture `airflow_db`); the end-to-end tests run their DAG runs in one s
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ BIN = Path(sys.executable).parent
 POOL = "citycloud_warehouse"
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="citycloud-airflow-home-"))
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)  # one per session, gone after it
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": str(AIRFLOW_HOME),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
