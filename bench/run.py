@@ -752,6 +752,18 @@ def run_big_day_alone(data: Path, size: int, regen: bool) -> int:
     return 0
 
 
+def kept_parts(old: dict, only: set[str]) -> tuple[dict, list[str]]:
+    """The parts of the last run of a mode that this partial run does not redo, and a note for each
+    naming the run that measured it: the old run's own note when it had kept that part itself."""
+    kept, notes = {}, []
+    for part in ("ingestion", "e2e", "incremental", "backfill", "big_day"):
+        if part in old and {"ingestion": "ingest", "big_day": "big-day"}.get(part, part) not in only:
+            kept[part] = old[part]
+            earlier = [n for n in old.get("notes", []) if n.startswith(f"{part}: from the run started ")]
+            notes.append(earlier[0] if earlier else f"{part}: from the run started {old.get('started_at')}")
+    return kept, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     mode = p.add_mutually_exclusive_group()
@@ -798,11 +810,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = RESULTS / f"{args.mode}.json"
     if only != set(PARTS) - ({"big-day"} if not cfg["big_day"] else set()) and previous.exists():
         # A partial run keeps the other parts of the last run of the same mode.
-        old = json.loads(previous.read_text())
-        for part in ("ingestion", "e2e", "incremental", "backfill", "big_day"):
-            if part in old and {"ingestion": "ingest", "big_day": "big-day"}.get(part, part) not in only:
-                res[part] = old[part]
-                res["notes"].append(f"{part}: from the run started {old.get('started_at')}")
+        kept, notes = kept_parts(json.loads(previous.read_text()), only)
+        res.update(kept)
+        res["notes"] += notes
 
     def checkpoint():
         res["seconds"] = round(time.time() - t0, 1)
